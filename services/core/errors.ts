@@ -1,0 +1,114 @@
+/**
+ * The error catalogue: every error amalgam reports, declared once.
+ *
+ * A code is the stable contract (tests and clients match on it, never on the
+ * message). Each entry carries the HTTP status, the gRPC status code and
+ * whether retrying the same request may succeed. `test/unit/core/errors.test.ts`
+ * fails when a code is not documented in the README.
+ */
+
+/** gRPC status codes (numeric values from the gRPC spec). */
+export const GrpcStatus = {
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+
+interface ErrorSpec {
+  http: number;
+  grpc: number;
+  retryable: boolean;
+  message: string;
+}
+
+export const ERRORS = {
+  NO_QUORUM: {
+    http: 503,
+    grpc: GrpcStatus.UNAVAILABLE,
+    retryable: true,
+    message: 'the store cannot reach a quorum; nothing was acknowledged, retry later',
+  },
+  OUTCOME_UNKNOWN: {
+    http: 503,
+    grpc: GrpcStatus.UNAVAILABLE,
+    retryable: true,
+    message:
+      'the store did not confirm whether the write committed; retry the same request to settle it',
+  },
+  WATCH_COMPACTED: {
+    http: 410,
+    grpc: GrpcStatus.OUT_OF_RANGE,
+    retryable: false,
+    message: 'the requested revision was compacted; re-list and watch from the current revision',
+  },
+  LEASE_NOT_FOUND: {
+    http: 404,
+    grpc: GrpcStatus.NOT_FOUND,
+    retryable: false,
+    message: 'the lease does not exist or has expired',
+  },
+  INVALID_ARGUMENT: {
+    http: 400,
+    grpc: GrpcStatus.INVALID_ARGUMENT,
+    retryable: false,
+    message: 'a field of the request is not valid',
+  },
+  STORE_CLOSED: {
+    http: 503,
+    grpc: GrpcStatus.UNAVAILABLE,
+    retryable: false,
+    message: 'the store was closed',
+  },
+  WAL_CORRUPT: {
+    http: 500,
+    grpc: GrpcStatus.DATA_LOSS,
+    retryable: false,
+    message: 'the write-ahead log is damaged before its last record; refusing to start',
+  },
+  DATA_DIR_LOCKED: {
+    http: 500,
+    grpc: GrpcStatus.FAILED_PRECONDITION,
+    retryable: false,
+    message: 'another process holds the data directory',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class AmalgamError extends Error {
+  readonly code: ErrorCode;
+  readonly http: number;
+  readonly grpc: number;
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(
+    code: ErrorCode,
+    detail?: string,
+    details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    const spec: ErrorSpec = ERRORS[code];
+    super(detail ? `${spec.message}: ${detail}` : spec.message, options);
+    this.name = 'AmalgamError';
+    this.code = code;
+    this.http = spec.http;
+    this.grpc = spec.grpc;
+    this.retryable = spec.retryable;
+    this.details = details;
+  }
+}
+
+export function isAmalgamError(err: unknown, code?: ErrorCode): err is AmalgamError {
+  return err instanceof AmalgamError && (code === undefined || err.code === code);
+}
