@@ -32,7 +32,12 @@ export type CompareOp = '==' | '!=' | '<' | '>';
  */
 export type Compare =
   | { key: string; target: 'value'; op: CompareOp; value: string }
-  | { key: string; target: 'version' | 'createRevision' | 'modRevision'; op: CompareOp; value: number };
+  | {
+      key: string;
+      target: 'version' | 'createRevision' | 'modRevision';
+      op: CompareOp;
+      value: number;
+    };
 
 export type Op =
   | { type: 'put'; key: string; value: string; lease?: string }
@@ -129,8 +134,14 @@ export interface Store {
 }
 
 /** Shorthand for the commonest write: put unconditionally. */
-export async function put(store: Store, key: string, value: string, lease?: string): Promise<number> {
-  const op: Op = lease === undefined ? { type: 'put', key, value } : { type: 'put', key, value, lease };
+export async function put(
+  store: Store,
+  key: string,
+  value: string,
+  lease?: string,
+): Promise<number> {
+  const op: Op =
+    lease === undefined ? { type: 'put', key, value } : { type: 'put', key, value, lease };
   const result = await store.txn({ compares: [], onSuccess: [op] });
   return result.revision;
 }
