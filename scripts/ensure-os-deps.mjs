@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/**
+ * Makes sure the operating-system packages the test suites need are present.
+ * As root it installs the missing ones with apt-get; otherwise it stops with
+ * one clear message naming what to install. Used by `npm test` and `.ci/run`.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/** Debian package -> how we know it is installed. */
+const REQUIRED = [
+  { pkg: 'etcd-server', present: () => onPath('etcd'), why: 'real etcd members for the etcd backend suites' },
+];
+
+function onPath(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 15)) {
+  console.error(`amalgam needs Node.js >= 20.15 (found ${process.versions.node}).`);
+  process.exit(1);
+}
+
+const missing = REQUIRED.filter((r) => !r.present());
+if (missing.length === 0) process.exit(0);
+
+const names = missing.map((m) => m.pkg);
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+if (!isRoot || !existsSync('/usr/bin/apt-get')) {
+  console.error(
+    `amalgam's tests need these packages: ${names.join(' ')}\n` +
+      missing.map((m) => `  ${m.pkg}: ${m.why}`).join('\n') +
+      `\nInstall them with: sudo apt-get install -y ${names.join(' ')}`,
+  );
+  process.exit(1);
+}
+console.error(`installing ${names.join(' ')} with apt-get ...`);
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+execFileSync('apt-get', ['install', '-y', '-qq', ...names], { stdio: 'inherit', env });
