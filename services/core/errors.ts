@@ -36,14 +36,8 @@ export const ERRORS = {
     http: 503,
     grpc: GrpcStatus.UNAVAILABLE,
     retryable: true,
-    message: 'the store cannot reach a quorum; nothing was acknowledged, retry later',
-  },
-  OUTCOME_UNKNOWN: {
-    http: 503,
-    grpc: GrpcStatus.UNAVAILABLE,
-    retryable: true,
     message:
-      'the store did not confirm whether the write committed; retry the same request to settle it',
+      'the store cannot reach a quorum; nothing was acknowledged (a write may still apply when the quorum returns: resend it with details.requestId to settle it)',
   },
   WATCH_COMPACTED: {
     http: 410,
@@ -80,6 +74,41 @@ export const ERRORS = {
     grpc: GrpcStatus.FAILED_PRECONDITION,
     retryable: false,
     message: 'another process holds the data directory',
+  },
+  // 409, not 507: 507 Insufficient Storage is WebDAV's and, as a 5xx, tells
+  // generic clients, proxies and alerts that the server is at fault and a retry
+  // may help. Here the server is fine; the request conflicts with the cluster's
+  // current state (not enough contributed memory) and fails again until that
+  // state changes (a node joins, a segment is freed). gRPC has an exact match.
+  RANGE_EXHAUSTED: {
+    http: 409,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    retryable: false,
+    message: 'not enough free network memory for the request',
+  },
+  NODE_NOT_FOUND: {
+    http: 404,
+    grpc: GrpcStatus.NOT_FOUND,
+    retryable: false,
+    message: 'the node does not exist',
+  },
+  SEGMENT_NOT_FOUND: {
+    http: 404,
+    grpc: GrpcStatus.NOT_FOUND,
+    retryable: false,
+    message: 'the segment does not exist',
+  },
+  TOKEN_INVALID: {
+    http: 401,
+    grpc: GrpcStatus.UNAUTHENTICATED,
+    retryable: false,
+    message: 'the bootstrap token is malformed, unknown or expired',
+  },
+  NAME_TAKEN: {
+    http: 409,
+    grpc: GrpcStatus.ALREADY_EXISTS,
+    retryable: false,
+    message: 'the name is already taken by another object',
   },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -67,7 +67,11 @@ export interface EtcdStoreOptions {
   attemptTimeoutMs?: number;
   /** Time after which an operation that found no quorum fails with NO_QUORUM (ms). Default 6000. */
   operationTimeoutMs?: number;
-  /** TTL of the lease that keeps txn markers alive (s). Default 600. */
+  /**
+   * TTL of the lease that keeps txn markers alive (s). Default 600. A lease is
+   * used for new markers during its first half only, so a marker lives at
+   * least TTL/2 = REQUEST_ID_RETENTION_MS.
+   */
   markerTtlSeconds?: number;
 }
 
@@ -156,12 +160,27 @@ export class EtcdStore implements Store {
       );
       return { succeeded: res.succeeded, revision: Number(res.header.revision) };
     }
-    const marker = `${MARKER_PREFIX}${randomUUID()}`;
+    const requestId = request.requestId ?? randomUUID();
+    const marker = `${MARKER_PREFIX}${requestId}`;
     for (let leaseRetry = 0; ; leaseRetry++) {
       const markerLease = await this.currentMarkerLease();
       try {
         return await this.settledTxn(request, marker, markerLease);
       } catch (err) {
+        // The write may sit in a minority's log and commit when the quorum returns:
+        // hand the caller the id that settles it.
+        if (isAmalgamError(err, 'NO_QUORUM')) {
+          throw new AmalgamError(
+            'NO_QUORUM',
+            err.message.replace(/^[^:]*: /, ''),
+            {
+              ...err.details,
+              requestId,
+              outcome: 'unknown',
+            },
+            { cause: err.cause },
+          );
+        }
         // A lease that vanished makes etcd reject the whole txn before applying it,
         // so trying again with a fresh marker lease is safe. A second failure means
         // the caller's own lease is gone.

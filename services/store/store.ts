@@ -48,7 +48,18 @@ export interface TxnRequest {
   compares: Compare[];
   onSuccess: Op[];
   onFailure?: Op[];
+  /**
+   * Makes the txn idempotent: a txn sent again with the same id (for at least
+   * REQUEST_ID_RETENTION_MS after the first) is applied at most once and
+   * reports the outcome of the first application. A write refused with NO_QUORUM may
+   * still apply once the quorum returns; resending it with the requestId from
+   * the error's details settles which. Default: a fresh id per call.
+   */
+  requestId?: string;
 }
+
+/** How long both backends remember a txn's requestId at the least. */
+export const REQUEST_ID_RETENTION_MS = 5 * 60 * 1000;
 
 export interface TxnResult {
   /** True when every compare held and `onSuccess` was applied. */

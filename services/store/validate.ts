@@ -73,8 +73,18 @@ function validateOps(ops: Op[], field: string): void {
   });
 }
 
+const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 export function validateTxn(request: TxnRequest): void {
   const onFailure = request.onFailure ?? [];
+  if (
+    request.requestId !== undefined &&
+    (typeof request.requestId !== 'string' || !REQUEST_ID.test(request.requestId))
+  ) {
+    throw new AmalgamError('INVALID_ARGUMENT', 'requestId: 1 to 64 of [A-Za-z0-9_-]', {
+      field: 'requestId',
+    });
+  }
   if (request.compares.length + request.onSuccess.length + onFailure.length > MAX_TXN_OPS) {
     throw new AmalgamError(
       'INVALID_ARGUMENT',

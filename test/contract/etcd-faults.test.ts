@@ -3,55 +3,78 @@
  * after commit, and leases whose renewals stop arriving.
  */
 import t from 'tap';
+import { type AmalgamError, isAmalgamError } from '../../services/core/errors.ts';
 import { EtcdStore } from '../../services/store/etcd-store.ts';
-import { put } from '../../services/store/store.ts';
+import { put, type TxnRequest } from '../../services/store/store.ts';
 import { startEtcdCluster } from '../harness/etcd-cluster.ts';
 import { startReplyDroppingProxy } from '../harness/reply-dropping-proxy.ts';
 
-t.test('2 of 3 members stopped: writes fail with NO_QUORUM in bounded time, then recover', async (t) => {
-  const cluster = await startEtcdCluster({ size: 3 });
-  t.teardown(() => cluster.destroy());
-  const operationTimeoutMs = 3000;
-  const store = new EtcdStore({ endpoints: cluster.endpoints(), attemptTimeoutMs: 1000, operationTimeoutMs });
-  t.teardown(() => store.close());
-  await put(store, '/q/before', '1');
+t.test(
+  '2 of 3 members stopped: writes fail with NO_QUORUM in bounded time, then recover',
+  async (t) => {
+    const cluster = await startEtcdCluster({ size: 3 });
+    t.teardown(() => cluster.destroy());
+    const operationTimeoutMs = 3000;
+    const store = new EtcdStore({
+      endpoints: cluster.endpoints(),
+      attemptTimeoutMs: 1000,
+      operationTimeoutMs,
+    });
+    t.teardown(() => store.close());
+    await put(store, '/q/before', '1');
 
-  await cluster.kill(1);
-  await cluster.kill(2);
-  const startedAt = Date.now();
-  await t.rejects(
-    store.txn({
+    await cluster.kill(1);
+    await cluster.kill(2);
+    const startedAt = Date.now();
+    const createK = {
       compares: [{ key: '/q/k', target: 'version', op: '==', value: 0 }],
       onSuccess: [{ type: 'put', key: '/q/k', value: 'minority' }],
-    }),
-    { code: 'NO_QUORUM' },
-    'a write without quorum is refused with NO_QUORUM',
-  );
-  const elapsed = Date.now() - startedAt;
-  // A bound, not a benchmark: the refusal must come, and must not hang.
-  t.ok(elapsed < operationTimeoutMs + 5000, `refused after ${elapsed} ms (bound ${operationTimeoutMs} ms + slack)`);
-  await t.rejects(store.get('/q/before'), { code: 'NO_QUORUM' }, 'linearizable reads refuse too');
-
-  await cluster.restart(1);
-  await cluster.restart(2);
-  // After the restart a write goes through, and the refused write never applied.
-  let recovered = false;
-  for (let i = 0; i < 20 && !recovered; i++) {
+    } as const satisfies TxnRequest;
+    let refused: AmalgamError | undefined;
     try {
-      await put(store, '/q/after', '1');
-      recovered = true;
+      await store.txn(createK);
     } catch (err) {
-      if ((err as { code?: string }).code !== 'NO_QUORUM') throw err;
+      if (isAmalgamError(err)) refused = err;
+      else throw err;
     }
-  }
-  t.ok(recovered, 'writes are accepted again after the members return');
-  const res = await store.txn({
-    compares: [{ key: '/q/k', target: 'version', op: '==', value: 0 }],
-    onSuccess: [{ type: 'put', key: '/q/k', value: 'majority' }],
-  });
-  t.equal(res.succeeded, true, 'the refused create-if-absent had not applied');
-  t.equal((await store.get('/q/k'))?.value, 'majority');
-});
+    t.equal(refused?.code, 'NO_QUORUM', 'a write without quorum is refused with NO_QUORUM');
+    t.equal(refused?.details.outcome, 'unknown', 'the refusal says the outcome is not known');
+    t.match(refused?.details.requestId, /^[A-Za-z0-9_-]+$/, 'and carries the id that settles it');
+    const elapsed = Date.now() - startedAt;
+    // A bound, not a benchmark: the refusal must come, and must not hang.
+    t.ok(
+      elapsed < operationTimeoutMs + 5000,
+      `refused after ${elapsed} ms (bound ${operationTimeoutMs} ms + slack)`,
+    );
+    await t.rejects(store.get('/q/before'), { code: 'NO_QUORUM' }, 'linearizable reads refuse too');
+
+    await cluster.restart(1);
+    await cluster.restart(2);
+    // After the restart a write goes through, and the refused write never applied.
+    let recovered = false;
+    for (let i = 0; i < 20 && !recovered; i++) {
+      try {
+        await put(store, '/q/after', '1');
+        recovered = true;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'NO_QUORUM') throw err;
+      }
+    }
+    t.ok(recovered, 'writes are accepted again after the members return');
+    // The refused write may have been in the surviving member's log and committed
+    // on recovery. Resending it with its requestId settles it; a competing create
+    // must then see exactly the opposite outcome: never two winners, never none.
+    const settled = await store.txn({ ...createK, requestId: String(refused?.details.requestId) });
+    const again = await store.txn({ ...createK, requestId: String(refused?.details.requestId) });
+    t.same(again, settled, 'resending with the same requestId is idempotent');
+    const rival = await store.txn({
+      compares: [{ key: '/q/k', target: 'version', op: '==', value: 0 }],
+      onSuccess: [{ type: 'put', key: '/q/k', value: 'majority' }],
+    });
+    t.equal(rival.succeeded, !settled.succeeded, 'exactly one create-if-absent won');
+    t.equal((await store.get('/q/k'))?.value, settled.succeeded ? 'minority' : 'majority');
+  },
+);
 
 t.test('a txn whose reply is lost after commit is reported as won, 200 of 200', async (t) => {
   const cluster = await startEtcdCluster({ size: 1 });
@@ -60,7 +83,11 @@ t.test('a txn whose reply is lost after commit is reported as won, 200 of 200', 
   if (!endpoint) throw new Error('no endpoint');
   const proxy = await startReplyDroppingProxy(endpoint);
   t.teardown(() => proxy.close());
-  const store = new EtcdStore({ endpoints: [proxy.url], attemptTimeoutMs: 1000, operationTimeoutMs: 10000 });
+  const store = new EtcdStore({
+    endpoints: [proxy.url],
+    attemptTimeoutMs: 1000,
+    operationTimeoutMs: 10000,
+  });
   t.teardown(() => store.close());
   const direct = new EtcdStore({ endpoints: [endpoint] });
   t.teardown(() => direct.close());
@@ -81,7 +108,8 @@ t.test('a txn whose reply is lost after commit is reported as won, 200 of 200', 
     });
     const stored = await direct.get(key);
     if (i % 2 === 0) {
-      if (res.succeeded && stored?.value === `won-${i}` && stored.modRevision === res.revision) reportedWon++;
+      if (res.succeeded && stored?.value === `won-${i}` && stored.modRevision === res.revision)
+        reportedWon++;
       else t.fail(`round ${i}: won the write but was told ${JSON.stringify(res)}`);
     } else {
       const lostMark = await direct.get(`${key}/lost`);
@@ -91,13 +119,21 @@ t.test('a txn whose reply is lost after commit is reported as won, 200 of 200', 
   }
   t.equal(proxy.dropped(), rounds, 'every reply was dropped by the proxy');
   t.equal(reportedWon, rounds / 2, 'every committed win reported as won');
-  t.equal(reportedLost, rounds / 2, 'every lost compare reported as lost, its failure branch applied once');
+  t.equal(
+    reportedLost,
+    rounds / 2,
+    'every lost compare reported as lost, its failure branch applied once',
+  );
 });
 
 t.test('a lease is reported lost no later than its TTL when renewals stop', async (t) => {
   const cluster = await startEtcdCluster({ size: 1 });
   t.teardown(() => cluster.destroy());
-  const store = new EtcdStore({ endpoints: cluster.endpoints(), attemptTimeoutMs: 500, operationTimeoutMs: 1000 });
+  const store = new EtcdStore({
+    endpoints: cluster.endpoints(),
+    attemptTimeoutMs: 500,
+    operationTimeoutMs: 1000,
+  });
   t.teardown(() => store.close());
   const ttlSeconds = 2;
   const lease = await store.grantLease(ttlSeconds);
@@ -110,5 +146,8 @@ t.test('a lease is reported lost no later than its TTL when renewals stop', asyn
   const after = Date.now() - frozenAt;
   // The last acknowledged renewal was sent before the freeze, so loss is due within one TTL of it.
   // 300 ms of slack covers timer lateness on a loaded machine; the etcd3 default would take ~2 TTL.
-  t.ok(after <= ttlSeconds * 1000 + 300, `lost reported ${after} ms after renewals stopped (TTL ${ttlSeconds * 1000} ms)`);
+  t.ok(
+    after <= ttlSeconds * 1000 + 300,
+    `lost reported ${after} ms after renewals stopped (TTL ${ttlSeconds * 1000} ms)`,
+  );
 });
