@@ -1,0 +1,481 @@
+/**
+ * The embedded store's state machine: revisioned keys, leases and the event
+ * history, with etcd v3 semantics.
+ *
+ * Pure and synchronous, like etcd-raft's core: no I/O, no timers, no clock, no
+ * randomness. The same commands applied to the same state give the same state
+ * and the same events, so replaying the write-ahead log after a snapshot
+ * rebuilds exactly what was acknowledged. Every command validates fully and
+ * throws an AmalgamError before it changes anything: a command either applies
+ * whole or not at all.
+ */
+
+import { AmalgamError } from '../core/errors.ts';
+import type {
+  Compare,
+  KeyValue,
+  Op,
+  RangeOptions,
+  RangeResult,
+  TxnRequest,
+  TxnResult,
+  WatchEvent,
+} from './store.ts';
+import {
+  INTERNAL_PREFIX,
+  validateKey,
+  validateLeaseTtl,
+  validateTxn as validateSharedTxnRules,
+} from './validate.ts';
+
+/** A command as the write-ahead log records it. */
+export type StoreCommand =
+  | { op: 'txn'; txn: TxnRequest }
+  | { op: 'grantLease'; id: string; ttlSeconds: number }
+  | { op: 'revokeLease'; id: string }
+  | { op: 'compact'; revision: number };
+
+export interface Applied {
+  /** Watch events the command produced, in the order its writes were applied. */
+  events: WatchEvent[];
+  /** False when the command left the state exactly as it was (nothing to log). */
+  changed: boolean;
+}
+
+export interface TxnApplied extends Applied {
+  result: TxnResult;
+}
+
+export interface LeaseInfo {
+  id: string;
+  ttlSeconds: number;
+}
+
+/** The whole state as a plain JSON-able object. */
+export interface MvccSnapshot {
+  revision: number;
+  compactRevision: number;
+  /** In key order. */
+  kvs: KeyValue[];
+  leases: LeaseInfo[];
+  /** Events with revision >= compactRevision, in order. */
+  history: WatchEvent[];
+}
+
+/** etcd's revision of an empty store: the first write gets revision 2. */
+const INITIAL_REVISION = 1;
+
+const COMPARE_TARGETS = new Set(['value', 'version', 'createRevision', 'modRevision']);
+const LEASE_ID = /^[1-9][0-9]{0,18}$/;
+
+/**
+ * Orders keys as etcd does: by their UTF-8 bytes, which is Unicode code point
+ * order. JavaScript's `<` compares UTF-16 code units, which puts U+E000..U+FFFF
+ * after astral characters; this corrects exactly that case.
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codeUnitRank(x) - codeUnitRank(y);
+  }
+  return a.length - b.length;
+}
+
+function codeUnitRank(unit: number): number {
+  // Surrogates (astral characters) sort after every BMP character.
+  if (unit >= 0xd800 && unit <= 0xdfff) return unit + 0x2000;
+  if (unit >= 0xe000) return unit - 0x800;
+  return unit;
+}
+
+export class Mvcc {
+  readonly #kvs = new Map<string, KeyValue>();
+  /** Every live key in compareKeys order, for range, limit and after. */
+  readonly #sortedKeys: string[] = [];
+  /** Lease id -> the keys attached to it. */
+  readonly #leases = new Map<string, { ttlSeconds: number; keys: Set<string> }>();
+  #history: WatchEvent[] = [];
+  #revision = INITIAL_REVISION;
+  #compactRevision = 0;
+
+  get revision(): number {
+    return this.#revision;
+  }
+
+  get compactRevision(): number {
+    return this.#compactRevision;
+  }
+
+  get(key: string): KeyValue | undefined {
+    validateKey(key, 'key');
+    return this.#kvs.get(key);
+  }
+
+  range(prefix: string, options: RangeOptions = {}): RangeResult {
+    validatePrefix(prefix);
+    const { limit, after } = options;
+    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0)) {
+      invalid('limit must be a non-negative integer', { field: 'limit' });
+    }
+    if (after !== undefined && typeof after !== 'string') {
+      invalid('after must be a string', { field: 'after' });
+    }
+    let start = this.#lowerBound(prefix);
+    if (after !== undefined && compareKeys(after, prefix) >= 0) {
+      start = this.#lowerBound(after);
+      if (this.#sortedKeys[start] === after) start++;
+    }
+    const kvs: KeyValue[] = [];
+    let more = false;
+    for (let i = start; i < this.#sortedKeys.length; i++) {
+      const key = this.#sortedKeys[i] as string;
+      if (!key.startsWith(prefix)) break;
+      // etcd: a limit of 0 means no limit.
+      if (limit && kvs.length === limit) {
+        more = true;
+        break;
+      }
+      kvs.push(this.#kvs.get(key) as KeyValue);
+    }
+    return { kvs, revision: this.#revision, more };
+  }
+
+  hasLease(id: string): boolean {
+    return this.#leases.has(id);
+  }
+
+  leases(): LeaseInfo[] {
+    return [...this.#leases].map(([id, lease]) => ({ id, ttlSeconds: lease.ttlSeconds }));
+  }
+
+  /**
+   * Events on keys starting with `prefix` with fromRevision <= revision <=
+   * throughRevision, in order. Throws WATCH_COMPACTED when history before
+   * fromRevision is gone (etcd: a watch may start at the compaction point,
+   * not before it).
+   */
+  eventsSince(
+    prefix: string,
+    fromRevision: number,
+    throughRevision = this.#revision,
+  ): WatchEvent[] {
+    if (fromRevision < this.#compactRevision) {
+      throw new AmalgamError('WATCH_COMPACTED', `revision ${fromRevision}`, {
+        fromRevision,
+        compactRevision: this.#compactRevision,
+      });
+    }
+    const events: WatchEvent[] = [];
+    for (let i = this.#firstEventAt(fromRevision); i < this.#history.length; i++) {
+      const event = this.#history[i] as WatchEvent;
+      if (event.revision > throughRevision) break;
+      if (event.kv.key.startsWith(prefix)) events.push(event);
+    }
+    return events;
+  }
+
+  /** Applies a logged command; the write-ahead log replays through here. */
+  apply(command: StoreCommand): Applied {
+    switch (command.op) {
+      case 'txn':
+        return this.applyTxn(command.txn);
+      case 'grantLease':
+        return this.grantLease(command.id, command.ttlSeconds);
+      case 'revokeLease':
+        return this.revokeLease(command.id);
+      case 'compact':
+        return this.compact(command.revision);
+      default:
+        return invalid(`unknown command ${JSON.stringify((command as { op?: unknown }).op)}`);
+    }
+  }
+
+  /**
+   * Runs a transaction. With at least one actual change on the executed
+   * branch the revision goes up by exactly one and every write carries it; a
+   * branch that changes nothing (no ops, or only deletes of missing keys)
+   * leaves the revision alone, as etcd does.
+   */
+  applyTxn(request: TxnRequest): TxnApplied {
+    validateTxn(request);
+    const succeeded = request.compares.every((compare) => this.#holds(compare));
+    const ops = succeeded ? request.onSuccess : (request.onFailure ?? []);
+    for (const op of ops) {
+      if (op.type === 'put' && op.lease !== undefined && !this.#leases.has(op.lease)) {
+        throw new AmalgamError('LEASE_NOT_FOUND', `lease ${op.lease}`, { lease: op.lease });
+      }
+    }
+
+    // Compute every event against the state before the transaction, then
+    // commit them. Validation guarantees no put overlaps another write of the
+    // same branch, so only overlapping deletes need de-duplicating.
+    const revision = this.#revision + 1;
+    const events: WatchEvent[] = [];
+    const deleted = new Set<string>();
+    for (const op of ops) {
+      if (op.type === 'put') {
+        events.push({ type: 'put', kv: this.#nextKv(op, revision), revision });
+      } else {
+        for (const key of this.#keysOf(op)) {
+          if (deleted.has(key)) continue;
+          deleted.add(key);
+          events.push(deleteEvent(key, revision));
+        }
+      }
+    }
+    if (events.length === 0) {
+      return { result: { succeeded, revision: this.#revision }, events, changed: false };
+    }
+    this.#commit(revision, events);
+    return { result: { succeeded, revision }, events, changed: true };
+  }
+
+  grantLease(id: string, ttlSeconds: number): Applied {
+    requireLeaseId(id);
+    validateLeaseTtl(ttlSeconds);
+    if (this.#leases.has(id)) invalid(`lease ${id} already exists`, { field: 'id' });
+    this.#leases.set(id, { ttlSeconds, keys: new Set() });
+    return { events: [], changed: true };
+  }
+
+  /** Ends a lease and deletes its keys, in key order, all in one revision. */
+  revokeLease(id: string): Applied {
+    const lease = this.#leases.get(id);
+    if (!lease) throw new AmalgamError('LEASE_NOT_FOUND', `lease ${id}`, { lease: id });
+    const revision = this.#revision + 1;
+    const events = [...lease.keys].sort(compareKeys).map((key) => deleteEvent(key, revision));
+    this.#leases.delete(id);
+    if (events.length > 0) this.#commit(revision, events);
+    return { events, changed: true };
+  }
+
+  /**
+   * Forgets the history before `revision`. Compacting to a future revision is
+   * an error (as in etcd); compacting to a point already compacted changes
+   * nothing (etcd refuses it, and the etcd backend reports that as success:
+   * the history is gone either way).
+   */
+  compact(revision: number): Applied {
+    if (!Number.isSafeInteger(revision) || revision < 1) {
+      invalid('revision must be a positive integer', { field: 'revision' });
+    }
+    if (revision > this.#revision) {
+      invalid(`revision ${revision} is in the future (current ${this.#revision})`, {
+        field: 'revision',
+      });
+    }
+    if (revision <= this.#compactRevision) return { events: [], changed: false };
+    this.#history = this.#history.slice(this.#firstEventAt(revision));
+    this.#compactRevision = revision;
+    return { events: [], changed: true };
+  }
+
+  snapshot(): MvccSnapshot {
+    return {
+      revision: this.#revision,
+      compactRevision: this.#compactRevision,
+      kvs: this.#sortedKeys.map((key) => this.#kvs.get(key) as KeyValue),
+      leases: this.leases(),
+      history: [...this.#history],
+    };
+  }
+
+  static fromSnapshot(snapshot: MvccSnapshot): Mvcc {
+    const mvcc = new Mvcc();
+    mvcc.#revision = snapshot.revision;
+    mvcc.#compactRevision = snapshot.compactRevision;
+    for (const { id, ttlSeconds } of snapshot.leases) {
+      mvcc.#leases.set(id, { ttlSeconds, keys: new Set() });
+    }
+    for (const kv of snapshot.kvs) {
+      mvcc.#kvs.set(kv.key, Object.freeze({ ...kv }));
+      mvcc.#sortedKeys.push(kv.key);
+      if (kv.lease !== undefined) mvcc.#leases.get(kv.lease)?.keys.add(kv.key);
+    }
+    mvcc.#sortedKeys.sort(compareKeys);
+    mvcc.#history = snapshot.history.map(freezeEvent);
+    return mvcc;
+  }
+
+  #holds(compare: Compare): boolean {
+    const kv = this.#kvs.get(compare.key);
+    if (compare.target === 'value') {
+      // etcd: a value compare on a missing key is false whatever the operator.
+      if (!kv) return false;
+      return matches(compareKeys(kv.value, compare.value), compare.op);
+    }
+    const actual = kv ? kv[compare.target] : 0;
+    return matches(actual - compare.value, compare.op);
+  }
+
+  #nextKv(op: Extract<Op, { type: 'put' }>, revision: number): KeyValue {
+    const existing = this.#kvs.get(op.key);
+    const kv: KeyValue = {
+      key: op.key,
+      value: op.value,
+      createRevision: existing ? existing.createRevision : revision,
+      modRevision: revision,
+      version: existing ? existing.version + 1 : 1,
+    };
+    if (op.lease !== undefined) kv.lease = op.lease;
+    return Object.freeze(kv);
+  }
+
+  /** Live keys a delete op covers, in key order. */
+  #keysOf(op: Extract<Op, { type: 'delete' }>): string[] {
+    if (!op.prefix) return this.#kvs.has(op.key) ? [op.key] : [];
+    const keys: string[] = [];
+    for (let i = this.#lowerBound(op.key); i < this.#sortedKeys.length; i++) {
+      const key = this.#sortedKeys[i] as string;
+      if (!key.startsWith(op.key)) break;
+      keys.push(key);
+    }
+    return keys;
+  }
+
+  #commit(revision: number, events: WatchEvent[]): void {
+    this.#revision = revision;
+    for (const event of events) {
+      const key = event.kv.key;
+      const previous = this.#kvs.get(key);
+      if (previous?.lease !== undefined) this.#leases.get(previous.lease)?.keys.delete(key);
+      if (event.type === 'put') {
+        if (!previous) this.#sortedKeys.splice(this.#lowerBound(key), 0, key);
+        this.#kvs.set(key, event.kv);
+        if (event.kv.lease !== undefined) this.#leases.get(event.kv.lease)?.keys.add(key);
+      } else {
+        this.#sortedKeys.splice(this.#lowerBound(key), 1);
+        this.#kvs.delete(key);
+      }
+      this.#history.push(Object.freeze(event));
+    }
+  }
+
+  /** Index of the first key >= `key`. */
+  #lowerBound(key: string): number {
+    let lo = 0;
+    let hi = this.#sortedKeys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(this.#sortedKeys[mid] as string, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Index of the first history event with revision >= `revision`. */
+  #firstEventAt(revision: number): number {
+    let lo = 0;
+    let hi = this.#history.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.#history[mid] as WatchEvent).revision < revision) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/** etcd's delete event: only the key and the revision of the delete are set. */
+function deleteEvent(key: string, revision: number): WatchEvent {
+  return {
+    type: 'delete',
+    kv: Object.freeze({ key, value: '', createRevision: 0, modRevision: revision, version: 0 }),
+    revision,
+  };
+}
+
+function freezeEvent(event: WatchEvent): WatchEvent {
+  return Object.freeze({ ...event, kv: Object.freeze({ ...event.kv }) });
+}
+
+function matches(difference: number, op: Compare['op']): boolean {
+  switch (op) {
+    case '==':
+      return difference === 0;
+    case '!=':
+      return difference !== 0;
+    case '<':
+      return difference < 0;
+    case '>':
+      return difference > 0;
+  }
+}
+
+/**
+ * The checks made before a transaction reaches the state: the rules both
+ * backends share (validate.ts), plus the one the etcd server itself adds:
+ * a put may not fall inside a range deleted by the same branch.
+ */
+function validateTxn(request: TxnRequest): void {
+  if (typeof request !== 'object' || request === null) invalid('txn must be an object');
+  if (!Array.isArray(request.compares)) invalid('compares must be an array', { field: 'compares' });
+  if (!Array.isArray(request.onSuccess)) {
+    invalid('onSuccess must be an array', { field: 'onSuccess' });
+  }
+  if (request.onFailure !== undefined && !Array.isArray(request.onFailure)) {
+    invalid('onFailure must be an array', { field: 'onFailure' });
+  }
+  for (const [field, ops] of [
+    ['compares', request.compares],
+    ['onSuccess', request.onSuccess],
+    ['onFailure', request.onFailure ?? []],
+  ] as const) {
+    ops.forEach((item: unknown, index: number) => {
+      if (typeof item !== 'object' || item === null) {
+        invalid(`${field}[${index}] must be an object`, { field: `${field}[${index}]` });
+      }
+    });
+  }
+  request.compares.forEach((compare, index) => {
+    if (!COMPARE_TARGETS.has(compare.target)) {
+      invalid(`compares[${index}].target is not valid`, { field: `compares[${index}].target` });
+    }
+  });
+  validateSharedTxnRules(request);
+  validateBranch(request.onSuccess, 'onSuccess');
+  validateBranch(request.onFailure ?? [], 'onFailure');
+}
+
+function validateBranch(ops: Op[], branch: string): void {
+  const deletes: Extract<Op, { type: 'delete' }>[] = [];
+  ops.forEach((op, index) => {
+    const field = `${branch}[${index}]`;
+    if (op.type === 'put') {
+      if (op.lease !== undefined) requireLeaseId(op.lease, `${field}.lease`);
+    } else {
+      if (op.prefix !== undefined && typeof op.prefix !== 'boolean') {
+        invalid(`${field}.prefix must be a boolean`, { field: `${field}.prefix` });
+      }
+      deletes.push(op);
+    }
+  });
+  for (const op of ops) {
+    if (op.type !== 'put') continue;
+    for (const deletion of deletes) {
+      if (deletion.prefix ? op.key.startsWith(deletion.key) : op.key === deletion.key) {
+        invalid(`${branch} both puts and deletes key ${op.key}`, { field: branch });
+      }
+    }
+  }
+}
+
+function requireLeaseId(id: unknown, field = 'lease'): void {
+  if (typeof id !== 'string' || !LEASE_ID.test(id)) {
+    invalid(`${field} must be a lease id (decimal digits)`, { field });
+  }
+}
+
+/** A range or watch prefix: any string ('' is every key) outside the reserved keys. */
+export function validatePrefix(prefix: unknown): asserts prefix is string {
+  if (typeof prefix !== 'string') invalid('prefix must be a string', { field: 'prefix' });
+  if (prefix.startsWith(INTERNAL_PREFIX)) {
+    invalid('prefix: keys starting with NUL are reserved', { field: 'prefix' });
+  }
+}
+
+function invalid(detail: string, details: Record<string, unknown> = {}): never {
+  throw new AmalgamError('INVALID_ARGUMENT', detail, details);
+}
