@@ -144,6 +144,31 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     t.equal((await store.get(k))?.value, 'v1', 'and writes nothing');
   });
 
+  t.test(`${factory.name}: a txn resent with the same requestId applies once`, async (t) => {
+    const store = await factory.client();
+    t.teardown(() => store.close());
+    const p = ns('reqid');
+    const requestId = `req-${process.pid}-${seq}-${Date.now()}`;
+    const create = {
+      requestId,
+      compares: [{ key: `${p}k`, target: 'version', op: '==', value: 0 }],
+      onSuccess: [{ type: 'put', key: `${p}k`, value: 'first' }],
+      onFailure: [{ type: 'put', key: `${p}failures`, value: 'x' }],
+    } as const;
+    const first = await store.txn(create);
+    t.equal(first.succeeded, true);
+    const again = await store.txn(create);
+    t.same(again, first, 'the resend reports the first outcome, not a lost compare');
+    t.equal((await store.get(`${p}k`))?.version, 1, 'applied once');
+    t.equal(await store.get(`${p}failures`), undefined, 'the failure branch never ran');
+    const fresh = await store.txn({ ...create, requestId: `${requestId}-2` });
+    t.equal(fresh.succeeded, false, 'a new requestId is a new txn');
+    t.equal((await store.get(`${p}failures`))?.value, 'x');
+    await t.rejects(store.txn({ ...create, requestId: 'spaces are not ok' }), {
+      code: 'INVALID_ARGUMENT',
+    });
+  });
+
   t.test(
     `${factory.name}: bad input is refused with INVALID_ARGUMENT and writes nothing`,
     async (t) => {
