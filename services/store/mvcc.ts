@@ -11,15 +11,16 @@
  */
 
 import { AmalgamError } from '../core/errors.ts';
-import type {
-  Compare,
-  KeyValue,
-  Op,
-  RangeOptions,
-  RangeResult,
-  TxnRequest,
-  TxnResult,
-  WatchEvent,
+import {
+  type Compare,
+  type KeyValue,
+  type Op,
+  type RangeOptions,
+  type RangeResult,
+  REQUEST_ID_RETENTION_MS,
+  type TxnRequest,
+  type TxnResult,
+  type WatchEvent,
 } from './store.ts';
 import {
   INTERNAL_PREFIX,
@@ -28,9 +29,13 @@ import {
   validateTxn as validateSharedTxnRules,
 } from './validate.ts';
 
-/** A command as the write-ahead log records it. */
+/**
+ * A command as the write-ahead log records it. `at` is the wall-clock time
+ * (ms) the driver applied it: the only clock the state machine sees, so
+ * forgetting old request ids replays exactly.
+ */
 export type StoreCommand =
-  | { op: 'txn'; txn: TxnRequest }
+  | { op: 'txn'; txn: TxnRequest; at: number }
   | { op: 'grantLease'; id: string; ttlSeconds: number }
   | { op: 'revokeLease'; id: string }
   | { op: 'compact'; revision: number };
@@ -51,10 +56,19 @@ export interface LeaseInfo {
   ttlSeconds: number;
 }
 
+/** The outcome of a txn that carried a requestId, kept to answer a resend. */
+export interface RememberedTxn {
+  requestId: string;
+  result: TxnResult;
+  at: number;
+}
+
 /** The whole state as a plain JSON-able object. */
 export interface MvccSnapshot {
   revision: number;
   compactRevision: number;
+  /** Oldest first. */
+  requests: RememberedTxn[];
   /** In key order. */
   kvs: KeyValue[];
   leases: LeaseInfo[];
@@ -96,6 +110,8 @@ export class Mvcc {
   readonly #sortedKeys: string[] = [];
   /** Lease id -> the keys attached to it. */
   readonly #leases = new Map<string, { ttlSeconds: number; keys: Set<string> }>();
+  /** requestId -> first outcome, in the order they were applied. */
+  readonly #requests = new Map<string, RememberedTxn>();
   #history: WatchEvent[] = [];
   #revision = INITIAL_REVISION;
   #compactRevision = 0;
@@ -180,7 +196,7 @@ export class Mvcc {
   apply(command: StoreCommand): Applied {
     switch (command.op) {
       case 'txn':
-        return this.applyTxn(command.txn);
+        return this.applyTxn(command.txn, command.at);
       case 'grantLease':
         return this.grantLease(command.id, command.ttlSeconds);
       case 'revokeLease':
@@ -193,13 +209,22 @@ export class Mvcc {
   }
 
   /**
-   * Runs a transaction. With at least one actual change on the executed
-   * branch the revision goes up by exactly one and every write carries it; a
-   * branch that changes nothing (no ops, or only deletes of missing keys)
-   * leaves the revision alone, as etcd does.
+   * Runs a transaction at wall-clock time `at` (ms). With at least one actual
+   * change on the executed branch the revision goes up by exactly one and
+   * every write carries it; a branch that changes nothing (no ops, or only
+   * deletes of missing keys) leaves the revision alone, as etcd does.
+   *
+   * A txn with ops and a requestId is applied at most once: its outcome is
+   * remembered for REQUEST_ID_RETENTION_MS, and a resend within that time
+   * changes nothing and reports the first outcome.
    */
-  applyTxn(request: TxnRequest): TxnApplied {
+  applyTxn(request: TxnRequest, at = 0): TxnApplied {
     validateTxn(request);
+    const { requestId } = request;
+    const remembered = requestId === undefined ? undefined : this.#requests.get(requestId);
+    if (remembered && remembered.at >= at - REQUEST_ID_RETENTION_MS) {
+      return { result: { ...remembered.result }, events: [], changed: false };
+    }
     const succeeded = request.compares.every((compare) => this.#holds(compare));
     const ops = succeeded ? request.onSuccess : (request.onFailure ?? []);
     for (const op of ops) {
@@ -225,11 +250,14 @@ export class Mvcc {
         }
       }
     }
-    if (events.length === 0) {
-      return { result: { succeeded, revision: this.#revision }, events, changed: false };
-    }
-    this.#commit(revision, events);
-    return { result: { succeeded, revision }, events, changed: true };
+    const result = { succeeded, revision: events.length > 0 ? revision : this.#revision };
+    // Like the etcd backend's markers: only a txn with ops is remembered.
+    const remember =
+      requestId !== undefined && request.onSuccess.length + (request.onFailure?.length ?? 0) > 0;
+    if (events.length === 0 && !remember) return { result, events, changed: false };
+    if (events.length > 0) this.#commit(revision, events);
+    if (remember) this.#remember({ requestId, result: { ...result }, at });
+    return { result, events, changed: true };
   }
 
   grantLease(id: string, ttlSeconds: number): Applied {
@@ -276,6 +304,7 @@ export class Mvcc {
     return {
       revision: this.#revision,
       compactRevision: this.#compactRevision,
+      requests: [...this.#requests.values()],
       kvs: this.#sortedKeys.map((key) => this.#kvs.get(key) as KeyValue),
       leases: this.leases(),
       history: [...this.#history],
@@ -295,8 +324,25 @@ export class Mvcc {
       if (kv.lease !== undefined) mvcc.#leases.get(kv.lease)?.keys.add(kv.key);
     }
     mvcc.#sortedKeys.sort(compareKeys);
+    for (const remembered of snapshot.requests) {
+      mvcc.#requests.set(remembered.requestId, remembered);
+    }
     mvcc.#history = snapshot.history.map(freezeEvent);
     return mvcc;
+  }
+
+  /**
+   * Records a txn's outcome and forgets outcomes past their retention. Only
+   * logged commands do this, so replay forgets exactly the same ones.
+   */
+  #remember(remembered: RememberedTxn): void {
+    const cutoff = remembered.at - REQUEST_ID_RETENTION_MS;
+    for (const [requestId, old] of this.#requests) {
+      if (old.at >= cutoff) break;
+      this.#requests.delete(requestId);
+    }
+    this.#requests.delete(remembered.requestId);
+    this.#requests.set(remembered.requestId, remembered);
   }
 
   #holds(compare: Compare): boolean {

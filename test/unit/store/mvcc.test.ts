@@ -282,10 +282,12 @@ t.test('snapshot round-trip reproduces the state exactly', async (t) => {
 t.test('apply() replays logged commands deterministically', async (t) => {
   const commands: StoreCommand[] = [
     { op: 'grantLease', id: '5', ttlSeconds: 3 },
-    { op: 'txn', txn: write(putOp('a', '1', '5'), putOp('b', '1')) },
+    { op: 'txn', txn: write(putOp('a', '1', '5'), putOp('b', '1')), at: 1000 },
     {
       op: 'txn',
+      at: 2000,
       txn: {
+        requestId: 'once',
         compares: [{ key: 'b', target: 'version', op: '==', value: 1 }],
         onSuccess: [putOp('b', '2')],
       },
@@ -300,4 +302,49 @@ t.test('apply() replays logged commands deterministically', async (t) => {
   t.same(two.snapshot(), one.snapshot());
   t.equal(one.revision, 4);
   t.throws(() => one.apply({ op: 'nonsense' } as never), { code: 'INVALID_ARGUMENT' });
+});
+
+t.test('a txn with a requestId applies at most once within the retention', async (t) => {
+  const mvcc = new Mvcc();
+  const minute = 60_000;
+  const create: TxnRequest = {
+    requestId: 'req-1',
+    compares: [{ key: 'k', target: 'version', op: '==', value: 0 }],
+    onSuccess: [putOp('k', 'first')],
+    onFailure: [putOp('failures', 'x')],
+  };
+  const first = mvcc.applyTxn(create, 0);
+  t.same(first.result, { succeeded: true, revision: 2 });
+  const again = mvcc.applyTxn(create, 4 * minute);
+  t.same(again.result, first.result, 'the resend reports the first outcome');
+  t.equal(again.changed, false, 'and changes nothing');
+  t.equal(mvcc.get('failures'), undefined, 'the failure branch never ran');
+
+  // A failed compare with nothing to write is remembered too (it has ops).
+  const lost = mvcc.applyTxn({ ...create, requestId: 'req-2', onFailure: [] }, 5 * minute);
+  t.same(lost.result, { succeeded: false, revision: 2 });
+  t.equal(lost.changed, true, 'remembering it is a change to log');
+  mvcc.applyTxn(write({ type: 'delete', key: 'k' }), 5 * minute);
+  t.same(
+    mvcc.applyTxn({ ...create, requestId: 'req-2', onFailure: [] }, 6 * minute).result,
+    { succeeded: false, revision: 2 },
+    'a resend does not win now that the compare would hold',
+  );
+
+  // Past the retention the id is forgotten: it is a new txn.
+  const late = mvcc.applyTxn(create, 11 * minute);
+  t.equal(late.result.succeeded, true, 'forgotten after REQUEST_ID_RETENTION_MS');
+  t.equal(late.result.revision, 4);
+
+  const snapshot = mvcc.snapshot();
+  t.same(
+    snapshot.requests.map((r) => r.requestId),
+    ['req-1'],
+    'remembering a new outcome forgot the expired one (req-2 at 5 min)',
+  );
+  const restored = Mvcc.fromSnapshot(JSON.parse(JSON.stringify(snapshot)));
+  t.same(restored.applyTxn(create, 12 * minute).result, late.result, 'survives a snapshot');
+  t.throws(() => mvcc.applyTxn({ ...create, requestId: 'no spaces' }), {
+    code: 'INVALID_ARGUMENT',
+  });
 });
