@@ -165,7 +165,7 @@ export class EtcdStore implements Store {
     for (let leaseRetry = 0; ; leaseRetry++) {
       const markerLease = await this.currentMarkerLease();
       try {
-        return await this.settledTxn(request, marker, markerLease);
+        return await this.settledTxn(request, marker, markerLease, request.requestId !== undefined);
       } catch (err) {
         // The write may sit in a minority's log and commit when the quorum returns:
         // hand the caller the id that settles it.
@@ -197,14 +197,22 @@ export class EtcdStore implements Store {
     request: TxnRequest,
     marker: string,
     markerLease: string,
+    explicitId: boolean,
   ): Promise<TxnResult> {
     const markerKey = Buffer.from(marker);
     const inner = toEtcdTxn(request);
     const putMarker = (branch: 's' | 'f'): IRequestOp => ({
       request_put: { key: markerKey, value: Buffer.from(branch), lease: markerLease },
     });
-    inner.success = [...(inner.success ?? []), putMarker('s')];
-    inner.failure = [...(inner.failure ?? []), putMarker('f')];
+    // A branch that writes nothing is a no-op: evaluating it again on a resend
+    // is indistinguishable from the first time, so it needs no marker (and so
+    // costs no revision) unless the caller asked for the outcome to be kept.
+    if (request.onSuccess.length > 0 || explicitId) {
+      inner.success = [...(inner.success ?? []), putMarker('s')];
+    }
+    if ((request.onFailure?.length ?? 0) > 0 || explicitId) {
+      inner.failure = [...(inner.failure ?? []), putMarker('f')];
+    }
     const outer: ITxnRequest = {
       compare: [{ key: markerKey, target: 'Version', result: 'Equal', version: 0 }],
       success: [{ request_txn: inner }],
@@ -326,7 +334,7 @@ export class EtcdStore implements Store {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([...this.watches].map((w) => w.close()));
-    for (const lease of this.leases) lease.stop();
+    for (const lease of this.leases) lease.closed();
     this.client.close();
   }
 
@@ -468,7 +476,12 @@ class EtcdLease implements Lease {
     this.resolveLost(err);
   }
 
-  /** @internal stop timers (store closing). */
+  /** @internal the store is closing: nothing guards this lease any more. */
+  closed(): void {
+    this.markLost(new AmalgamError('STORE_CLOSED', `lease ${this.id} abandoned on close`));
+  }
+
+  /** @internal stop timers. */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.renewTimer);

@@ -45,9 +45,9 @@ export type Op =
   | { type: 'delete'; key: string; prefix?: boolean };
 
 export interface TxnRequest {
-  compares: Compare[];
-  onSuccess: Op[];
-  onFailure?: Op[];
+  compares: readonly Compare[];
+  onSuccess: readonly Op[];
+  onFailure?: readonly Op[];
   /**
    * Makes the txn idempotent: a txn sent again with the same id (for at least
    * REQUEST_ID_RETENTION_MS after the first) is applied at most once and

@@ -43,7 +43,7 @@ export function validateLeaseTtl(ttlSeconds: unknown): asserts ttlSeconds is num
   }
 }
 
-function validateOps(ops: Op[], field: string): void {
+function validateOps(ops: readonly Op[], field: string): void {
   const written = new Set<string>();
   ops.forEach((op, i) => {
     const at = `${field}[${i}]`;
