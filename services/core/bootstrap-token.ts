@@ -34,12 +34,12 @@ export interface ExpiringToken {
 
 export type RandomBytes = (n: number) => Uint8Array;
 
-/** Throws TOKEN_INVALID with `details.reason = 'malformed'` unless `text` is `<6>.<16>` of [a-z0-9]. */
+/** Throws TOKEN_MALFORMED unless `text` is `<6>.<16>` of [a-z0-9]. */
 export function parseBootstrapToken(text: unknown): BootstrapToken {
   const match = typeof text === 'string' ? TOKEN_FORMAT.exec(text) : null;
   if (!match?.[1] || !match[2]) {
     throw new AmalgamError(
-      'TOKEN_INVALID',
+      'TOKEN_MALFORMED',
       `expected ${TOKEN_ID_LENGTH} then ${TOKEN_SECRET_LENGTH} characters of [a-z0-9] separated by '.'`,
       { reason: 'malformed' },
     );

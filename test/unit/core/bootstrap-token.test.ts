@@ -59,7 +59,7 @@ t.test('parses id.secret', async (t) => {
   });
 });
 
-t.test('anything else is TOKEN_INVALID, malformed, without echoing the token', async (t) => {
+t.test('anything else is TOKEN_MALFORMED without echoing the token', async (t) => {
   const secret = '0123456789abcdef';
   const cases: unknown[] = [
     '',
@@ -87,7 +87,7 @@ t.test('anything else is TOKEN_INVALID, malformed, without echoing the token', a
   ];
   for (const text of cases) {
     const f = failure(() => parseBootstrapToken(text));
-    t.same(f, { code: 'TOKEN_INVALID', details: { reason: 'malformed' } }, JSON.stringify(text));
+    t.same(f, { code: 'TOKEN_MALFORMED', details: { reason: 'malformed' } }, JSON.stringify(text));
     try {
       parseBootstrapToken(text);
     } catch (err) {

@@ -1,0 +1,174 @@
+/**
+ * The control plane's service layer, as the transports see it.
+ *
+ * REST (fastify) and gRPC handlers validate by schema, work out the Caller
+ * from the TLS peer certificate (or a bootstrap token for join), call ONE of
+ * these functions and map the result. Authorization lives here, so both doors
+ * apply the same rules. Every failure is an AmalgamError with a stable code.
+ */
+import type { MemoryLayout, NodeRange } from '../../core/memory-layout.ts';
+import type { Extent, Placement } from '../../core/segments.ts';
+
+/** Who is calling, as proven by mutual TLS. Join is the only call open to anonymous callers. */
+export type Caller = { kind: 'admin' } | { kind: 'node'; name: string } | { kind: 'anonymous' };
+
+export type NodeState = 'Joining' | 'Ready' | 'NotReady' | 'Draining' | 'Removed';
+
+export interface NodeCapacity {
+  memoryBytes: number;
+  swapBytes: number;
+  /** Bytes this node serves to the network memory space; its range is this, rounded up to 2 MiB. */
+  contributedBytes: number;
+  cpus: number;
+  /** Relative CPU speed score (bogomips-like, higher is faster). */
+  cpuSpeed: number;
+}
+
+export interface LoadReport {
+  load1: number;
+  load5: number;
+  load15: number;
+  memoryUsedBytes: number;
+  processes: number;
+}
+
+export interface NodeView {
+  name: string;
+  roles: string[];
+  labels: Record<string, string>;
+  capacity: NodeCapacity;
+  state: NodeState;
+  /** The node's range of the network memory space, 2 MiB aligned. */
+  range: { start: number; size: number };
+  /** sha256:<hex> of the node key's SubjectPublicKeyInfo: re-joining with the same key is the same node. */
+  identity: string;
+  joinedAt: string;
+  lastHeartbeatAt: string | null;
+  load: LoadReport | null;
+}
+
+export interface ClusterInfo {
+  name: string;
+  /** sha256:<hex> of the CA's SubjectPublicKeyInfo: what `clusteradm join --ca-cert-hash` pins. */
+  caCertHash: string;
+  store: 'embedded' | 'etcd';
+  nodes: number;
+  /** Whether the replica that answered holds the controller leadership. */
+  leader: boolean;
+}
+
+export type TokenUsage = 'join';
+
+export interface TokenView {
+  id: string;
+  description: string;
+  usages: TokenUsage[];
+  createdAt: string;
+  expiresAt: string;
+}
+
+export interface CreateTokenRequest {
+  /** Default 86400 (24 h); at most 30 days. */
+  ttlSeconds?: number;
+  description?: string;
+  usages?: TokenUsage[];
+}
+
+export interface CreatedToken extends TokenView {
+  /** The whole token `<id>.<secret>`. Shown once; only a hash of the secret is stored. */
+  token: string;
+}
+
+export interface JoinRequest {
+  /** Bootstrap token `[a-z0-9]{6}.[a-z0-9]{16}`. */
+  token: string;
+  /** DNS label, unique in the cluster. */
+  name: string;
+  /** PEM PKCS#10 CSR made on the joining machine; its key never leaves it. */
+  csr: string;
+  capacity: NodeCapacity;
+  roles?: string[];
+  labels?: Record<string, string>;
+}
+
+export interface JoinResult {
+  node: NodeView;
+  /** PEM node certificate: CN node:<name>, O amalgam:nodes, client+server usage. */
+  certificate: string;
+  caCertificate: string;
+  /** True when this identity had joined before and got its same range back. */
+  rejoined: boolean;
+}
+
+export interface SegmentView {
+  id: string;
+  size: number;
+  placement: Placement;
+  extents: Extent[];
+  owner: string;
+  createdAt: string;
+}
+
+export interface AllocateSegmentRequest {
+  /** Bytes; rounded up to 4 KiB pages. */
+  size: number;
+  placement?: Placement;
+  /** Client-chosen id makes the allocation idempotent; default: generated. */
+  id?: string;
+}
+
+export interface MemoryLayoutView {
+  layout: MemoryLayout;
+  allocatedBytes: number;
+  freeBytes: number;
+  segments: number;
+}
+
+export interface ControlPlane {
+  cluster: {
+    info(caller: Caller): Promise<ClusterInfo>;
+  };
+  tokens: {
+    create(caller: Caller, request: CreateTokenRequest): Promise<CreatedToken>;
+    list(caller: Caller): Promise<TokenView[]>;
+    delete(caller: Caller, id: string): Promise<void>;
+  };
+  nodes: {
+    /** Token-authenticated. Atomically: claim the name, take a range, record the node; then sign its CSR. */
+    join(request: JoinRequest): Promise<JoinResult>;
+    list(caller: Caller): Promise<NodeView[]>;
+    get(caller: Caller, name: string): Promise<NodeView>;
+    /** Only the node itself. Renews its liveness lease; a NotReady node becomes Ready. */
+    heartbeat(caller: Caller, name: string, load: LoadReport): Promise<NodeView>;
+    drain(caller: Caller, name: string): Promise<NodeView>;
+    /** Admin only. Marks the node Removed and frees its range (the only way a range is freed). */
+    remove(caller: Caller, name: string): Promise<void>;
+  };
+  memory: {
+    layout(caller: Caller): Promise<MemoryLayoutView>;
+    allocateSegment(caller: Caller, request: AllocateSegmentRequest): Promise<SegmentView>;
+    listSegments(caller: Caller): Promise<SegmentView[]>;
+    getSegment(caller: Caller, id: string): Promise<SegmentView>;
+    freeSegment(caller: Caller, id: string): Promise<void>;
+  };
+}
+
+export type { NodeRange };
+
+/** Counts for /metrics and `clusteradm`; cheap enough to call on every scrape. */
+export interface ControlPlaneStats {
+  nodesByState: Record<NodeState, number>;
+  addressSpaceAllocatedBytes: number;
+  addressSpaceFreeBytes: number;
+  leader: boolean;
+}
+
+/** The composition root's product (services/controlplane/control-plane.ts). */
+export interface ControlPlaneRuntime extends ControlPlane {
+  stats(): Promise<ControlPlaneStats>;
+  /** True when the store answers (a linearizable read within the timeout). */
+  ready(): Promise<boolean>;
+  isLeader(): boolean;
+  /** Stops controllers and leadership; does not close the store it was given. */
+  close(): Promise<void>;
+}
