@@ -1,0 +1,32 @@
+/**
+ * The cluster's X.509 material, as a library: no network, no server. ECDSA
+ * P-256 keys, SHA-256 signatures, PEM in and out (everything produced here
+ * loads in Node's `tls`).
+ */
+export {
+  DEFAULT_ADMIN_VALIDITY_DAYS,
+  type IssueAdminCredentialOptions,
+  issueAdminCredential,
+} from './admin-credential.ts';
+export {
+  type ClusterCa,
+  type CreateClusterCaOptions,
+  createClusterCa,
+  DEFAULT_CA_COMMON_NAME,
+  DEFAULT_CA_VALIDITY_DAYS,
+} from './ca.ts';
+export { type CreateKeyAndCsrOptions, createKeyAndCsr, type KeyAndCsr } from './csr.ts';
+export { caCertHash, publicKeyHash, verifyCaCertHash } from './fingerprint.ts';
+export {
+  ADMIN_COMMON_NAME,
+  ADMIN_ORGANIZATION,
+  adminSubject,
+  identityOf,
+  NODE_COMMON_NAME_PREFIX,
+  NODE_ORGANIZATION,
+  nodeSubject,
+  type PeerIdentity,
+} from './identity.ts';
+export type { CertificateUsage, IssueOptions } from './issue.ts';
+export { signCsr, verifyCsr } from './sign-csr.ts';
+export { hashTokenSecret, TOKEN_SECRET_PATTERN, verifyTokenSecret } from './tokens-hash.ts';
