@@ -135,6 +135,12 @@ export const ERRORS = {
     message:
       'the caller may not do this (nodes change only their own objects; admin calls need the admin credential)',
   },
+  NODE_IN_USE: {
+    http: 409,
+    grpc: GrpcStatus.FAILED_PRECONDITION,
+    retryable: false,
+    message: 'the node still holds segments; free them before removing the node',
+  },
   CSR_INVALID: {
     http: 400,
     grpc: GrpcStatus.INVALID_ARGUMENT,

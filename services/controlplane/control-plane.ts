@@ -1,0 +1,152 @@
+/**
+ * The composition root of clusterd's service layer: wires the services to a
+ * store and the cluster CA, and runs the controllers while this replica holds
+ * the leader lease. It never listens; transports (rest/, later grpc/) take the
+ * runtime it returns.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { createMemoryLayout, layoutStats, type MemoryLayout } from '../core/memory-layout.ts';
+import type { Store } from '../store/store.ts';
+import { startLeaderElection } from './controllers/leader-election.ts';
+import { type Controller, startNodeLifecycleController } from './controllers/node-lifecycle.ts';
+import { startTokenCleanupController } from './controllers/token-cleanup.ts';
+import { caCertHash } from './pki/index.ts';
+import { requireMember } from './service/authz.ts';
+import type {
+  Caller,
+  ControlPlaneRuntime,
+  ControlPlaneStats,
+  NodeState,
+} from './service/contracts.ts';
+import { keys } from './service/keys.ts';
+import { createMemoryService } from './service/memory-service.ts';
+import { createNodeService, type NodeRecord } from './service/node-service.ts';
+import { readJson } from './service/optimistic.ts';
+import { createTokenService } from './service/token-service.ts';
+
+export interface ControlPlaneOptions {
+  store: Store;
+  ca: { certPem: string; keyPem: string };
+  clusterName: string;
+  logger: Logger;
+  now?: () => number;
+  /** Heartbeat lease TTL: a node silent this long becomes NotReady. Default 15. */
+  nodeGraceSeconds?: number;
+  /** Leader lease TTL. Default 5. */
+  leaderTtlSeconds?: number;
+  /** Run controllers when leading (default true; tests of the API alone turn it off). */
+  controllers?: boolean;
+}
+
+const STATES: NodeState[] = ['Joining', 'Ready', 'NotReady', 'Draining', 'Removed'];
+
+export async function createControlPlane(
+  options: ControlPlaneOptions,
+): Promise<ControlPlaneRuntime> {
+  const { store, logger } = options;
+  const now = options.now ?? Date.now;
+  const nodeGraceSeconds = options.nodeGraceSeconds ?? 15;
+  const replicaId = randomUUID();
+  const hash = caCertHash(options.ca.certPem);
+
+  // The first replica records the cluster; later ones check they serve the same one.
+  await store.txn({
+    compares: [{ key: keys.cluster, target: 'version', op: '==', value: 0 }],
+    onSuccess: [
+      {
+        type: 'put',
+        key: keys.cluster,
+        value: JSON.stringify({ name: options.clusterName, caCertHash: hash, createdAt: now() }),
+      },
+    ],
+  });
+  const cluster = await readJson<{ name: string; caCertHash: string }>(store, keys.cluster);
+  if (cluster && cluster.caCertHash !== hash) {
+    throw new Error(
+      `this store belongs to cluster ${cluster.name} with CA ${cluster.caCertHash}; clusterd was given CA ${hash}`,
+    );
+  }
+
+  const tokens = createTokenService(store, now);
+  const nodes = createNodeService({ store, ca: options.ca, tokens, now, nodeGraceSeconds });
+  const memory = createMemoryService(store, now);
+
+  const election = startLeaderElection({
+    store,
+    key: keys.leader,
+    replicaId,
+    ttlSeconds: options.leaderTtlSeconds ?? 5,
+    logger,
+  });
+  let controllers: Controller[] = [];
+  if (options.controllers ?? true) {
+    election.onChange((leading) => {
+      if (leading) {
+        controllers = [
+          startNodeLifecycleController({ store, now, nodeGraceSeconds, logger }),
+          startTokenCleanupController({ store, now, logger }),
+        ];
+      } else {
+        const stopping = controllers;
+        controllers = [];
+        for (const c of stopping) void c.stop();
+      }
+    });
+  }
+
+  return {
+    cluster: {
+      async info(caller: Caller) {
+        requireMember(caller);
+        const { kvs } = await store.range(keys.nodes);
+        return {
+          name: cluster?.name ?? options.clusterName,
+          caCertHash: hash,
+          store: store.backend,
+          nodes: kvs.length,
+          leader: election.isLeader(),
+        };
+      },
+    },
+    tokens: { create: tokens.create, list: tokens.list, delete: tokens.delete },
+    nodes,
+    memory,
+
+    async stats(): Promise<ControlPlaneStats> {
+      const [{ kvs }, layout] = await Promise.all([
+        store.range(keys.nodes),
+        readJson<MemoryLayout>(store, keys.layout),
+      ]);
+      const nodesByState = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<
+        NodeState,
+        number
+      >;
+      for (const kv of kvs) nodesByState[(JSON.parse(kv.value) as NodeRecord).state]++;
+      const stats = layoutStats(layout ?? createMemoryLayout());
+      return {
+        nodesByState,
+        addressSpaceAllocatedBytes: stats.allocatedBytes,
+        addressSpaceFreeBytes: stats.freeBytes,
+        leader: election.isLeader(),
+      };
+    },
+
+    async ready() {
+      try {
+        await store.revision();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+
+    isLeader: () => election.isLeader(),
+
+    async close() {
+      await Promise.all(controllers.map((c) => c.stop()));
+      controllers = [];
+      await election.close();
+    },
+  };
+}

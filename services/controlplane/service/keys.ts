@@ -1,0 +1,22 @@
+/**
+ * Where the control plane keeps its state in the store. One place, so the
+ * key layout can be read at a glance and migrated deliberately.
+ */
+const ROOT = '/amalgam/v1';
+
+export const keys = {
+  cluster: `${ROOT}/cluster`,
+  tokens: `${ROOT}/tokens/`,
+  token: (id: string) => `${ROOT}/tokens/${id}`,
+  nodes: `${ROOT}/nodes/`,
+  node: (name: string) => `${ROOT}/nodes/${name}`,
+  /** Liveness: one key per node, on a lease that each heartbeat replaces. */
+  heartbeats: `${ROOT}/heartbeats/`,
+  heartbeat: (name: string) => `${ROOT}/heartbeats/${name}`,
+  /** The whole network memory layout: one value, so every range claim is one CAS. */
+  layout: `${ROOT}/memory/layout`,
+  /** Every segment, with its owner: one value, CAS together with the layout. */
+  segments: `${ROOT}/memory/segments`,
+  /** Controller leadership: the replica id, on the leader's lease. */
+  leader: `${ROOT}/leader`,
+} as const;

@@ -1,0 +1,293 @@
+/**
+ * Nodes: join (claim a unique name and a range of the network memory space
+ * in one compare-and-swap), heartbeats (liveness through store leases),
+ * drain and removal (the only way a range is ever freed).
+ */
+import { AmalgamError } from '../../core/errors.ts';
+import {
+  allocateRange,
+  createMemoryLayout,
+  type MemoryLayout,
+  rangeOf,
+  releaseRange,
+} from '../../core/memory-layout.ts';
+import { validateLabels, validateNodeName } from '../../core/names.ts';
+import { segmentsOnNode } from '../../core/segments.ts';
+import type { Store } from '../../store/store.ts';
+import { nodeSubject, signCsr, verifyCsr } from '../pki/index.ts';
+import { requireAdmin, requireMember, requireSelf } from './authz.ts';
+import type {
+  Caller,
+  ControlPlane,
+  JoinRequest,
+  JoinResult,
+  LoadReport,
+  NodeCapacity,
+  NodeState,
+  NodeView,
+} from './contracts.ts';
+import { keys } from './keys.ts';
+import type { SegmentsRecord } from './memory-service.ts';
+import { putJson, readJson, updateAtomically } from './optimistic.ts';
+import type { createTokenService } from './token-service.ts';
+
+export interface NodeRecord {
+  name: string;
+  identity: string;
+  roles: string[];
+  labels: Record<string, string>;
+  capacity: NodeCapacity;
+  state: NodeState;
+  joinedAt: number;
+}
+
+export interface HeartbeatRecord {
+  at: number;
+  load: LoadReport;
+}
+
+export interface NodeServiceOptions {
+  store: Store;
+  ca: { certPem: string; keyPem: string };
+  tokens: ReturnType<typeof createTokenService>;
+  now: () => number;
+  /** A node whose heartbeat lease (this long) expires is marked NotReady. */
+  nodeGraceSeconds: number;
+  certificateValidityDays?: number;
+}
+
+const MAX_ROLES = 16;
+
+export function toNodeView(
+  node: NodeRecord,
+  layout: MemoryLayout | undefined,
+  heartbeat: HeartbeatRecord | undefined,
+): NodeView {
+  const range = layout ? rangeOf(layout, node.name) : undefined;
+  return {
+    name: node.name,
+    roles: node.roles,
+    labels: node.labels,
+    capacity: node.capacity,
+    state: node.state,
+    range: range ? { start: range.start, size: range.size } : { start: 0, size: 0 },
+    identity: node.identity,
+    joinedAt: new Date(node.joinedAt).toISOString(),
+    lastHeartbeatAt: heartbeat ? new Date(heartbeat.at).toISOString() : null,
+    load: heartbeat?.load ?? null,
+  };
+}
+
+function validateCapacity(capacity: NodeCapacity): void {
+  if (typeof capacity !== 'object' || capacity === null) {
+    throw new AmalgamError('INVALID_ARGUMENT', 'capacity: an object is required', {
+      field: 'capacity',
+    });
+  }
+  const fields: [keyof NodeCapacity, number][] = [
+    ['memoryBytes', 0],
+    ['swapBytes', 0],
+    ['contributedBytes', 1],
+    ['cpus', 1],
+    ['cpuSpeed', 0],
+  ];
+  for (const [field, min] of fields) {
+    const value = capacity[field];
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new AmalgamError('INVALID_ARGUMENT', `capacity.${field}: an integer >= ${min}`, {
+        field: `capacity.${field}`,
+      });
+    }
+  }
+}
+
+function validateJoin(request: JoinRequest): void {
+  validateNodeName(request.name, 'name');
+  validateCapacity(request.capacity);
+  const roles = request.roles ?? [];
+  if (!Array.isArray(roles) || roles.length > MAX_ROLES) {
+    throw new AmalgamError('INVALID_ARGUMENT', `roles: at most ${MAX_ROLES}`, { field: 'roles' });
+  }
+  for (const [i, role] of roles.entries()) validateNodeName(role, `roles[${i}]`);
+  validateLabels(request.labels ?? {}, 'labels');
+}
+
+function validateLoad(load: LoadReport): void {
+  if (typeof load !== 'object' || load === null) {
+    throw new AmalgamError('INVALID_ARGUMENT', 'load: an object is required', { field: 'load' });
+  }
+  for (const field of ['load1', 'load5', 'load15'] as const) {
+    if (typeof load[field] !== 'number' || !Number.isFinite(load[field]) || load[field] < 0) {
+      throw new AmalgamError('INVALID_ARGUMENT', `${field}: a number >= 0`, { field });
+    }
+  }
+  for (const field of ['memoryUsedBytes', 'processes'] as const) {
+    if (!Number.isSafeInteger(load[field]) || load[field] < 0) {
+      throw new AmalgamError('INVALID_ARGUMENT', `${field}: an integer >= 0`, { field });
+    }
+  }
+}
+
+export function createNodeService(options: NodeServiceOptions): ControlPlane['nodes'] {
+  const { store, now } = options;
+
+  async function readNode(name: string): Promise<NodeRecord> {
+    const node = await readJson<NodeRecord>(store, keys.node(name));
+    if (!node) throw new AmalgamError('NODE_NOT_FOUND', name, { field: 'name' });
+    return node;
+  }
+
+  async function viewOf(name: string): Promise<NodeView> {
+    const [node, layout, heartbeat] = await Promise.all([
+      readNode(name),
+      readJson<MemoryLayout>(store, keys.layout),
+      readJson<HeartbeatRecord>(store, keys.heartbeat(name)),
+    ]);
+    return toNodeView(node, layout, heartbeat);
+  }
+
+  /** Moves a node to `state` if `allowed(current)`; returns the record as stored. */
+  function transition(name: string, decide: (node: NodeRecord) => NodeState): Promise<NodeRecord> {
+    return updateAtomically(store, [keys.node(name)], (current) => {
+      const node = current.get<NodeRecord>(keys.node(name));
+      if (!node) throw new AmalgamError('NODE_NOT_FOUND', name, { field: 'name' });
+      const state = decide(node);
+      if (state === node.state) return { writes: [], result: node };
+      const next = { ...node, state };
+      return { writes: [putJson(keys.node(name), next)], result: next };
+    });
+  }
+
+  return {
+    async join(request: JoinRequest): Promise<JoinResult> {
+      validateJoin(request);
+      await options.tokens.authenticate(request.token, 'join');
+      // Verify the CSR before claiming anything: a bad CSR must leave no trace.
+      const { publicKeyHash } = await verifyCsr(request.csr);
+      const identity = publicKeyHash;
+      const name = request.name;
+
+      const outcome = await updateAtomically(store, [keys.node(name), keys.layout], (current) => {
+        const existing = current.get<NodeRecord>(keys.node(name));
+        const layout = current.get<MemoryLayout>(keys.layout) ?? createMemoryLayout();
+        if (existing && existing.identity !== identity) {
+          throw new AmalgamError('NAME_TAKEN', `node name ${name} belongs to another machine`, {
+            field: 'name',
+          });
+        }
+        // Same identity again: the same range, whatever size it asks for now.
+        const allocation = allocateRange(layout, name, request.capacity.contributedBytes);
+        const node: NodeRecord = existing ?? {
+          name,
+          identity,
+          roles: request.roles ?? [],
+          labels: request.labels ?? {},
+          capacity: request.capacity,
+          state: 'Joining',
+          joinedAt: now(),
+        };
+        const writes = [];
+        if (!existing) writes.push(putJson(keys.node(name), node));
+        if (allocation.created) writes.push(putJson(keys.layout, allocation.layout));
+        return {
+          writes,
+          result: { node, layout: allocation.layout, rejoined: existing !== undefined },
+        };
+      });
+
+      const subject = nodeSubject(name);
+      const certificate = await signCsr(options.ca, request.csr, {
+        commonName: subject.commonName,
+        organization: subject.organization,
+        dnsNames: [name],
+        usages: ['client', 'server'],
+        validityDays: options.certificateValidityDays ?? 365,
+      });
+      const heartbeat = await readJson<HeartbeatRecord>(store, keys.heartbeat(name));
+      return {
+        node: toNodeView(outcome.node, outcome.layout, heartbeat),
+        certificate,
+        caCertificate: options.ca.certPem,
+        rejoined: outcome.rejoined,
+      };
+    },
+
+    async list(caller: Caller): Promise<NodeView[]> {
+      requireMember(caller);
+      const [nodes, heartbeats, layout] = await Promise.all([
+        store.range(keys.nodes),
+        store.range(keys.heartbeats),
+        readJson<MemoryLayout>(store, keys.layout),
+      ]);
+      const beats = new Map(
+        heartbeats.kvs.map((kv) => [
+          kv.key.slice(keys.heartbeats.length),
+          JSON.parse(kv.value) as HeartbeatRecord,
+        ]),
+      );
+      return nodes.kvs.map((kv) => {
+        const node = JSON.parse(kv.value) as NodeRecord;
+        return toNodeView(node, layout, beats.get(node.name));
+      });
+    },
+
+    async get(caller: Caller, name: string): Promise<NodeView> {
+      requireMember(caller);
+      validateNodeName(name, 'name');
+      return viewOf(name);
+    },
+
+    async heartbeat(caller: Caller, name: string, load: LoadReport): Promise<NodeView> {
+      requireSelf(caller, name);
+      validateLoad(load);
+      await readNode(name);
+      // Each beat puts the liveness key on a fresh lease; the previous lease
+      // then holds nothing and expires by itself.
+      const lease = await options.store.grantLease(options.nodeGraceSeconds, { keepAlive: false });
+      const beat: HeartbeatRecord = { at: now(), load };
+      await store.txn({
+        compares: [{ key: keys.node(name), target: 'version', op: '>', value: 0 }],
+        onSuccess: [putJson(keys.heartbeat(name), beat, lease.id)],
+      });
+      await transition(name, (node) =>
+        node.state === 'Joining' || node.state === 'NotReady' ? 'Ready' : node.state,
+      );
+      return viewOf(name);
+    },
+
+    async drain(caller: Caller, name: string): Promise<NodeView> {
+      requireAdmin(caller);
+      validateNodeName(name, 'name');
+      await transition(name, () => 'Draining');
+      return viewOf(name);
+    },
+
+    async remove(caller: Caller, name: string): Promise<void> {
+      requireAdmin(caller);
+      validateNodeName(name, 'name');
+      await updateAtomically(store, [keys.node(name), keys.layout, keys.segments], (current) => {
+        if (!current.get<NodeRecord>(keys.node(name))) {
+          throw new AmalgamError('NODE_NOT_FOUND', name, { field: 'name' });
+        }
+        const segments = current.get<SegmentsRecord>(keys.segments);
+        const inUse = segments ? segmentsOnNode(segments.table, name) : [];
+        if (inUse.length > 0) {
+          throw new AmalgamError(
+            'NODE_IN_USE',
+            `${inUse.length} segments have extents on ${name}`,
+            {
+              segments: inUse.map((s) => s.id).slice(0, 20),
+            },
+          );
+        }
+        const layout = current.get<MemoryLayout>(keys.layout);
+        const writes = [
+          { type: 'delete' as const, key: keys.node(name) },
+          { type: 'delete' as const, key: keys.heartbeat(name) },
+        ];
+        if (layout) writes.push(putJson(keys.layout, releaseRange(layout, name).layout) as never);
+        return { writes, result: undefined };
+      });
+    },
+  };
+}
