@@ -1,0 +1,255 @@
+/**
+ * The service layer on the embedded store: joins, tokens, authorization,
+ * liveness and the network memory space, without any transport.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import t, { type Test } from 'tap';
+import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
+import { createClusterCa, createKeyAndCsr } from '../../../../services/controlplane/pki/index.ts';
+import type {
+  Caller,
+  ControlPlaneRuntime,
+  JoinRequest,
+} from '../../../../services/controlplane/service/contracts.ts';
+import { checkLayout, layoutStats } from '../../../../services/core/memory-layout.ts';
+import { checkSegments } from '../../../../services/core/segments.ts';
+import { openEmbeddedStore } from '../../../../services/store/embedded-store.ts';
+import type { Store } from '../../../../services/store/store.ts';
+
+const admin: Caller = { kind: 'admin' };
+const anonymous: Caller = { kind: 'anonymous' };
+const node = (name: string): Caller => ({ kind: 'node', name });
+const GiB = 1024 ** 3;
+const logger = pino({ level: 'silent' });
+const ca = await createClusterCa();
+
+async function setup(
+  t: Test,
+  opts: { now?: () => number; nodeGraceSeconds?: number } = {},
+): Promise<{ cp: ControlPlaneRuntime; store: Store }> {
+  const dir = await mkdtemp(join(tmpdir(), 'amalgam-cp-'));
+  const store = await openEmbeddedStore({ dataDir: dir });
+  const cp = await createControlPlane({
+    store,
+    ca,
+    clusterName: 'test',
+    logger,
+    controllers: false,
+    ...opts,
+  });
+  t.teardown(async () => {
+    await cp.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { cp, store };
+}
+
+async function joinRequest(token: string, name: string, bytes = GiB, keyCsr?: { csrPem: string }) {
+  const { csrPem } = keyCsr ?? (await createKeyAndCsr({ commonName: name }));
+  return {
+    token,
+    name,
+    csr: csrPem,
+    capacity: {
+      memoryBytes: bytes,
+      swapBytes: 0,
+      contributedBytes: bytes,
+      cpus: 2,
+      cpuSpeed: 1000,
+    },
+  } satisfies JoinRequest;
+}
+
+t.test('join: a token, a CSR, a unique name and a 2 MiB-aligned range', async (t) => {
+  const { cp } = await setup(t);
+  const { token } = await cp.tokens.create(admin, { ttlSeconds: 600, description: 'test' });
+  t.match(token, /^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+  const csr = await createKeyAndCsr({ commonName: 'a' });
+  const joined = await cp.nodes.join(await joinRequest(token, 'node-a', GiB + 1, csr));
+  t.equal(joined.node.state, 'Joining');
+  t.equal(joined.node.range.size, GiB + 2 * 1024 * 1024, 'size rounded up to 2 MiB');
+  t.equal(joined.node.range.start % (2 * 1024 * 1024), 0, 'start 2 MiB aligned');
+  t.match(joined.certificate, /BEGIN CERTIFICATE/);
+  t.equal(joined.caCertificate, ca.certPem);
+  t.equal(joined.rejoined, false);
+
+  const again = await cp.nodes.join(await joinRequest(token, 'node-a', 8 * GiB, csr));
+  t.equal(again.rejoined, true, 'the same key re-joins as the same node');
+  t.same(again.node.range, joined.node.range, 'and gets the same range back');
+
+  await t.rejects(cp.nodes.join(await joinRequest(token, 'node-a')), { code: 'NAME_TAKEN' });
+  const layout = await cp.memory.layout(admin);
+  t.equal(layout.layout.ranges.length, 1, 'a refused join took nothing');
+});
+
+t.test('token failures each have their own code', async (t) => {
+  let clock = Date.now();
+  const { cp } = await setup(t, { now: () => clock });
+  const good = await cp.tokens.create(admin, { ttlSeconds: 60 });
+  const req = await joinRequest(good.token, 'n1');
+  await t.rejects(cp.nodes.join({ ...req, token: 'not-a-token' }), { code: 'TOKEN_MALFORMED' });
+  await t.rejects(cp.nodes.join({ ...req, token: 'zzzzzz.0123456789abcdef' }), {
+    code: 'TOKEN_NOT_FOUND',
+  });
+  const [id] = good.token.split('.');
+  await t.rejects(cp.nodes.join({ ...req, token: `${id}.0123456789abcdef` }), {
+    code: 'TOKEN_INVALID',
+  });
+  clock += 61_000;
+  await t.rejects(cp.nodes.join(req), { code: 'TOKEN_EXPIRED' });
+  const other = await cp.tokens.create(admin, {});
+  await cp.tokens.delete(admin, other.id);
+  await t.rejects(
+    cp.nodes.join({ ...req, token: other.token }),
+    { code: 'TOKEN_NOT_FOUND' },
+    'deleted',
+  );
+  await t.rejects(cp.tokens.delete(admin, other.id), { code: 'NOT_FOUND' });
+  t.same((await cp.nodes.list(admin)).length, 0, 'no failed join left a node behind');
+  const listed = await cp.tokens.list(admin);
+  t.notOk(
+    JSON.stringify(listed).includes(good.token.split('.')[1] ?? '?'),
+    'secrets are never listed',
+  );
+});
+
+t.test('bad CSRs and bad fields are refused before anything is claimed', async (t) => {
+  const { cp } = await setup(t);
+  const { token } = await cp.tokens.create(admin, {});
+  const req = await joinRequest(token, 'n1');
+  await t.rejects(cp.nodes.join({ ...req, csr: 'garbage' }), { code: 'CSR_INVALID' });
+  await t.rejects(cp.nodes.join({ ...req, name: 'Bad_Name' }), { code: 'INVALID_ARGUMENT' });
+  await t.rejects(cp.nodes.join({ ...req, capacity: { ...req.capacity, contributedBytes: -1 } }), {
+    code: 'INVALID_ARGUMENT',
+    details: { field: 'capacity.contributedBytes' },
+  });
+  await t.rejects(
+    cp.nodes.join({ ...req, capacity: { ...req.capacity, contributedBytes: 2 ** 52 } }),
+    {
+      code: 'RANGE_EXHAUSTED',
+    },
+  );
+  t.same((await cp.memory.layout(admin)).layout.ranges, []);
+});
+
+t.test('authorization: anonymous, other nodes and non-admins are refused', async (t) => {
+  const { cp } = await setup(t);
+  const { token } = await cp.tokens.create(admin, {});
+  await cp.nodes.join(await joinRequest(token, 'a'));
+  await cp.nodes.join(await joinRequest(token, 'b'));
+  const load = { load1: 0.5, load5: 0.4, load15: 0.3, memoryUsedBytes: 1024, processes: 10 };
+  await t.rejects(cp.nodes.list(anonymous), { code: 'UNAUTHENTICATED' });
+  await t.rejects(cp.tokens.create(anonymous, {}), { code: 'UNAUTHENTICATED' });
+  await t.rejects(cp.tokens.create(node('a'), {}), { code: 'FORBIDDEN' });
+  await t.rejects(cp.nodes.heartbeat(node('a'), 'b', load), { code: 'FORBIDDEN' });
+  await t.rejects(cp.nodes.remove(node('a'), 'a'), { code: 'FORBIDDEN' });
+  await t.rejects(cp.nodes.drain(node('a'), 'b'), { code: 'FORBIDDEN' });
+  const seg = await cp.memory.allocateSegment(node('a'), { size: 4096 });
+  await t.rejects(cp.memory.freeSegment(node('b'), seg.id), { code: 'FORBIDDEN' });
+  await cp.memory.freeSegment(node('a'), seg.id);
+  const beat = await cp.nodes.heartbeat(node('a'), 'a', load);
+  t.equal(beat.state, 'Ready', 'a heartbeat makes a joining node Ready');
+  t.same(beat.load, load);
+});
+
+t.test('50 machines join at once: 50 disjoint ranges, every byte accounted for', async (t) => {
+  const { cp } = await setup(t);
+  const { token } = await cp.tokens.create(admin, {});
+  const requests = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => joinRequest(token, `m${i}`, (i + 1) * 64 * 1024 * 1024)),
+  );
+  const results = await Promise.all(requests.map((r) => cp.nodes.join(r)));
+  const { layout } = await cp.memory.layout(admin);
+  t.same(checkLayout(layout), [], 'no overlap, all aligned, inside the space');
+  t.equal(layout.ranges.length, 50);
+  const stats = layoutStats(layout);
+  const sum = results.reduce((acc, r) => acc + r.node.range.size, 0);
+  t.equal(stats.allocatedBytes, sum, 'allocated bytes = the ranges handed out');
+  t.equal(stats.allocatedBytes + stats.freeBytes, stats.spaceBytes, 'every byte accounted for');
+  for (const r of results) {
+    const stored = layout.ranges.find((x) => x.node === r.node.name);
+    t.same(stored && { start: stored.start, size: stored.size }, r.node.range);
+  }
+});
+
+t.test(
+  'liveness: an expired heartbeat lease makes a node NotReady; remove frees its range',
+  async (t) => {
+    const { cp, store } = await setup(t, { nodeGraceSeconds: 1 });
+    const { token } = await cp.tokens.create(admin, {});
+    await cp.nodes.join(await joinRequest(token, 'a'));
+    const load = { load1: 0, load5: 0, load15: 0, memoryUsedBytes: 0, processes: 0 };
+    await cp.nodes.heartbeat(node('a'), 'a', load);
+    const { startNodeLifecycleController } = await import(
+      '../../../../services/controlplane/controllers/node-lifecycle.ts'
+    );
+    const controller = startNodeLifecycleController({
+      store,
+      now: Date.now,
+      nodeGraceSeconds: 1,
+      intervalMs: 60_000,
+      logger,
+    });
+    t.teardown(() => controller.stop());
+    t.equal(await controller.reconcile(), 0, 'a live node is left alone');
+    // Wait for the heartbeat key to vanish with its lease.
+    const watch = store.watch('/amalgam/v1/heartbeats/');
+    for await (const ev of watch) if (ev.type === 'delete') break;
+    await watch.close();
+    t.equal(await controller.reconcile(), 1);
+    t.equal((await cp.nodes.get(admin, 'a')).state, 'NotReady');
+    const range = (await cp.nodes.get(admin, 'a')).range;
+    t.ok(range.size > 0, 'a missed heartbeat never frees the range');
+    await cp.nodes.heartbeat(node('a'), 'a', load);
+    t.equal((await cp.nodes.get(admin, 'a')).state, 'Ready', 'a heartbeat brings it back');
+
+    const seg = await cp.memory.allocateSegment(admin, {
+      size: 4096,
+      placement: { mode: 'pinned', node: 'a' },
+    });
+    await t.rejects(cp.nodes.remove(admin, 'a'), { code: 'NODE_IN_USE' });
+    await cp.memory.freeSegment(admin, seg.id);
+    await cp.nodes.remove(admin, 'a');
+    t.same((await cp.memory.layout(admin)).layout.ranges, [], 'removal frees the range');
+    await t.rejects(cp.nodes.get(admin, 'a'), { code: 'NODE_NOT_FOUND' });
+  },
+);
+
+t.test('segments: spread and pinned extents inside node ranges, exhaustion', async (t) => {
+  const { cp } = await setup(t);
+  const { token } = await cp.tokens.create(admin, {});
+  for (const name of ['a', 'b', 'c'])
+    await cp.nodes.join(await joinRequest(token, name, 64 * 1024 ** 2));
+  const spread = await cp.memory.allocateSegment(admin, { size: 48 * 1024 ** 2, id: 'spread-1' });
+  t.equal(new Set(spread.extents.map((e) => e.node)).size, 3, 'spread over every node');
+  const again = await cp.memory.allocateSegment(admin, { size: 48 * 1024 ** 2, id: 'spread-1' });
+  t.same(again, spread, 'the same id is idempotent');
+  const pinned = await cp.memory.allocateSegment(admin, {
+    size: 8 * 1024 ** 2,
+    placement: { mode: 'pinned', node: 'b' },
+  });
+  t.ok(pinned.extents.every((e) => e.node === 'b'));
+  await t.rejects(cp.memory.allocateSegment(admin, { size: 1024 ** 3 }), {
+    code: 'RANGE_EXHAUSTED',
+  });
+  await t.rejects(cp.memory.allocateSegment(admin, { size: 0 }), { code: 'INVALID_ARGUMENT' });
+  await t.rejects(
+    cp.memory.allocateSegment(admin, { size: 4096, placement: { mode: 'pinned', node: 'zz' } }),
+    { code: 'NODE_NOT_FOUND' },
+  );
+  const { layout } = await cp.memory.layout(admin);
+  const segments = await cp.memory.listSegments(admin);
+  t.same(
+    checkSegments(layout, { segments: segments.map((s) => ({ ...s })) as never }),
+    [],
+    'segment invariants hold',
+  );
+  await cp.memory.freeSegment(admin, spread.id);
+  await t.rejects(cp.memory.getSegment(admin, spread.id), { code: 'SEGMENT_NOT_FOUND' });
+  const stats = await cp.stats();
+  t.equal(stats.nodesByState.Joining, 3);
+});
