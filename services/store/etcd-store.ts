@@ -42,7 +42,6 @@ import {
   type IWatchResponse,
 } from 'etcd3';
 import { AmalgamError, isAmalgamError } from '../core/errors.ts';
-import { AsyncQueue } from './async-queue.ts';
 import type {
   Compare,
   KeyValue,
@@ -59,6 +58,7 @@ import type {
   WatchOptions,
 } from './store.ts';
 import { INTERNAL_PREFIX, validateKey, validateLeaseTtl, validateTxn } from './validate.ts';
+import { WatchStream } from './watch-stream.ts';
 
 export interface EtcdStoreOptions {
   /** Client URLs of the etcd members, e.g. ["http://127.0.0.1:2379"]. */
@@ -489,11 +489,17 @@ class EtcdLease implements Lease {
   }
 }
 
-class EtcdWatch implements Watch {
-  private readonly queue = new AsyncQueue<WatchEvent>();
+/**
+ * An etcd watch as a WatchStream (the same queue the embedded store uses).
+ * The etcd3 watch manager reconnects and resumes from the last revision by
+ * itself; this adds hiding of internal keys and a clear WATCH_COMPACTED.
+ */
+class EtcdWatch extends WatchStream {
   private watcher: Awaited<ReturnType<ReturnType<Etcd3['watch']>['create']>> | undefined;
   private closing = false;
+  /** Where this watch would resume: after the last event it received. */
   private nextRevision: number | undefined;
+  /** Resolves when the watch ends, for whatever reason. */
   readonly done: Promise<void>;
 
   constructor(
@@ -502,67 +508,59 @@ class EtcdWatch implements Watch {
     prefix: string,
     fromRevision: number | undefined,
   ) {
+    let resolveDone!: () => void;
+    super(() => {
+      resolveDone();
+      void this.cancelWatcher();
+    });
+    this.done = new Promise((resolve) => {
+      resolveDone = resolve;
+    });
     this.nextRevision = fromRevision;
     const bounds = prefixRange(prefix);
     let builder = client.watch().inRange(new EtcdRange(bounds.key, bounds.range_end));
     if (fromRevision !== undefined) builder = builder.startRevision(String(fromRevision));
-    this.done = builder.create().then(
+    builder.create().then(
       (watcher) => {
         this.watcher = watcher;
         watcher.on('data', (res: IWatchResponse) => this.onData(res));
         watcher.on('error', (err: Error) => void this.onError(err));
         if (this.closing) void watcher.cancel();
-        return this.queue.ended;
       },
       (err: unknown) => void this.onError(err as Error),
     );
   }
 
   private onData(res: IWatchResponse): void {
+    const events: WatchEvent[] = [];
     for (const ev of res.events) {
-      const key = ev.kv.key.toString();
-      if (key.startsWith(INTERNAL_PREFIX)) continue;
+      if (ev.kv.key.toString().startsWith(INTERNAL_PREFIX)) continue;
       const kv = fromEtcdKv(ev.kv);
-      const revision = kv.modRevision;
-      this.nextRevision = revision + 1;
-      this.queue.push({ type: ev.type === 'Delete' ? 'delete' : 'put', kv, revision });
+      this.nextRevision = kv.modRevision + 1;
+      events.push({ type: ev.type === 'Delete' ? 'delete' : 'put', kv, revision: kv.modRevision });
     }
+    this.push(events);
   }
 
   private async onError(err: Error): Promise<void> {
     if (this.closing) return;
-    // etcd cancels a watch whose start revision was compacted; tell the caller plainly.
+    // etcd cancels a watch whose start revision was compacted; say so plainly.
     try {
-      // Where this watch would resume: after the last event it received.
       const from = this.nextRevision ?? 1;
       if (/compact/i.test(err.message) || (await this.store.isCompacted(from))) {
-        this.queue.fail(
-          new AmalgamError('WATCH_COMPACTED', `revision ${from}`, { fromRevision: from }),
-        );
+        this.fail(new AmalgamError('WATCH_COMPACTED', `revision ${from}`, { fromRevision: from }));
         return;
       }
     } catch (probeErr) {
-      this.queue.fail(probeErr as Error);
+      this.fail(probeErr);
       return;
     }
-    this.queue.fail(err);
+    this.fail(err);
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<WatchEvent> {
-    const inner = this.queue[Symbol.asyncIterator]();
-    return {
-      next: () => inner.next(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-    };
-  }
-
-  async close(): Promise<void> {
+  private async cancelWatcher(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    this.queue.end();
     await this.watcher?.cancel().catch(() => {});
   }
 }
