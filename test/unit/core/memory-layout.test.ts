@@ -14,28 +14,7 @@ import {
   rangeOf,
   releaseRange,
 } from '../../../services/core/memory-layout.ts';
-
-/** mulberry32: a tiny seeded PRNG so every run makes the same choices. */
-function prng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return Math.floor((((x ^ (x >>> 14)) >>> 0) / 4294967296) * n);
-  };
-}
-
-function codeOf(fn: () => unknown): { code?: string; field?: unknown } {
-  try {
-    fn();
-  } catch (err) {
-    if (isAmalgamError(err)) return { code: err.code, field: err.details.field };
-    throw err;
-  }
-  return {};
-}
+import { codeOf, prng } from './helpers.ts';
 
 const snapshot = (layout: MemoryLayout) => JSON.stringify(layout);
 
