@@ -16,6 +16,7 @@ import { segmentsOnNode } from '../../core/segments.ts';
 import type { Store } from '../../store/store.ts';
 import { nodeSubject, signCsr, verifyCsr } from '../pki/index.ts';
 import { requireAdmin, requireMember, requireSelf } from './authz.ts';
+import { createBatcher, type Outcome } from './batcher.ts';
 import type {
   Caller,
   ControlPlane,
@@ -57,6 +58,20 @@ export interface NodeServiceOptions {
 }
 
 const MAX_ROLES = 16;
+/** Joins per CAS: 1 + N compares and N + 1 puts stay within etcd's 128 operations per txn. */
+const JOIN_BATCH = 50;
+
+interface ClaimRequest {
+  name: string;
+  identity: string;
+  request: JoinRequest;
+}
+
+interface Claimed {
+  node: NodeRecord;
+  rejoined: boolean;
+  layout: MemoryLayout | undefined;
+}
 
 export function toNodeView(
   node: NodeRecord,
@@ -158,6 +173,52 @@ export function createNodeService(options: NodeServiceOptions): ControlPlane['no
     });
   }
 
+  /**
+   * Claims a name and a range for every join of a batch in ONE CAS over the
+   * layout and those nodes' keys. Each join keeps its own outcome: one taken
+   * name does not fail its neighbours.
+   */
+  const claim = createBatcher<ClaimRequest, Claimed>(async (claims) => {
+    const nodeKeys = [...new Set(claims.map((c) => keys.node(c.name)))];
+    return updateAtomically(store, [keys.layout, ...nodeKeys], (current) => {
+      let layout = current.get<MemoryLayout>(keys.layout) ?? createMemoryLayout();
+      const written = new Map<string, NodeRecord>();
+      let layoutChanged = false;
+      const outcomes = claims.map((c): Outcome<Claimed> => {
+        try {
+          const stored = written.get(c.name) ?? current.get<NodeRecord>(keys.node(c.name));
+          if (stored && stored.identity !== c.identity) {
+            throw new AmalgamError('NAME_TAKEN', `node name ${c.name} belongs to another machine`, {
+              field: 'name',
+            });
+          }
+          // The same identity again gets the same range, whatever size it asks for now.
+          const allocation = allocateRange(layout, c.name, c.request.capacity.contributedBytes);
+          layout = allocation.layout;
+          layoutChanged ||= allocation.created;
+          const node: NodeRecord = stored ?? {
+            name: c.name,
+            identity: c.identity,
+            roles: c.request.roles ?? [],
+            labels: c.request.labels ?? {},
+            capacity: c.request.capacity,
+            state: 'Joining',
+            joinedAt: now(),
+          };
+          if (!stored) written.set(c.name, node);
+          return { ok: true, value: { node, rejoined: stored !== undefined, layout: undefined } };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      });
+      const writes = [...written.values()].map((node) => putJson(keys.node(node.name), node));
+      if (layoutChanged) writes.push(putJson(keys.layout, layout));
+      const finalLayout = layout;
+      for (const o of outcomes) if (o.ok) o.value.layout = finalLayout;
+      return { writes, result: outcomes };
+    });
+  }, JOIN_BATCH);
+
   return {
     async join(request: JoinRequest): Promise<JoinResult> {
       validateJoin(request);
@@ -167,34 +228,7 @@ export function createNodeService(options: NodeServiceOptions): ControlPlane['no
       const identity = publicKeyHash;
       const name = request.name;
 
-      const outcome = await updateAtomically(store, [keys.node(name), keys.layout], (current) => {
-        const existing = current.get<NodeRecord>(keys.node(name));
-        const layout = current.get<MemoryLayout>(keys.layout) ?? createMemoryLayout();
-        if (existing && existing.identity !== identity) {
-          throw new AmalgamError('NAME_TAKEN', `node name ${name} belongs to another machine`, {
-            field: 'name',
-          });
-        }
-        // Same identity again: the same range, whatever size it asks for now.
-        const allocation = allocateRange(layout, name, request.capacity.contributedBytes);
-        const node: NodeRecord = existing ?? {
-          name,
-          identity,
-          roles: request.roles ?? [],
-          labels: request.labels ?? {},
-          capacity: request.capacity,
-          state: 'Joining',
-          joinedAt: now(),
-        };
-        const writes = [];
-        if (!existing) writes.push(putJson(keys.node(name), node));
-        if (allocation.created) writes.push(putJson(keys.layout, allocation.layout));
-        return {
-          writes,
-          result: { node, layout: allocation.layout, rejoined: existing !== undefined },
-        };
-      });
-
+      const outcome = await claim({ name, identity, request });
       const subject = nodeSubject(name);
       const certificate = await signCsr(options.ca, request.csr, {
         commonName: subject.commonName,
