@@ -33,6 +33,17 @@ import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import {
+  findSetpriv,
+  freePorts,
+  installHandlers,
+  isAlive,
+  isExecutableFile,
+  ownedGroups,
+  pidExists,
+  type Tracked,
+  uninstallHandlers,
+} from './processes.ts';
 
 export interface EtcdMember {
   name: string;
@@ -125,91 +136,6 @@ export function findEtcdBinary(): string {
   );
 }
 
-let cachedSetpriv: string | null | undefined;
-
-function findSetpriv(): string | null {
-  if (cachedSetpriv !== undefined) return cachedSetpriv;
-  cachedSetpriv = null;
-  for (const c of ['/usr/bin/setpriv', '/bin/setpriv']) {
-    if (isExecutableFile(c)) {
-      cachedSetpriv = c;
-      break;
-    }
-  }
-  return cachedSetpriv;
-}
-
-function isExecutableFile(p: string): boolean {
-  try {
-    if (!statSync(p).isFile()) return false;
-    accessSync(p, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Process-wide safety net
-
-interface Tracked {
-  root: string;
-  children: Set<ChildProcess>;
-}
-
-const liveClusters = new Set<Tracked>();
-let handlersInstalled = false;
-
-function killEverythingSync(): void {
-  for (const cluster of liveClusters) {
-    for (const child of cluster.children) {
-      try {
-        if (child.pid !== undefined && isAlive(child)) process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    try {
-      rmSync(cluster.root, { recursive: true, force: true, maxRetries: 3 });
-    } catch {
-      // best effort on the way out
-    }
-  }
-  liveClusters.clear();
-}
-
-function onExit(): void {
-  killEverythingSync();
-}
-
-function onSignal(signal: NodeJS.Signals): void {
-  killEverythingSync();
-  uninstallHandlers();
-  // Our listener suppressed the default action. Re-raise so the process still dies from the
-  // signal: other listeners (e.g. signal-exit) see it again and, without us, behave as usual.
-  process.kill(process.pid, signal);
-}
-
-function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  process.on('exit', onExit);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-}
-
-function uninstallHandlers(): void {
-  if (!handlersInstalled) return;
-  handlersInstalled = false;
-  process.removeListener('exit', onExit);
-  process.removeListener('SIGINT', onSignal);
-  process.removeListener('SIGTERM', onSignal);
-}
-
-function isAlive(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Leftovers of test processes that were SIGKILLed (their etcd died with them thanks to
 // --pdeathsig, but nobody removed the temp root). The root's name carries the owner's pid.
@@ -239,39 +165,8 @@ function sweepStaleRoots(): void {
   }
 }
 
-function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Small helpers
-
-async function freePorts(n: number): Promise<number[]> {
-  // Hold every listener open until all ports are known so that we never get the same port twice.
-  const servers: Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const srv = createServer();
-      servers.push(srv);
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(0, '127.0.0.1', () => resolve());
-      });
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') throw new Error('unexpected listen address');
-      ports.push(addr.port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
-}
 
 interface HttpReply {
   status: number;
@@ -453,7 +348,7 @@ async function startOnce(
   sweepStaleRoots();
   const root = await mkdtemp(join(tmpdir(), `${ROOT_PREFIX}${process.pid}-`));
   const tracked: Tracked = { root, children: new Set() };
-  liveClusters.add(tracked);
+  ownedGroups.add(tracked);
   installHandlers();
   const members: MemberState[] = [];
   for (let i = 0; i < size; i++) {
@@ -691,8 +586,8 @@ async function startOnce(
       destroyed ??= (async () => {
         await Promise.all(members.map((_, i) => kill(i, 'SIGKILL')));
         await rm(root, { recursive: true, force: true, maxRetries: 3 });
-        liveClusters.delete(tracked);
-        if (liveClusters.size === 0) uninstallHandlers();
+        ownedGroups.delete(tracked);
+        if (ownedGroups.size === 0) uninstallHandlers();
       })();
       return destroyed;
     },
@@ -710,4 +605,4 @@ async function startOnce(
 }
 
 // Exported for the harness self-test.
-export const _internal = { liveClusterCount: (): number => liveClusters.size };
+export const _internal = { liveClusterCount: (): number => ownedGroups.size };
