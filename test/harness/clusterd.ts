@@ -1,0 +1,202 @@
+/**
+ * Real clusterd replicas for integration tests and benchmarks: a fresh
+ * cluster CA, a server certificate for 127.0.0.1, the admin credential, and
+ * N clusterd processes (the TypeScript sources, through scripts/ts-loader.mjs)
+ * on free loopback ports, all on one store. Killed with the test, always.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  type ClusterCa,
+  createClusterCa,
+  createKeyAndCsr,
+  issueAdminCredential,
+  signCsr,
+} from '../../services/controlplane/pki/index.ts';
+import { tailFile } from './etcd-cluster.ts';
+import {
+  findSetpriv,
+  freePorts,
+  installHandlers,
+  isAlive,
+  ownedGroups,
+  type Tracked,
+  uninstallHandlers,
+} from './processes.ts';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const SERVER = join(REPO, 'services/controlplane/server.ts');
+const LOADER = join(REPO, 'scripts/ts-loader.mjs');
+
+export type StoreConfig = { backend: 'embedded' } | { backend: 'etcd'; endpoints: string[] };
+
+export interface Credential {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export interface ClusterdReplicas {
+  urls: string[];
+  ca: ClusterCa;
+  admin: Credential;
+  kill(i: number, signal?: NodeJS.Signals): Promise<void>;
+  restart(i: number): Promise<void>;
+  logTail(i: number): string;
+  destroy(): Promise<void>;
+}
+
+export interface StartClusterdOptions {
+  count?: number;
+  store: StoreConfig;
+  clusterName?: string;
+  /** Extra fields merged into each replica's config (e.g. nodeGraceSeconds). */
+  extraConfig?: Record<string, unknown>;
+  startTimeoutMs?: number;
+}
+
+export async function startClusterdReplicas(
+  options: StartClusterdOptions,
+): Promise<ClusterdReplicas> {
+  const count = options.count ?? 1;
+  if (options.store.backend === 'embedded' && count !== 1) {
+    throw new Error('the embedded store serves one clusterd; use etcd for several replicas');
+  }
+  const root = await mkdtemp(join(tmpdir(), `amalgam-clusterd-${process.pid}-`));
+  const tracked: Tracked = { root, children: new Set() };
+  ownedGroups.add(tracked);
+  installHandlers();
+
+  const ca = await createClusterCa({ commonName: 'amalgam-test-ca' });
+  const server = await createKeyAndCsr({ commonName: 'clusterd', ipAddresses: ['127.0.0.1'] });
+  const serverCert = await signCsr(ca, server.csrPem, {
+    commonName: 'clusterd',
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    usages: ['server', 'client'],
+    validityDays: 30,
+  });
+  const admin = await issueAdminCredential(ca);
+  const file = (name: string) => join(root, name);
+  await Promise.all([
+    writeFile(file('ca.crt'), ca.certPem),
+    writeFile(file('ca.key'), ca.keyPem, { mode: 0o600 }),
+    writeFile(file('clusterd.crt'), serverCert),
+    writeFile(file('clusterd.key'), server.keyPem, { mode: 0o600 }),
+  ]);
+
+  const ports = await freePorts(count);
+  const urls = ports.map((port) => `https://127.0.0.1:${port}`);
+  const children: (ChildProcess | undefined)[] = [];
+  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+
+  async function writeConfig(i: number): Promise<string> {
+    const store =
+      options.store.backend === 'embedded'
+        ? { backend: 'embedded', dataDir: file('data') }
+        : { backend: 'etcd', endpoints: options.store.endpoints };
+    const config = {
+      clusterName: options.clusterName ?? 'test',
+      listen: { host: '127.0.0.1', port: ports[i] },
+      tls: {
+        certFile: file('clusterd.crt'),
+        keyFile: file('clusterd.key'),
+        caFile: file('ca.crt'),
+        caKeyFile: file('ca.key'),
+      },
+      store,
+      logLevel: 'info',
+      ...options.extraConfig,
+    };
+    const path = file(`clusterd-${i}.json`);
+    await writeFile(path, JSON.stringify(config, null, 2));
+    return path;
+  }
+
+  async function start(i: number): Promise<void> {
+    const config = await writeConfig(i);
+    const log = openSync(file(`clusterd-${i}.log`), 'a');
+    const args = ['--import', LOADER, SERVER, '--config', config];
+    const setpriv = findSetpriv();
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS; // tap's coverage hooks must not follow us into clusterd
+    const child = setpriv
+      ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', process.execPath, ...args], {
+          stdio: ['ignore', log, log],
+          env,
+        })
+      : spawn(process.execPath, args, { stdio: ['ignore', log, log], env });
+    children[i] = child;
+    tracked.children.add(child);
+    child.once('exit', () => tracked.children.delete(child));
+    const deadline = Date.now() + startTimeoutMs;
+    for (;;) {
+      if (!isAlive(child)) {
+        throw new Error(
+          `clusterd ${i} exited while starting:\n${tailFile(file(`clusterd-${i}.log`))}`,
+        );
+      }
+      if ((await readyz(urls[i] as string, ca.certPem)) === 200) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `clusterd ${i} not ready after ${startTimeoutMs} ms:\n${tailFile(file(`clusterd-${i}.log`))}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async function kill(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = children[i];
+    if (!child || !isAlive(child)) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+  }
+
+  let destroyed = false;
+  const replicas: ClusterdReplicas = {
+    urls,
+    ca,
+    admin: { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem },
+    kill,
+    restart: start,
+    logTail: (i) => tailFile(file(`clusterd-${i}.log`)),
+    async destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      await Promise.all(children.map((_, i) => kill(i)));
+      ownedGroups.delete(tracked);
+      if (ownedGroups.size === 0) uninstallHandlers();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+  try {
+    // Replicas start one after another: the first records the cluster in the store.
+    for (let i = 0; i < count; i++) await start(i);
+  } catch (err) {
+    await replicas.destroy();
+    throw err;
+  }
+  return replicas;
+}
+
+function readyz(url: string, ca: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(`${url}/readyz`, { ca, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(0);
+    });
+    req.end();
+  });
+}
