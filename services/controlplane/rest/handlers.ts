@@ -1,0 +1,117 @@
+/**
+ * One handler per operationId of openapi/amalgam.yaml. A handler gets input
+ * that already passed the operation's schemas and the caller the transport
+ * worked out; it calls ONE service function and maps the result to a status
+ * and body. It never touches the store and never checks permissions (the
+ * service layer does, for REST and gRPC alike).
+ */
+import type { Registry } from 'prom-client';
+import { AmalgamError } from '../../core/errors.ts';
+import type {
+  AllocateSegmentRequest,
+  Caller,
+  ControlPlaneRuntime,
+  CreateTokenRequest,
+  JoinRequest,
+  LoadReport,
+} from '../service/contracts.ts';
+
+export interface HandlerContext {
+  runtime: ControlPlaneRuntime;
+  caller: Caller;
+  /** Path parameters, schema-checked. */
+  params: Record<string, string>;
+  /** The request body, schema-checked against the operation's request schema. */
+  body: unknown;
+  registry: Registry;
+  /** Pages that are built once per app: the OpenAPI document and the docs page. */
+  pages: { openApiJson: string; docsHtml: string };
+}
+
+export interface HandlerResult {
+  status: number;
+  /** JSON value (checked against the response schema), or a string when `contentType` is set. */
+  body?: unknown;
+  /** Set for non-JSON answers; the body is then sent as is. */
+  contentType?: string;
+}
+
+export type Handler = (context: HandlerContext) => Promise<HandlerResult>;
+
+const json = (status: number, body: unknown): HandlerResult => ({ status, body });
+const noContent: HandlerResult = { status: 204 };
+
+function param(context: HandlerContext, name: string): string {
+  const value = context.params[name];
+  // The route's params schema makes this unreachable; a handler/document mismatch is a bug.
+  if (typeof value !== 'string') throw new Error(`path parameter ${name} is missing`);
+  return value;
+}
+
+export const handlers: Record<string, Handler> = {
+  getCluster: async ({ runtime, caller }) => json(200, await runtime.cluster.info(caller)),
+
+  createToken: async ({ runtime, caller, body }) =>
+    json(201, await runtime.tokens.create(caller, body as CreateTokenRequest)),
+  listTokens: async ({ runtime, caller }) =>
+    json(200, { items: await runtime.tokens.list(caller) }),
+  deleteToken: async (context) => {
+    await context.runtime.tokens.delete(context.caller, param(context, 'id'));
+    return noContent;
+  },
+
+  joinCluster: async ({ runtime, body }) =>
+    json(201, await runtime.nodes.join(body as JoinRequest)),
+  listNodes: async ({ runtime, caller }) => json(200, { items: await runtime.nodes.list(caller) }),
+  getNode: async (context) =>
+    json(200, await context.runtime.nodes.get(context.caller, param(context, 'name'))),
+  heartbeatNode: async (context) =>
+    json(
+      200,
+      await context.runtime.nodes.heartbeat(
+        context.caller,
+        param(context, 'name'),
+        context.body as LoadReport,
+      ),
+    ),
+  drainNode: async (context) =>
+    json(200, await context.runtime.nodes.drain(context.caller, param(context, 'name'))),
+  removeNode: async (context) => {
+    await context.runtime.nodes.remove(context.caller, param(context, 'name'));
+    return noContent;
+  },
+
+  getMemoryLayout: async ({ runtime, caller }) => json(200, await runtime.memory.layout(caller)),
+  allocateSegment: async ({ runtime, caller, body }) =>
+    json(201, await runtime.memory.allocateSegment(caller, body as AllocateSegmentRequest)),
+  listSegments: async ({ runtime, caller }) =>
+    json(200, { items: await runtime.memory.listSegments(caller) }),
+  getSegment: async (context) =>
+    json(200, await context.runtime.memory.getSegment(context.caller, param(context, 'id'))),
+  freeSegment: async (context) => {
+    await context.runtime.memory.freeSegment(context.caller, param(context, 'id'));
+    return noContent;
+  },
+
+  getHealth: async () => json(200, { status: 'ok' }),
+  getReadiness: async ({ runtime }) => {
+    const ready = await runtime.ready().catch(() => false);
+    if (!ready) throw new AmalgamError('NO_QUORUM', 'the store did not answer a read');
+    return json(200, { status: 'ready' });
+  },
+  getMetrics: async ({ registry }) => ({
+    status: 200,
+    body: await registry.metrics(),
+    contentType: registry.contentType,
+  }),
+  getOpenApi: async ({ pages }) => ({
+    status: 200,
+    body: pages.openApiJson,
+    contentType: 'application/json; charset=utf-8',
+  }),
+  getDocs: async ({ pages }) => ({
+    status: 200,
+    body: pages.docsHtml,
+    contentType: 'text/html; charset=utf-8',
+  }),
+};
