@@ -1,0 +1,55 @@
+/**
+ * What a joining machine offers: its memory and swap from /proc/meminfo, its
+ * CPUs from os.cpus(). By default it contributes all of its RAM + swap to the
+ * network memory space.
+ */
+import { readFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import type { NodeCapacity } from '../controlplane/service/contracts.ts';
+
+export interface Meminfo {
+  memTotalBytes: number;
+  swapTotalBytes: number;
+}
+
+/** MemTotal and SwapTotal of /proc/meminfo (which counts in kB, meaning KiB). */
+export function parseMeminfo(text: string): Meminfo {
+  const field = (name: string): number => {
+    const match = new RegExp(`^${name}:\\s+(\\d+)\\s*kB$`, 'm').exec(text);
+    if (!match) throw new Error(`/proc/meminfo has no ${name} line`);
+    return Number(match[1]) * 1024;
+  };
+  return { memTotalBytes: field('MemTotal'), swapTotalBytes: field('SwapTotal') };
+}
+
+export interface CpuInfo {
+  speed: number;
+}
+
+/** Count, and the mean clock in MHz as the speed score (at least 1: some VMs report 0). */
+export function cpuCapacity(list: CpuInfo[]): { cpus: number; cpuSpeed: number } {
+  const count = Math.max(1, list.length);
+  const mean = list.reduce((sum, cpu) => sum + (cpu.speed || 0), 0) / count;
+  return { cpus: count, cpuSpeed: Math.max(1, Math.round(mean)) };
+}
+
+export function capacityOf(
+  meminfo: Meminfo,
+  cpuList: CpuInfo[],
+  contributedBytes: number | 'auto',
+): NodeCapacity {
+  return {
+    memoryBytes: meminfo.memTotalBytes,
+    swapBytes: meminfo.swapTotalBytes,
+    contributedBytes:
+      contributedBytes === 'auto'
+        ? meminfo.memTotalBytes + meminfo.swapTotalBytes
+        : contributedBytes,
+    ...cpuCapacity(cpuList),
+  };
+}
+
+export async function readCapacity(contributedBytes: number | 'auto'): Promise<NodeCapacity> {
+  const meminfo = parseMeminfo(await readFile('/proc/meminfo', 'utf8'));
+  return capacityOf(meminfo, cpus(), contributedBytes);
+}

@@ -1,0 +1,42 @@
+/**
+ * Every clusteradm command, registered once. A command is one file per
+ * noun-verb exporting a `CliCommand`; the words it declares place it in the
+ * tree (`['token', 'create']` is `clusteradm token create`).
+ */
+import type { CliCommand } from './context.ts';
+import { init } from './init.ts';
+import { join } from './join.ts';
+import { memAlloc } from './mem-alloc.ts';
+import { memFree } from './mem-free.ts';
+import { memLayout } from './mem-layout.ts';
+import { memList } from './mem-list.ts';
+import { nodeDescribe } from './node-describe.ts';
+import { nodeDrain } from './node-drain.ts';
+import { nodeRemove } from './node-remove.ts';
+import { nodesList } from './nodes.ts';
+import { tokenCreate } from './token-create.ts';
+import { tokenDelete } from './token-delete.ts';
+import { tokenList } from './token-list.ts';
+
+export const COMMANDS: CliCommand[] = [
+  init,
+  join,
+  tokenCreate,
+  tokenList,
+  tokenDelete,
+  nodesList,
+  nodeDescribe,
+  nodeDrain,
+  nodeRemove,
+  memLayout,
+  memAlloc,
+  memFree,
+  memList,
+];
+
+/** What the nouns that only group verbs stand for, in `--help`. */
+export const GROUPS: Record<string, string> = {
+  token: 'bootstrap tokens for joining nodes',
+  node: 'one node of the cluster',
+  mem: 'the network memory space',
+};

@@ -1,0 +1,247 @@
+/**
+ * `clusteradm init`: makes a new cluster on this machine. Writes the CA, the
+ * admin credential and clusterd's certificate and configuration into the
+ * admin home, starts clusterd, waits until it is ready and prints the command
+ * other machines run to join (with a fresh token and the CA pin), as kubeadm.
+ * Progress goes to stderr; the result to stdout.
+ */
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { InvalidArgumentError, Option } from 'commander';
+import { createClient } from '../client/index.ts';
+import { isValidNodeName } from '../core/names.ts';
+import {
+  clearHome,
+  clusterHome,
+  createClusterHome,
+  existingEntries,
+  type InitSpec,
+  urlHost,
+} from './cluster-home.ts';
+import { processAlive, startClusterd, waitUntilReady } from './clusterd-process.ts';
+import { resolveHome } from './config.ts';
+import { defineCommand } from './context.ts';
+import { CliError, usageError } from './errors.ts';
+import { joinCommand } from './join-command.ts';
+import { type OutputFormat, outputOption, toJson } from './output.ts';
+import { parseDuration } from './units.ts';
+
+interface Options {
+  home?: string;
+  name: string;
+  listen: { host: string; port: number };
+  advertiseAddress?: string;
+  store: 'embedded' | 'etcd';
+  etcdEndpoints?: string[];
+  start: boolean;
+  force?: boolean;
+  waitTimeout: number;
+  output: OutputFormat;
+}
+
+/** `HOST:PORT`, `[v6]:PORT` or `:PORT` (all interfaces). */
+export function parseListen(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  if (!match || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InvalidArgumentError('HOST:PORT is required (e.g. 127.0.0.1:6443, 0.0.0.0:6443)');
+  }
+  const host = match[1] ?? match[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+function parseIp(text: string): string {
+  if (isIP(text) === 0) throw new InvalidArgumentError('an IP address is required');
+  return text;
+}
+
+function parseClusterName(text: string): string {
+  if (!isValidNodeName(text)) {
+    throw new InvalidArgumentError('a DNS label is required (a-z, 0-9, -; at most 63)');
+  }
+  return text;
+}
+
+function parseEndpoints(text: string): string[] {
+  const urls = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const url of urls) {
+    if (!/^https?:\/\/[^/]+/.test(url)) {
+      throw new InvalidArgumentError(`not an etcd client URL: ${JSON.stringify(url)}`);
+    }
+  }
+  if (urls.length === 0) throw new InvalidArgumentError('at least one URL is required');
+  return urls;
+}
+
+/** What other machines should use: the listen host when it is specific, else this machine's first external IPv4. */
+export function defaultAdvertiseAddress(
+  listenHost: string,
+  interfaces: ReturnType<typeof networkInterfaces>,
+): string {
+  if (listenHost !== '0.0.0.0' && listenHost !== '::') return listenHost;
+  for (const list of Object.values(interfaces)) {
+    for (const address of list ?? []) {
+      if (address.family === 'IPv4' && !address.internal) return address.address;
+    }
+  }
+  return '127.0.0.1';
+}
+
+export const init = defineCommand<Options>({
+  words: ['init'],
+  summary: 'create a cluster on this machine and start clusterd',
+  configure(command) {
+    command
+      .option('--home <dir>', 'admin home to create (default: $AMALGAM_HOME or ~/.amalgam)')
+      .option('--name <cluster>', 'cluster name', parseClusterName, 'amalgam')
+      .addOption(
+        new Option('--listen <host:port>', 'where clusterd listens')
+          .argParser(parseListen)
+          .default({ host: '127.0.0.1', port: 6443 }, '127.0.0.1:6443'),
+      )
+      .option(
+        '--advertise-address <ip>',
+        'the IP other machines reach clusterd at (default: the listen host, or the first external IPv4)',
+        parseIp,
+      )
+      .addOption(
+        new Option('--store <backend>', 'where the cluster state lives')
+          .choices(['embedded', 'etcd'])
+          .default('embedded'),
+      )
+      .option(
+        '--etcd-endpoints <urls>',
+        'comma-separated etcd client URLs (with --store etcd)',
+        parseEndpoints,
+      )
+      .option('--no-start', 'write the files but do not start clusterd')
+      .option('--force', 'replace a cluster this home already holds (its data is deleted)')
+      .addOption(
+        new Option('--wait-timeout <duration>', 'how long to wait for clusterd to be ready')
+          .argParser(parseDuration)
+          .default(60, '60s'),
+      )
+      .addOption(outputOption());
+  },
+  async run(context, { options }) {
+    const progress = (line: string): void => context.stderr(`[init] ${line}\n`);
+    if (options.store === 'etcd' && options.etcdEndpoints === undefined) {
+      throw usageError('--store etcd needs --etcd-endpoints');
+    }
+    if (options.store === 'embedded' && options.etcdEndpoints !== undefined) {
+      throw usageError('--etcd-endpoints is only for --store etcd');
+    }
+    const layout = clusterHome(resolveHome(options.home, context));
+
+    const existing = await existingEntries(layout);
+    if (existing.length > 0) {
+      if (!options.force) {
+        throw new CliError(
+          'HOME_EXISTS',
+          `${layout.home} (found ${existing.join(', ')}); use --force to replace it, or another --home`,
+          { home: layout.home },
+        );
+      }
+      const pid = Number.parseInt(await readFile(layout.pid, 'utf8').catch(() => ''), 10);
+      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+        throw new CliError('CLUSTERD_RUNNING', `pid ${pid} from ${layout.home}; stop it first`, {
+          pid,
+        });
+      }
+      progress(`--force: removing the previous cluster from ${layout.home}`);
+      await clearHome(layout);
+    }
+
+    const spec: InitSpec = {
+      clusterName: options.name,
+      listen: options.listen,
+      advertiseAddress:
+        options.advertiseAddress ??
+        defaultAdvertiseAddress(options.listen.host, networkInterfaces()),
+      store:
+        options.store === 'etcd'
+          ? { backend: 'etcd', endpoints: options.etcdEndpoints as string[] }
+          : { backend: 'embedded' },
+      hostname: context.hostname(),
+    };
+    progress(`writing the cluster CA and credentials to ${layout.pki}`);
+    const created = await createClusterHome(layout, spec);
+    progress(`wrote ${layout.clusterdConfig} and ${layout.adminConfig}`);
+
+    if (!options.start) {
+      progress('not starting clusterd (--no-start)');
+      const result = {
+        clusterName: spec.clusterName,
+        home: layout.home,
+        server: created.server,
+        caCertHash: created.caCertHash,
+        clusterdConfig: layout.clusterdConfig,
+        adminConfig: layout.adminConfig,
+      };
+      context.stdout(
+        options.output === 'json'
+          ? toJson(result)
+          : [
+              `Cluster "${spec.clusterName}" is configured in ${layout.home} (CA ${created.caCertHash}).`,
+              `Start clusterd with:  clusterd --config ${layout.clusterdConfig}`,
+              `then print a join command with:  clusteradm token create --print-join-command --home ${layout.home}`,
+              '',
+            ].join('\n'),
+      );
+      return;
+    }
+
+    progress(
+      `starting clusterd on ${urlHost(spec.listen.host)}:${spec.listen.port}, log ${layout.log}`,
+    );
+    const started = await startClusterd(layout);
+    const [ca, cert, key] = await Promise.all(
+      [layout.caCert, layout.adminCert, layout.adminKey].map((f) => readFile(f, 'utf8')),
+    );
+    const client = createClient({
+      endpoints: created.adminConfig.server,
+      ca: ca as string,
+      cert: cert as string,
+      key: key as string,
+    });
+    try {
+      await waitUntilReady(client, started, layout, options.waitTimeout * 1000);
+      progress(`clusterd is ready (pid ${started.pid})`);
+      const token = await client.tokens.create({ description: 'created by clusteradm init' });
+      const command = joinCommand(created.server, token.token, created.caCertHash);
+      if (options.output === 'json') {
+        context.stdout(
+          toJson({
+            clusterName: spec.clusterName,
+            home: layout.home,
+            server: created.server,
+            caCertHash: created.caCertHash,
+            pid: started.pid,
+            token: token.token,
+            tokenExpiresAt: token.expiresAt,
+            joinCommand: command,
+          }),
+        );
+      } else {
+        context.stdout(
+          [
+            `Cluster "${spec.clusterName}" is running (clusterd pid ${started.pid}).`,
+            '',
+            `Admin configuration: ${layout.adminConfig}`,
+            '',
+            'To join a machine, run on it (the token expires in 24h):',
+            '',
+            `  ${command}`,
+            '',
+          ].join('\n'),
+        );
+      }
+    } finally {
+      await client.close();
+    }
+  },
+});

@@ -1,0 +1,205 @@
+/**
+ * `clusteradm join URL --token T --ca-cert-hash sha256:H`, run on the machine
+ * that joins.
+ *
+ * Order matters for security: the server's CA is read from a TLS handshake
+ * that sends nothing and pinned by hash BEFORE the token or anything else is
+ * sent; the token then goes only over a connection verified against that CA.
+ * The node key is made (or reused) and saved before the join is sent, so a
+ * join whose answer was lost can be repeated as the same identity.
+ */
+import { readFile } from 'node:fs/promises';
+import { join as joinPath } from 'node:path';
+import { InvalidArgumentError, Option } from 'commander';
+import { ClientError, createClient, discoverCa } from '../client/index.ts';
+import { verifyCaCertHash } from '../controlplane/pki/index.ts';
+import type { JoinResult } from '../controlplane/service/contracts.ts';
+import { parseBootstrapToken } from '../core/bootstrap-token.ts';
+import { isValidNodeName } from '../core/names.ts';
+import { readCapacity } from './capacity.ts';
+import { resolveNodeHome } from './config.ts';
+import { defineCommand } from './context.ts';
+import { CliError } from './errors.ts';
+import { ensureDir, PRIVATE, PUBLIC, writeFileAtomic, writeJson } from './files.ts';
+import { certificateMatchesKey, nodeKeyAndCsr } from './node-key.ts';
+import { type OutputFormat, outputOption, renderFields, toJson } from './output.ts';
+import { formatBytes, formatRange, parseSize } from './units.ts';
+
+interface Options {
+  token: string;
+  caCertHash: string;
+  name?: string;
+  home?: string;
+  contribute: number | 'auto';
+  agent: boolean;
+  output: OutputFormat;
+}
+
+/** What `join` writes for the agent, next to the files it names. */
+export interface AgentConfig {
+  server: string[];
+  name: string;
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
+const PIN = /^sha256:[0-9a-fA-F]{64}$/;
+
+function parseServerUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new InvalidArgumentError(`not a URL: ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== 'https:') throw new InvalidArgumentError('an https:// URL is required');
+  return url.origin;
+}
+
+function parseToken(text: string): string {
+  try {
+    parseBootstrapToken(text);
+  } catch {
+    throw new InvalidArgumentError('a bootstrap token [a-z0-9]{6}.[a-z0-9]{16} is required');
+  }
+  return text;
+}
+
+function parsePin(text: string): string {
+  if (!PIN.test(text)) throw new InvalidArgumentError('sha256:<64 hex digits> is required');
+  return text.toLowerCase();
+}
+
+function parseNodeName(text: string): string {
+  if (!isValidNodeName(text)) {
+    throw new InvalidArgumentError('a DNS label is required (a-z, 0-9, -; at most 63)');
+  }
+  return text;
+}
+
+function parseContribution(text: string): number | 'auto' {
+  return text === 'auto' ? 'auto' : parseSize(text);
+}
+
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+export const join = defineCommand<Options, [string]>({
+  words: ['join'],
+  summary: 'join this machine to a cluster (pins the CA before sending the token)',
+  configure(command) {
+    command
+      .argument('<url>', 'https://host:port of clusterd', parseServerUrl)
+      .requiredOption(
+        '--token <token>',
+        'bootstrap token from `clusteradm token create`',
+        parseToken,
+      )
+      .requiredOption(
+        '--ca-cert-hash <sha256:hex>',
+        "the cluster CA's public key hash, as `clusteradm init` printed it",
+        parsePin,
+      )
+      .option('--name <name>', 'node name (default: this host name)', parseNodeName)
+      .option('--home <dir>', 'where the node credentials go (default: ~/.amalgam-node)')
+      .addOption(
+        new Option('--contribute <bytes|auto>', 'bytes served to the network memory space')
+          .argParser(parseContribution)
+          .default('auto', 'auto: RAM + swap'),
+      )
+      .option('--no-agent', 'do not mention starting clusteragent')
+      .addOption(outputOption());
+  },
+  async run(context, { args: [server], options }) {
+    const progress = (line: string): void => context.stderr(`[join] ${line}\n`);
+    const name = options.name ?? context.hostname().toLowerCase().split('.')[0] ?? '';
+    if (!isValidNodeName(name)) {
+      throw new CliError(
+        'CONFIG_INVALID',
+        `the host name ${JSON.stringify(name)} is not a valid node name; pass --name`,
+      );
+    }
+    const home = resolveNodeHome(options.home, context);
+
+    // 1. Pin the CA. Nothing but a TLS handshake has happened when this throws.
+    progress(`reading the CA of ${server}`);
+    const { ca } = await discoverCa(server);
+    if (!verifyCaCertHash(ca, options.caCertHash)) {
+      throw new CliError(
+        'CA_HASH_MISMATCH',
+        `${server} presented a CA that is not ${options.caCertHash}`,
+        { server },
+      );
+    }
+    progress(`the CA matches ${options.caCertHash}`);
+
+    // 2. The node key: reused when this home has one (same identity), else made and saved now.
+    await ensureDir(home);
+    const keyFile = joinPath(home, 'node.key');
+    const existing = await readIfExists(keyFile);
+    const { keyPem, csrPem, created } = await nodeKeyAndCsr(name, existing);
+    if (created) await writeFileAtomic(keyFile, keyPem, PRIVATE);
+    progress(created ? `made a new key ${keyFile}` : `reusing the key ${keyFile}`);
+
+    // 3. Join over a connection verified against the pinned CA.
+    const capacity = await readCapacity(options.contribute);
+    const client = createClient({ endpoints: [server], ca });
+    let result: JoinResult;
+    try {
+      result = await client.nodes.join({ token: options.token, name, csr: csrPem, capacity });
+    } finally {
+      await client.close();
+    }
+    if (!certificateMatchesKey(result.certificate, keyPem)) {
+      throw new ClientError(
+        'BAD_RESPONSE',
+        'the node certificate is not for the key that was sent',
+      );
+    }
+    if (!verifyCaCertHash(result.caCertificate, options.caCertHash)) {
+      throw new CliError('CA_HASH_MISMATCH', 'the join answered with a different CA', { server });
+    }
+
+    // 4. The agent's credentials and configuration.
+    const files: AgentConfig = {
+      server: [server],
+      name: result.node.name,
+      certFile: joinPath(home, 'node.crt'),
+      keyFile,
+      caFile: joinPath(home, 'ca.crt'),
+    };
+    await writeFileAtomic(files.certFile, result.certificate, PUBLIC);
+    await writeFileAtomic(files.caFile, ca, PUBLIC);
+    const agentFile = joinPath(home, 'agent.json');
+    await writeJson(agentFile, files);
+
+    const { node } = result;
+    if (options.output === 'json') {
+      context.stdout(toJson({ node, rejoined: result.rejoined, agentConfig: agentFile }));
+    } else {
+      context.stdout(
+        renderFields([
+          [
+            'Joined',
+            `${node.name} (${result.rejoined ? 'rejoined with its previous range' : 'new node'})`,
+          ],
+          ['State', node.state],
+          ['Range', `${formatRange(node.range)} (${formatBytes(node.range.size)})`],
+          ['Agent config', agentFile],
+        ]),
+      );
+    }
+    if (options.agent) {
+      progress(
+        'clusteragent is not started yet (it comes with a later release); --no-agent hides this',
+      );
+    }
+  },
+});

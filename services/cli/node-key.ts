@@ -1,0 +1,92 @@
+/**
+ * The joining machine's key and CSR. The key is made here and never leaves
+ * the machine; it is kept in `<node home>/node.key`, and a later join reuses
+ * it, so the control plane sees the same identity (the SPKI hash) and gives
+ * the node back its range.
+ */
+import {
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  webcrypto,
+  X509Certificate,
+} from 'node:crypto';
+import { createKeyAndCsr, NODE_COMMON_NAME_PREFIX } from '../controlplane/pki/index.ts';
+// The PKI library's single loader of @peculiar/x509 (it must load reflect-metadata first).
+import { x509 } from '../controlplane/pki/x509-provider.ts';
+import { CliError } from './errors.ts';
+
+const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+
+export interface NodeKey {
+  keyPem: string;
+  csrPem: string;
+  /** False when `existingKeyPem` was used. */
+  created: boolean;
+}
+
+export async function nodeKeyAndCsr(
+  name: string,
+  existingKeyPem: string | undefined,
+): Promise<NodeKey> {
+  const commonName = `${NODE_COMMON_NAME_PREFIX}${name}`;
+  if (existingKeyPem === undefined) {
+    const { keyPem, csrPem } = await createKeyAndCsr({ commonName });
+    return { keyPem, csrPem, created: true };
+  }
+  return {
+    keyPem: existingKeyPem,
+    csrPem: await csrForKey(existingKeyPem, commonName),
+    created: false,
+  };
+}
+
+function loadP256(keyPem: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: keyPem, format: 'pem' });
+  } catch (err) {
+    throw new CliError('NODE_KEY_INVALID', `not a PEM private key (${(err as Error).message})`);
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new CliError('NODE_KEY_INVALID', 'an ECDSA P-256 key is required');
+  }
+  return key;
+}
+
+/** A CSR signed by an existing P-256 key. */
+export async function csrForKey(keyPem: string, commonName: string): Promise<string> {
+  const key = loadP256(keyPem);
+  const privateKey = await webcrypto.subtle.importKey(
+    'pkcs8',
+    key.export({ type: 'pkcs8', format: 'der' }),
+    EC_P256,
+    false,
+    ['sign'],
+  );
+  const publicKey = await webcrypto.subtle.importKey(
+    'spki',
+    createPublicKey(key).export({ type: 'spki', format: 'der' }),
+    EC_P256,
+    true,
+    ['verify'],
+  );
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+    {
+      name: [{ CN: [commonName] }],
+      keys: { privateKey, publicKey },
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    },
+    webcrypto,
+  );
+  return `${csr.toString('pem')}\n`;
+}
+
+/** Whether the certificate `certPem` is for the key `keyPem`. */
+export function certificateMatchesKey(certPem: string, keyPem: string): boolean {
+  try {
+    return new X509Certificate(certPem).publicKey.equals(createPublicKey(keyPem));
+  } catch {
+    return false;
+  }
+}

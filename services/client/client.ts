@@ -1,0 +1,116 @@
+/**
+ * The typed client of clusterd's REST API, used by clusteradm, the agent and
+ * the tests. One method per operation, grouped as the service layer is
+ * (`ControlPlane` in contracts.ts), returning the same types; errors are the
+ * server's `AmalgamError`s rebuilt (`ApiError`) or the client's own
+ * (`ClientError`).
+ */
+import type {
+  AllocateSegmentRequest,
+  ClusterInfo,
+  CreatedToken,
+  CreateTokenRequest,
+  JoinRequest,
+  JoinResult,
+  LoadReport,
+  MemoryLayoutView,
+  NodeView,
+  SegmentView,
+  TokenView,
+} from '../controlplane/service/contracts.ts';
+import { ClientError } from './errors.ts';
+import { createTransport, type RawResponse, type TransportOptions } from './transport.ts';
+
+export type ClientOptions = TransportOptions;
+
+export interface AmalgamClient {
+  cluster: {
+    info(): Promise<ClusterInfo>;
+  };
+  tokens: {
+    create(request?: CreateTokenRequest): Promise<CreatedToken>;
+    list(): Promise<TokenView[]>;
+    delete(id: string): Promise<void>;
+  };
+  nodes: {
+    /** Token-authenticated: works without a client certificate. */
+    join(request: JoinRequest): Promise<JoinResult>;
+    list(): Promise<NodeView[]>;
+    get(name: string): Promise<NodeView>;
+    heartbeat(name: string, load: LoadReport): Promise<NodeView>;
+    drain(name: string): Promise<NodeView>;
+    remove(name: string): Promise<void>;
+  };
+  memory: {
+    layout(): Promise<MemoryLayoutView>;
+    allocateSegment(request: AllocateSegmentRequest): Promise<SegmentView>;
+    listSegments(): Promise<SegmentView[]>;
+    getSegment(id: string): Promise<SegmentView>;
+    freeSegment(id: string): Promise<void>;
+  };
+  /** GET /healthz: true on a 2xx answer. */
+  healthy(): Promise<boolean>;
+  /** GET /readyz: true on a 2xx answer, false on any other HTTP answer. */
+  ready(): Promise<boolean>;
+  /** Closes the connections; the client cannot be used afterwards. */
+  close(): Promise<void>;
+}
+
+interface Items<T> {
+  items: T[];
+}
+
+function itemsOf<T>(body: Items<T>, path: string): T[] {
+  if (typeof body !== 'object' || body === null || !Array.isArray(body.items)) {
+    throw new ClientError('BAD_RESPONSE', `GET ${path} did not answer { items: [...] }`);
+  }
+  return body.items;
+}
+
+const segment = (value: string): string => encodeURIComponent(value);
+
+export function createClient(options: ClientOptions): AmalgamClient {
+  const transport = createTransport(options);
+  const { call } = transport;
+  const ok = (response: RawResponse): boolean => response.status >= 200 && response.status < 300;
+
+  return {
+    cluster: {
+      info: () => call<ClusterInfo>('GET', '/v1/cluster'),
+    },
+    tokens: {
+      create: (request = {}) => call<CreatedToken>('POST', '/v1/tokens', request),
+      list: async () => itemsOf(await call<Items<TokenView>>('GET', '/v1/tokens'), '/v1/tokens'),
+      delete: async (id) => {
+        await call<void>('DELETE', `/v1/tokens/${segment(id)}`);
+      },
+    },
+    nodes: {
+      join: (request) => call<JoinResult>('POST', '/v1/join', request),
+      list: async () => itemsOf(await call<Items<NodeView>>('GET', '/v1/nodes'), '/v1/nodes'),
+      get: (name) => call<NodeView>('GET', `/v1/nodes/${segment(name)}`),
+      heartbeat: (name, load) =>
+        call<NodeView>('POST', `/v1/nodes/${segment(name)}/heartbeat`, load),
+      drain: (name) => call<NodeView>('POST', `/v1/nodes/${segment(name)}/drain`, {}),
+      remove: async (name) => {
+        await call<void>('DELETE', `/v1/nodes/${segment(name)}`);
+      },
+    },
+    memory: {
+      layout: () => call<MemoryLayoutView>('GET', '/v1/memory/layout'),
+      allocateSegment: (request) => call<SegmentView>('POST', '/v1/memory/segments', request),
+      listSegments: async () =>
+        itemsOf(
+          await call<Items<SegmentView>>('GET', '/v1/memory/segments'),
+          '/v1/memory/segments',
+        ),
+      getSegment: (id) => call<SegmentView>('GET', `/v1/memory/segments/${segment(id)}`),
+      freeSegment: async (id) => {
+        await call<void>('DELETE', `/v1/memory/segments/${segment(id)}`);
+      },
+    },
+    healthy: async () => ok(await transport.raw('GET', '/healthz')),
+    ready: async () => ok(await transport.raw('GET', '/readyz')),
+    close: () => transport.close(),
+  };
+}

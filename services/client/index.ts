@@ -1,0 +1,10 @@
+/** The typed client of clusterd's REST API (see client.ts) and CA discovery for joins. */
+export { type AmalgamClient, type ClientOptions, createClient } from './client.ts';
+export { type DiscoverCaOptions, type DiscoveredCa, discoverCa } from './discover-ca.ts';
+export {
+  ApiError,
+  CLIENT_ERRORS,
+  ClientError,
+  type ClientErrorCode,
+  errorFromProblem,
+} from './errors.ts';

@@ -1,0 +1,196 @@
+/**
+ * HTTPS with mutual TLS to a list of equivalent endpoints (clusterd replicas),
+ * tried in order.
+ *
+ * Failing over is only done when it cannot apply a write twice:
+ * - a GET is retried on the next endpoint after any transport failure;
+ * - any other call only when its connection failed before a byte of the
+ *   request was sent (refused, unreachable, TLS handshake failed, connect
+ *   timeout). The TLS connector below marks exactly those errors.
+ * An HTTP answer, even a 5xx, is the cluster's answer and is never retried
+ * here: every replica serves the same store.
+ */
+import { randomUUID } from 'node:crypto';
+import { Agent, buildConnector } from 'undici';
+import { ClientError, errorFromProblem } from './errors.ts';
+
+export interface TransportOptions {
+  /** `https://host:port` of each replica, tried in this order. */
+  endpoints: string[];
+  /** PEM of the cluster CA: the only issuer trusted for the server's certificate. */
+  ca: string;
+  /** PEM client certificate and key (admin or node); omitted for the token-authenticated join. */
+  cert?: string;
+  key?: string;
+  /** Per attempt, for the whole exchange. Default 30 s. */
+  timeoutMs?: number;
+  /** Per attempt, for TCP + TLS. Default the smaller of 5 s and `timeoutMs`. */
+  connectTimeoutMs?: number;
+}
+
+export type Method = 'GET' | 'POST' | 'DELETE';
+
+export interface RawResponse {
+  status: number;
+  /** Parsed JSON, or undefined for an empty body. */
+  body: unknown;
+  requestId: string | undefined;
+}
+
+export interface Transport {
+  /** The parsed body of a 2xx answer; throws ApiError for a problem, ClientError otherwise. */
+  call<T>(method: Method, path: string, body?: unknown): Promise<T>;
+  /** Any HTTP answer (for /readyz and /healthz, whose non-2xx is data, not an error). */
+  raw(method: Method, path: string): Promise<RawResponse>;
+  close(): Promise<void>;
+}
+
+interface Endpoint {
+  origin: string;
+  agent: Agent;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** Far above any answer of the API (a list of every node or segment). */
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+function parseEndpoint(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ClientError('UNAVAILABLE', `not a URL: ${JSON.stringify(text)}`, { endpoint: text });
+  }
+  if (url.protocol !== 'https:') {
+    throw new ClientError('UNAVAILABLE', `only https:// endpoints are supported: ${text}`, {
+      endpoint: text,
+    });
+  }
+  return url.origin;
+}
+
+export function createTransport(options: TransportOptions): Transport {
+  if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
+    throw new ClientError('UNAVAILABLE', 'no endpoints were given');
+  }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const connectTimeoutMs = options.connectTimeoutMs ?? Math.min(5_000, timeoutMs);
+  // Errors raised while connecting: nothing of the request can have been sent.
+  const beforeSend = new WeakSet<object>();
+  const tls = buildConnector({
+    ca: options.ca,
+    ...(options.cert === undefined ? {} : { cert: options.cert }),
+    ...(options.key === undefined ? {} : { key: options.key }),
+    rejectUnauthorized: true,
+    timeout: connectTimeoutMs,
+  });
+  const endpoints: Endpoint[] = options.endpoints.map((text) => ({
+    origin: parseEndpoint(text),
+    agent: new Agent({
+      connect: (opts, callback) => {
+        tls(opts, (...args) => {
+          const [err] = args;
+          if (err) beforeSend.add(err);
+          callback(...args);
+        });
+      },
+    }),
+  }));
+  // Start where the last call succeeded, so a dead first replica costs one failover, not one per call.
+  let preferred = 0;
+
+  async function exchange(
+    method: Method,
+    path: string,
+    body: unknown,
+    requestId: string,
+  ): Promise<RawResponse> {
+    const failures: { endpoint: string; error: string }[] = [];
+    for (let i = 0; i < endpoints.length; i++) {
+      const index = (preferred + i) % endpoints.length;
+      const endpoint = endpoints[index] as Endpoint;
+      const headers: Record<string, string> = {
+        accept: 'application/json, application/problem+json',
+        'x-request-id': requestId,
+      };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      try {
+        const response = await endpoint.agent.request({
+          origin: endpoint.origin,
+          path,
+          method,
+          headers,
+          body: body === undefined ? null : JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        const length = Number(response.headers['content-length'] ?? 0);
+        if (length > MAX_BODY_BYTES) {
+          response.body.destroy();
+          throw new ClientError('BAD_RESPONSE', `a ${length}-byte body is over the limit`, {
+            status: response.statusCode,
+          });
+        }
+        const text = await response.body.text();
+        preferred = index;
+        const header = response.headers['x-request-id'];
+        return {
+          status: response.statusCode,
+          body: parseBody(text, response.statusCode),
+          requestId: typeof header === 'string' ? header : undefined,
+        };
+      } catch (err) {
+        if (err instanceof ClientError) throw err;
+        failures.push({ endpoint: endpoint.origin, error: describe(err) });
+        const safe =
+          method === 'GET' || (typeof err === 'object' && err !== null && beforeSend.has(err));
+        if (!safe) {
+          throw new ClientError(
+            'UNAVAILABLE',
+            `${method} ${path} to ${endpoint.origin} failed after it was sent (${describe(err)}); it may or may not have been applied`,
+            { endpoint: endpoint.origin, method, path, requestId, sent: true },
+            { cause: err },
+          );
+        }
+      }
+    }
+    throw new ClientError(
+      'UNAVAILABLE',
+      failures.map((f) => `${f.endpoint}: ${f.error}`).join('; '),
+      { endpoints: failures, method, path, requestId, sent: false },
+    );
+  }
+
+  return {
+    async call<T>(method: Method, path: string, body?: unknown): Promise<T> {
+      const response = await exchange(method, path, body, randomUUID());
+      if (response.status >= 200 && response.status < 300) return response.body as T;
+      throw errorFromProblem(response.status, response.body, response.requestId);
+    },
+    raw(method: Method, path: string): Promise<RawResponse> {
+      return exchange(method, path, undefined, randomUUID());
+    },
+    async close(): Promise<void> {
+      await Promise.all(endpoints.map((e) => e.agent.close()));
+    },
+  };
+}
+
+function parseBody(text: string, status: number): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    // A non-JSON error body (a proxy's HTML page) still yields a useful error below.
+    if (status >= 400) return { detail: text.slice(0, 200) };
+    throw new ClientError('BAD_RESPONSE', `HTTP ${status} with a body that is not JSON`, {
+      status,
+    });
+  }
+}
+
+function describe(err: unknown): string {
+  if (typeof err !== 'object' || err === null) return String(err);
+  const { code, message, name } = err as { code?: unknown; message?: unknown; name?: unknown };
+  if (name === 'TimeoutError') return 'timed out';
+  return typeof code === 'string' ? `${code} ${String(message)}` : String(message ?? name);
+}
