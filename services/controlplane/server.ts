@@ -1,0 +1,199 @@
+/**
+ * clusterd: the process. Owns the logger, the store, the control-plane
+ * runtime and the HTTPS listener, and closes them in reverse order on
+ * SIGTERM/SIGINT. Everything it serves is built by rest/app.ts.
+ *
+ *   node --import ./scripts/ts-loader.mjs services/controlplane/server.ts --config clusterd.json
+ *
+ * Tests and `clusteradm` start it in-process with `startClusterd(config)`.
+ */
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type Logger, pino } from 'pino';
+import { Registry } from 'prom-client';
+import { isAmalgamError } from '../core/errors.ts';
+import { openEmbeddedStore } from '../store/embedded-store.ts';
+import { EtcdStore } from '../store/etcd-store.ts';
+import type { Store } from '../store/store.ts';
+import { type ClusterdConfig, loadConfig } from './config.ts';
+import { createControlPlane } from './control-plane.ts';
+import { instrumentStore } from './metrics.ts';
+import { buildApp } from './rest/app.ts';
+
+export const USAGE = `Usage: clusterd --config <file>
+
+Runs the amalgam control plane: the REST API over HTTPS (mutual TLS), /metrics,
+/healthz, /readyz, /openapi.json and /docs.
+
+Options:
+  -c, --config <file>  JSON configuration (see services/controlplane/config.ts):
+                       { "clusterName", "listen": {"host","port"},
+                         "tls": {"certFile","keyFile","caFile","caKeyFile"},
+                         "store": {"backend":"embedded","dataDir"} |
+                                  {"backend":"etcd","endpoints":[...]},
+                         "logLevel"? }
+  -h, --help           Show this help.
+
+Logs are JSON lines on stdout; one of them, msg "clusterd listening", carries
+the URL. SIGTERM or SIGINT closes the listener, the controllers and the store.
+`;
+
+export interface RunningClusterd {
+  /** https://host:port actually listened on (port 0 in the config picks a free one). */
+  url: string;
+  /** Stops accepting, finishes in-flight requests, stops the runtime, closes the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+function openStore(config: ClusterdConfig, logger: Logger): Promise<Store> | Store {
+  if (config.store.backend === 'embedded') {
+    return openEmbeddedStore({
+      dataDir: config.store.dataDir,
+      logger: logger.child({ component: 'store' }),
+    });
+  }
+  return new EtcdStore({ endpoints: config.store.endpoints });
+}
+
+function urlOf(host: string, port: number): string {
+  return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+export async function startClusterd(
+  config: ClusterdConfig,
+  logger: Logger = pino({ level: config.logLevel ?? 'info' }),
+): Promise<RunningClusterd> {
+  const [cert, key, caCert, caKey] = await Promise.all(
+    [config.tls.certFile, config.tls.keyFile, config.tls.caFile, config.tls.caKeyFile].map((f) =>
+      readFile(f, 'utf8'),
+    ),
+  );
+  const registry = new Registry();
+  const rawStore = await openStore(config, logger);
+  const cleanups: (() => Promise<void>)[] = [() => rawStore.close()];
+  const cleanup = async () => {
+    for (const step of cleanups.splice(0).reverse()) {
+      await step().catch((err) => logger.error({ err }, 'error while closing'));
+    }
+  };
+  try {
+    const store = instrumentStore(rawStore, registry);
+    const runtime = await createControlPlane({
+      store,
+      ca: { certPem: caCert as string, keyPem: caKey as string },
+      clusterName: config.clusterName,
+      logger: logger.child({ component: 'controlplane' }),
+      ...(config.nodeGraceSeconds !== undefined
+        ? { nodeGraceSeconds: config.nodeGraceSeconds }
+        : {}),
+    });
+    cleanups.push(() => runtime.close());
+    const app = buildApp({
+      runtime,
+      logger,
+      registry,
+      ...(config.bodyLimit !== undefined ? { bodyLimit: config.bodyLimit } : {}),
+      // A client certificate is asked for, never required: a joining machine
+      // has none yet. Only a chain verified against the cluster CA counts.
+      https: { cert, key, ca: caCert, requestCert: true, rejectUnauthorized: false },
+    });
+    cleanups.push(() => app.close());
+    await app.listen({
+      host: config.listen.host,
+      port: config.listen.port,
+      listenTextResolver: (address) => `fastify listening at ${address}`,
+    });
+    const { port } = app.server.address() as AddressInfo;
+    const url = urlOf(config.listen.host, port);
+    logger.info(
+      { url, cluster: config.clusterName, store: rawStore.backend },
+      'clusterd listening',
+    );
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      close: () => {
+        closing ??= cleanup().then(() => logger.info('clusterd closed'));
+        return closing;
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/** The command line: exit 0 on a clean signal-driven close, 2 on a usage or config error. */
+export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
+  let values: { config?: string | undefined; help?: boolean | undefined };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    process.stderr.write(`clusterd: ${(err as Error).message}\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (!values.config) {
+    process.stderr.write(`clusterd: --config is required\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+
+  let config: ClusterdConfig;
+  try {
+    config = await loadConfig(values.config);
+  } catch (err) {
+    process.stderr.write(`clusterd: ${(err as Error).message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const logger = pino({ level: config.logLevel ?? 'info' });
+  let running: RunningClusterd;
+  try {
+    running = await startClusterd(config, logger);
+  } catch (err) {
+    logger.fatal(
+      { err, code: isAmalgamError(err) ? err.code : undefined },
+      'clusterd did not start',
+    );
+    process.exitCode = 1;
+    return;
+  }
+
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'shutting down');
+    // A close that hangs (a store that never answers) must not keep the process forever.
+    setTimeout(() => {
+      logger.error('close did not finish within 15 s; exiting');
+      process.exit(1);
+    }, 15_000).unref();
+    running.close().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, 'close failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+const invokedDirectly =
+  process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (invokedDirectly) await main();
