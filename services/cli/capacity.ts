@@ -26,17 +26,32 @@ export interface CpuInfo {
   speed: number;
 }
 
-/** Count, and the mean clock in MHz as the speed score (at least 1: some VMs report 0). */
-export function cpuCapacity(list: CpuInfo[]): { cpus: number; cpuSpeed: number } {
+/** The mean `bogomips` of /proc/cpuinfo, or undefined when it has none. */
+export function parseBogomips(text: string): number | undefined {
+  const values = [...text.matchAll(/^bogomips\s*:\s*([\d.]+)$/gim)].map((m) => Number(m[1]));
+  if (values.length === 0) return undefined;
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/**
+ * Count, and a speed score: the mean clock in MHz, or the mean bogomips when
+ * the clock is unknown (many VMs report 0); at least 1.
+ */
+export function cpuCapacity(
+  list: CpuInfo[],
+  bogomips?: number,
+): { cpus: number; cpuSpeed: number } {
   const count = Math.max(1, list.length);
   const mean = list.reduce((sum, cpu) => sum + (cpu.speed || 0), 0) / count;
-  return { cpus: count, cpuSpeed: Math.max(1, Math.round(mean)) };
+  const score = mean > 0 ? mean : (bogomips ?? 0);
+  return { cpus: count, cpuSpeed: Math.max(1, Math.round(score)) };
 }
 
 export function capacityOf(
   meminfo: Meminfo,
   cpuList: CpuInfo[],
   contributedBytes: number | 'auto',
+  bogomips?: number,
 ): NodeCapacity {
   return {
     memoryBytes: meminfo.memTotalBytes,
@@ -45,11 +60,12 @@ export function capacityOf(
       contributedBytes === 'auto'
         ? meminfo.memTotalBytes + meminfo.swapTotalBytes
         : contributedBytes,
-    ...cpuCapacity(cpuList),
+    ...cpuCapacity(cpuList, bogomips),
   };
 }
 
 export async function readCapacity(contributedBytes: number | 'auto'): Promise<NodeCapacity> {
   const meminfo = parseMeminfo(await readFile('/proc/meminfo', 'utf8'));
-  return capacityOf(meminfo, cpus(), contributedBytes);
+  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+  return capacityOf(meminfo, cpus(), contributedBytes, parseBogomips(cpuinfo));
 }

@@ -60,7 +60,7 @@ export function describeNode(node: NodeView, now: number): string {
     [
       'Load',
       load === null
-        ? []
+        ? '<none reported>'
         : [
             ['Load average', `${load.load1} ${load.load5} ${load.load15}`],
             ['Memory used', formatBytes(load.memoryUsedBytes)],
