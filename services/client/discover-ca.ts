@@ -85,7 +85,9 @@ export function discoverCa(url: string, options: DiscoverCaOptions = {}): Promis
         fail(err instanceof Error ? err.message : String(err), err);
         return;
       }
-      socket.destroy();
+      // close_notify, and nothing else; a server that never closes its side is cut off.
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
       resolve(result);
     });
   });
