@@ -61,6 +61,8 @@ export interface RecordedRequest {
 }
 
 export interface FakeReply {
+  /** Cut the connection instead of answering (the request was received). */
+  destroy?: boolean;
   status: number;
   body?: unknown;
   contentType?: string;
@@ -136,6 +138,10 @@ export async function startFakeServer(
         reply = await handler(recorded);
       } catch (err) {
         reply = { status: 500, body: { code: 'INTERNAL', detail: String(err) } };
+      }
+      if (reply.destroy) {
+        req.socket.destroy();
+        return;
       }
       if (reply.body === undefined) {
         res.writeHead(reply.status).end();
