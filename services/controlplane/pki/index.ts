@@ -28,5 +28,5 @@ export {
   type PeerIdentity,
 } from './identity.ts';
 export type { CertificateUsage, IssueOptions } from './issue.ts';
-export { signCsr, verifyCsr } from './sign-csr.ts';
+export { type CsrSigner, loadCsrSigner, signCsr, type VerifiedCsr, verifyCsr } from './sign-csr.ts';
 export { hashTokenSecret, TOKEN_SECRET_PATTERN, verifyTokenSecret } from './tokens-hash.ts';

@@ -71,3 +71,31 @@ async function verifiedCsrPublicKey(csrPem: unknown): Promise<ArrayBuffer> {
   if (!verified) throw csrInvalid('the signature does not verify');
   return spki;
 }
+
+/** A verified CSR: its key, and that key's identity (`sha256:<hex>` of the SPKI). */
+export interface VerifiedCsr {
+  publicKey: ArrayBuffer;
+  publicKeyHash: string;
+}
+
+export interface CsrSigner {
+  /** Checks a CSR exactly as `signCsr` does; CSR_INVALID when it fails. */
+  verify(csrPem: string): Promise<VerifiedCsr>;
+  /** Issues a certificate for a key `verify` accepted. */
+  issue(csr: VerifiedCsr, options: IssueOptions): Promise<string>;
+}
+
+/**
+ * The CA loaded once, for a server that signs many CSRs: `signCsr` parses the
+ * CA and imports its key on every call, which is most of its cost.
+ */
+export async function loadCsrSigner(ca: ClusterCa): Promise<CsrSigner> {
+  const signer = await loadCaSigner(ca);
+  return {
+    async verify(csrPem) {
+      const publicKey = await verifiedCsrPublicKey(csrPem);
+      return { publicKey, publicKeyHash: publicKeyHash(publicKey) };
+    },
+    issue: (csr, options) => issueCertificate(signer, csr.publicKey, validateIssueOptions(options)),
+  };
+}

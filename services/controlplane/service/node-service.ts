@@ -14,7 +14,7 @@ import {
 import { validateLabels, validateNodeName } from '../../core/names.ts';
 import { segmentsOnNode } from '../../core/segments.ts';
 import type { Store } from '../../store/store.ts';
-import { nodeSubject, signCsr, verifyCsr } from '../pki/index.ts';
+import { type CsrSigner, loadCsrSigner, nodeSubject } from '../pki/index.ts';
 import { requireAdmin, requireMember, requireSelf } from './authz.ts';
 import { createBatcher, type Outcome } from './batcher.ts';
 import type {
@@ -145,6 +145,9 @@ function validateLoad(load: LoadReport): void {
 
 export function createNodeService(options: NodeServiceOptions): ControlPlane['nodes'] {
   const { store, now } = options;
+  // Parsing the CA and importing its key is most of the cost of signing: once per process.
+  const csrSigner: Promise<CsrSigner> = loadCsrSigner(options.ca);
+  csrSigner.catch(() => {}); // surfaced on first use
 
   async function readNode(name: string): Promise<NodeRecord> {
     const node = await readJson<NodeRecord>(store, keys.node(name));
@@ -224,13 +227,13 @@ export function createNodeService(options: NodeServiceOptions): ControlPlane['no
       validateJoin(request);
       await options.tokens.authenticate(request.token, 'join');
       // Verify the CSR before claiming anything: a bad CSR must leave no trace.
-      const { publicKeyHash } = await verifyCsr(request.csr);
-      const identity = publicKeyHash;
+      const csr = await (await csrSigner).verify(request.csr);
+      const identity = csr.publicKeyHash;
       const name = request.name;
 
       const outcome = await claim({ name, identity, request });
       const subject = nodeSubject(name);
-      const certificate = await signCsr(options.ca, request.csr, {
+      const certificate = await (await csrSigner).issue(csr, {
         commonName: subject.commonName,
         organization: subject.organization,
         dnsNames: [name],
