@@ -100,8 +100,19 @@ export function parseConfig(value: unknown, baseDir = process.cwd()): ClusterdCo
     throw invalid('clusterName', 'printable ASCII without spaces is required');
   }
 
-  const listen = object(root.listen, 'listen', ['host', 'port']);
-  const tls = object(root.tls, 'tls', ['certFile', 'keyFile', 'caFile', 'caKeyFile']);
+  // Checked in the order the fields are documented, so the first complaint is the first field.
+  const listenObject = object(root.listen, 'listen', ['host', 'port']);
+  const listen = {
+    host: string(listenObject.host, 'listen.host', 255),
+    port: integer(listenObject.port, 'listen.port', 0, 65535),
+  };
+  const tlsObject = object(root.tls, 'tls', ['certFile', 'keyFile', 'caFile', 'caKeyFile']);
+  const tls = {
+    certFile: path(tlsObject.certFile, 'tls.certFile'),
+    keyFile: path(tlsObject.keyFile, 'tls.keyFile'),
+    caFile: path(tlsObject.caFile, 'tls.caFile'),
+    caKeyFile: path(tlsObject.caKeyFile, 'tls.caKeyFile'),
+  };
   const store = object(root.store, 'store', ['backend', 'dataDir', 'endpoints']);
 
   let storeConfig: StoreConfig;
@@ -130,20 +141,7 @@ export function parseConfig(value: unknown, baseDir = process.cwd()): ClusterdCo
     throw invalid('store.backend', "'embedded' or 'etcd' is required");
   }
 
-  const config: ClusterdConfig = {
-    clusterName,
-    listen: {
-      host: string(listen.host, 'listen.host', 255),
-      port: integer(listen.port, 'listen.port', 0, 65535),
-    },
-    tls: {
-      certFile: path(tls.certFile, 'tls.certFile'),
-      keyFile: path(tls.keyFile, 'tls.keyFile'),
-      caFile: path(tls.caFile, 'tls.caFile'),
-      caKeyFile: path(tls.caKeyFile, 'tls.caKeyFile'),
-    },
-    store: storeConfig,
-  };
+  const config: ClusterdConfig = { clusterName, listen, tls, store: storeConfig };
   if (root.logLevel !== undefined) {
     if (!LOG_LEVELS.includes(root.logLevel as LogLevel)) {
       throw invalid('logLevel', `one of ${LOG_LEVELS.join(', ')} is required`);

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Logger, pino } from 'pino';
 import { Registry } from 'prom-client';
-import { isAmalgamError } from '../core/errors.ts';
+import { ERRORS, isAmalgamError } from '../core/errors.ts';
 import { openEmbeddedStore } from '../store/embedded-store.ts';
 import { EtcdStore } from '../store/etcd-store.ts';
 import type { Store } from '../store/store.ts';
@@ -158,7 +158,11 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   try {
     config = await loadConfig(values.config);
   } catch (err) {
-    process.stderr.write(`clusterd: ${(err as Error).message}\n`);
+    // The catalogue's message speaks of requests; for a config file the detail says it all.
+    const prefix = `${ERRORS.INVALID_ARGUMENT.message}: `;
+    const message = (err as Error).message;
+    const detail = message.startsWith(prefix) ? message.slice(prefix.length) : message;
+    process.stderr.write(`clusterd: bad config ${values.config}: ${detail}\n`);
     process.exitCode = 2;
     return;
   }

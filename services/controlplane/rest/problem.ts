@@ -165,5 +165,7 @@ export function sendProblem(
     body = JSON.stringify({ type, title, status, code, detail, instance, requestId });
   }
   if (error.code === 'NO_QUORUM' || error.code === 'CONTENDED') reply.header('retry-after', '1');
+  // Also for errors met before the onRequest hook that sets it (a malformed URL).
+  reply.header('x-request-id', problem.requestId);
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(body);
 }
