@@ -45,6 +45,8 @@ export interface ClusterdReplicas {
   urls: string[];
   ca: ClusterCa;
   admin: Credential;
+  /** The server certificate the replicas use (a peer server in a benchmark can use it too). */
+  tlsFiles: { certFile: string; keyFile: string; caFile: string };
   kill(i: number, signal?: NodeJS.Signals): Promise<void>;
   restart(i: number): Promise<void>;
   logTail(i: number): string;
@@ -164,6 +166,11 @@ export async function startClusterdReplicas(
     urls,
     ca,
     admin: { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem },
+    tlsFiles: {
+      certFile: file('clusterd.crt'),
+      keyFile: file('clusterd.key'),
+      caFile: file('ca.crt'),
+    },
     kill,
     restart: start,
     logTail: (i) => tailFile(file(`clusterd-${i}.log`)),
