@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { createMemoryLayout, layoutStats, type MemoryLayout } from '../core/memory-layout.ts';
+import { openMirror } from '../store/mirror.ts';
 import type { Store } from '../store/store.ts';
 import { startLeaderElection } from './controllers/leader-election.ts';
 import { type Controller, startNodeLifecycleController } from './controllers/node-lifecycle.ts';
@@ -68,8 +69,9 @@ export async function createControlPlane(
     );
   }
 
+  const mirror = await openMirror(store, keys.root, { logger });
   const tokens = createTokenService(store, now);
-  const nodes = createNodeService({ store, ca: options.ca, tokens, now, nodeGraceSeconds });
+  const nodes = createNodeService({ store, ca: options.ca, tokens, now, nodeGraceSeconds, mirror });
   const memory = createMemoryService(store, now);
 
   const election = startLeaderElection({
@@ -114,10 +116,10 @@ export async function createControlPlane(
     memory,
 
     async stats(): Promise<ControlPlaneStats> {
-      const [{ kvs }, layout] = await Promise.all([
-        store.range(keys.nodes),
-        readJson<MemoryLayout>(store, keys.layout),
-      ]);
+      await mirror.sync();
+      const kvs = mirror.range(keys.nodes);
+      const layoutKv = mirror.get(keys.layout);
+      const layout = layoutKv ? (JSON.parse(layoutKv.value) as MemoryLayout) : undefined;
       const nodesByState = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<
         NodeState,
         number
@@ -147,6 +149,7 @@ export async function createControlPlane(
       await Promise.all(controllers.map((c) => c.stop()));
       controllers = [];
       await election.close();
+      await mirror.close();
     },
   };
 }

@@ -136,7 +136,8 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     genReqId: requestIdOf, // logged as `reqId` (fastify's default label)
     // Segment ids are up to 253 characters; longer parameters reach the schema and get a 400.
     routerOptions: { maxParamLength: 1024 },
-    return503OnClosing: true,
+    // Requests that arrive while closing get a problem document (below), not fastify's own 503.
+    return503OnClosing: false,
     ajv: {
       customOptions: {
         removeAdditional: false,
@@ -166,8 +167,16 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   const metrics = createHttpMetrics(registry);
   registerRuntimeMetrics(registry, runtime);
 
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (closing) {
+      reply.header('connection', 'close');
+      throw new AmalgamError('STORE_CLOSED', 'clusterd is shutting down; ask another replica');
+    }
   });
   app.addHook('onResponse', async (request, reply) => {
     metrics.observe(
@@ -184,8 +193,12 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
       request.log.error({ err: error }, 'unexpected error');
       return sendProblem(reply, request, internalError());
     }
-    if (known.http >= 500) request.log.warn({ err: error, code: known.code }, 'request failed');
-    else request.log.info({ code: known.code, detail: known.message }, 'request refused');
+    const caller = callers.get(request);
+    if (known.http >= 500) {
+      request.log.warn({ err: error, code: known.code, caller }, 'request failed');
+    } else {
+      request.log.info({ code: known.code, detail: known.message, caller }, 'request refused');
+    }
     return sendProblem(reply, request, known);
   });
 

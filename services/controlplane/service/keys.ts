@@ -5,6 +5,8 @@
 const ROOT = '/amalgam/v1';
 
 export const keys = {
+  /** Every key of the control plane (what its mirror watches). */
+  root: `${ROOT}/`,
   cluster: `${ROOT}/cluster`,
   tokens: `${ROOT}/tokens/`,
   token: (id: string) => `${ROOT}/tokens/${id}`,

@@ -13,6 +13,7 @@ import {
 } from '../../core/memory-layout.ts';
 import { validateLabels, validateNodeName } from '../../core/names.ts';
 import { segmentsOnNode } from '../../core/segments.ts';
+import type { Mirror } from '../../store/mirror.ts';
 import type { Store } from '../../store/store.ts';
 import { type CsrSigner, loadCsrSigner, nodeSubject } from '../pki/index.ts';
 import { requireAdmin, requireMember, requireSelf } from './authz.ts';
@@ -55,6 +56,8 @@ export interface NodeServiceOptions {
   /** A node whose heartbeat lease (this long) expires is marked NotReady. */
   nodeGraceSeconds: number;
   certificateValidityDays?: number;
+  /** A mirror of the control plane's keys: lists are served from it (linearizable, see Mirror). */
+  mirror: Mirror;
 }
 
 const MAX_ROLES = 16;
@@ -145,6 +148,7 @@ function validateLoad(load: LoadReport): void {
 
 export function createNodeService(options: NodeServiceOptions): ControlPlane['nodes'] {
   const { store, now } = options;
+  let listCache: { generation: number; views: NodeView[] } | undefined;
   // Parsing the CA and importing its key is most of the cost of signing: once per process.
   const csrSigner: Promise<CsrSigner> = loadCsrSigner(options.ca);
   csrSigner.catch(() => {}); // surfaced on first use
@@ -251,21 +255,28 @@ export function createNodeService(options: NodeServiceOptions): ControlPlane['no
 
     async list(caller: Caller): Promise<NodeView[]> {
       requireMember(caller);
-      const [nodes, heartbeats, layout] = await Promise.all([
-        store.range(keys.nodes),
-        store.range(keys.heartbeats),
-        readJson<MemoryLayout>(store, keys.layout),
-      ]);
+      const { mirror } = options;
+      await mirror.sync();
+      // Views are rebuilt only when something under the mirror changed; callers share them
+      // read-only (which also lets a transport reuse their serialized form).
+      if (listCache?.generation === mirror.generation) return listCache.views;
+      const generation = mirror.generation;
+      const layoutKv = mirror.get(keys.layout);
+      const layout = layoutKv ? (JSON.parse(layoutKv.value) as MemoryLayout) : undefined;
       const beats = new Map(
-        heartbeats.kvs.map((kv) => [
-          kv.key.slice(keys.heartbeats.length),
-          JSON.parse(kv.value) as HeartbeatRecord,
-        ]),
+        mirror
+          .range(keys.heartbeats)
+          .map((kv) => [
+            kv.key.slice(keys.heartbeats.length),
+            JSON.parse(kv.value) as HeartbeatRecord,
+          ]),
       );
-      return nodes.kvs.map((kv) => {
+      const views = mirror.range(keys.nodes).map((kv) => {
         const node = JSON.parse(kv.value) as NodeRecord;
         return toNodeView(node, layout, beats.get(node.name));
       });
+      listCache = { generation, views };
+      return views;
     },
 
     async get(caller: Caller, name: string): Promise<NodeView> {
