@@ -78,7 +78,7 @@ export async function waitUntilReady(
     if (ended) {
       throw new CliError(
         'CLUSTERD_START_FAILED',
-        `clusterd exited (${ended.signal ?? `code ${ended.code}`}); ${await logTail(layout.log)}`,
+        `clusterd exited (${ended.signal ?? `code ${ended.code}`}): ${await logTail(layout.log)}`,
         { log: layout.log },
       );
     }
@@ -98,12 +98,31 @@ export async function waitUntilReady(
   }
 }
 
+/** The reason clusterd gave: its last error-level log line (pino JSON), else its last line. */
 async function logTail(path: string): Promise<string> {
+  let lines: string[];
   try {
-    const lines = (await readFile(path, 'utf8')).trimEnd().split('\n').slice(-5);
-    return `last lines of ${path}: ${lines.join(' | ')}`;
+    lines = (await readFile(path, 'utf8')).trimEnd().split('\n');
   } catch {
     return `no log at ${path}`;
+  }
+  const described = lines.map(describeLogLine);
+  const error = described.filter((line) => line.level >= 50).at(-1);
+  return `${(error ?? described.at(-1))?.text ?? 'empty log'} (log: ${path})`;
+}
+
+function describeLogLine(line: string): { level: number; text: string } {
+  try {
+    const entry = JSON.parse(line) as {
+      level?: unknown;
+      msg?: unknown;
+      err?: { message?: unknown };
+    };
+    const level = typeof entry.level === 'number' ? entry.level : 0;
+    const reason = typeof entry.err?.message === 'string' ? `: ${entry.err.message}` : '';
+    return { level, text: `${String(entry.msg ?? '')}${reason}` };
+  } catch {
+    return { level: 0, text: line };
   }
 }
 
