@@ -5,13 +5,16 @@
  * clusteradm) starts it, closed by SIGTERM.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import t, { type Test } from 'tap';
 import { parseConfig } from '../../services/controlplane/config.ts';
 import {
@@ -21,7 +24,9 @@ import {
   issueAdminCredential,
   signCsr,
 } from '../../services/controlplane/pki/index.ts';
+import { buildApp } from '../../services/controlplane/rest/app.ts';
 import { startClusterd } from '../../services/controlplane/server.ts';
+import type { ControlPlaneRuntime } from '../../services/controlplane/service/contracts.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -139,12 +144,7 @@ const capacity = {
 
 t.test('in-process clusterd over HTTPS with mutual TLS', async (t) => {
   const cluster = await makeCluster(t);
-  const config = parseConfig(
-    JSON.parse(
-      await import('node:fs/promises').then((fs) => fs.readFile(cluster.configFile, 'utf8')),
-    ),
-    cluster.dir,
-  );
+  const config = parseConfig(JSON.parse(await readFile(cluster.configFile, 'utf8')), cluster.dir);
   const clusterd = await startClusterd(config, pino({ level: 'silent' }));
   t.teardown(() => clusterd.close());
   t.match(clusterd.url, /^https:\/\/127\.0\.0\.1:\d+$/);
@@ -352,4 +352,62 @@ t.test('clusterd --help, and a bad config named by its field', async (t) => {
   t.match(bad.stderr, /bad config .*c\.json: listen\.port: an integer from 0 to 65535/);
   t.equal(none.code, 2);
   t.match(none.stderr, /--config is required/);
+});
+
+t.test('a request that arrives while clusterd closes gets 503 STORE_CLOSED', async (t) => {
+  // One request holds the close open (its readiness read never answers until
+  // released); a second one, sent on the same connection once close began,
+  // must get a problem document, not fastify's own 503.
+  let release: (ready: boolean) => void = () => {};
+  let entered: () => void = () => {};
+  const inReady = new Promise<void>((resolve) => {
+    entered = resolve;
+  });
+  let refused: () => void = () => {};
+  const refusedLogged = new Promise<void>((resolve) => {
+    refused = resolve;
+  });
+  const runtime = {
+    stats: async () => Promise.reject(new Error('unused')),
+    ready: () =>
+      new Promise<boolean>((resolve) => {
+        release = resolve;
+        entered();
+      }),
+  } as unknown as ControlPlaneRuntime;
+  const logger = pino(
+    { level: 'warn' },
+    {
+      write(line: string) {
+        if (JSON.parse(line).code === 'STORE_CLOSED') refused();
+      },
+    },
+  );
+  const app = buildApp({ runtime, logger, registry: new Registry() });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+
+  const socket = connect(port, '127.0.0.1');
+  let received = '';
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.toString();
+  });
+  const closed = new Promise((resolve) => socket.on('close', resolve));
+  socket.write('GET /readyz HTTP/1.1\r\nHost: clusterd\r\n\r\n');
+  await inReady;
+  const closing = app.close();
+  while (app.server.listening) await new Promise((r) => setImmediate(r));
+  socket.write('GET /healthz HTTP/1.1\r\nHost: clusterd\r\nx-request-id: late-1\r\n\r\n');
+  await refusedLogged;
+  release(true);
+  await closing;
+  socket.end();
+  await closed;
+
+  const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  t.same(statuses, [200, 503], 'the request in flight finishes; the late one is refused');
+  const late = JSON.parse(
+    received.slice(received.lastIndexOf('{"type"')).split('\r\n')[0] as string,
+  );
+  t.match(late, { code: 'STORE_CLOSED', status: 503, requestId: 'late-1' });
 });
