@@ -15,7 +15,25 @@ import {
   OPENAPI_PATH,
   parseRestApi,
 } from '../../../../services/controlplane/rest/openapi.ts';
+import type {
+  AllocateSegmentRequest,
+  ClusterInfo,
+  CreatedToken,
+  CreateTokenRequest,
+  JoinRequest,
+  JoinResult,
+  LoadReport,
+  MemoryLayoutView,
+  NodeCapacity,
+  NodeState,
+  NodeView,
+  SegmentView,
+  TokenUsage,
+  TokenView,
+} from '../../../../services/controlplane/service/contracts.ts';
 import { ERRORS } from '../../../../services/core/errors.ts';
+import type { MemoryLayout, NodeRange } from '../../../../services/core/memory-layout.ts';
+import type { Extent } from '../../../../services/core/segments.ts';
 import { api, resolveSchema, startHarness } from './rest-harness.ts';
 
 const catalogue = Object.keys(ERRORS) as (keyof typeof ERRORS)[];
@@ -206,4 +224,176 @@ t.test('request ids: a sane x-request-id is kept, anything else is replaced', as
     t.equal(res.json().requestId, id);
     t.equal(res.json().code, 'NOT_FOUND');
   }
+});
+
+/**
+ * `required` or `optional` for each field of T. A literal of this type must
+ * name every field of T with its optionality, so a field added to, removed
+ * from or made optional in contracts.ts breaks the typecheck of this file.
+ */
+type Fields<T> = {
+  [K in keyof T]-?: Record<never, never> extends Pick<T, K> ? 'optional' : 'required';
+};
+
+const mirrors: [string, Record<string, 'required' | 'optional'>][] = [
+  [
+    'ClusterInfo',
+    {
+      name: 'required',
+      caCertHash: 'required',
+      store: 'required',
+      nodes: 'required',
+      leader: 'required',
+    } satisfies Fields<ClusterInfo>,
+  ],
+  [
+    'TokenView',
+    {
+      id: 'required',
+      description: 'required',
+      usages: 'required',
+      createdAt: 'required',
+      expiresAt: 'required',
+    } satisfies Fields<TokenView>,
+  ],
+  [
+    'CreatedToken',
+    {
+      id: 'required',
+      description: 'required',
+      usages: 'required',
+      createdAt: 'required',
+      expiresAt: 'required',
+      token: 'required',
+    } satisfies Fields<CreatedToken>,
+  ],
+  [
+    'CreateTokenRequest',
+    {
+      ttlSeconds: 'optional',
+      description: 'optional',
+      usages: 'optional',
+    } satisfies Fields<CreateTokenRequest>,
+  ],
+  [
+    'NodeCapacity',
+    {
+      memoryBytes: 'required',
+      swapBytes: 'required',
+      contributedBytes: 'required',
+      cpus: 'required',
+      cpuSpeed: 'required',
+    } satisfies Fields<NodeCapacity>,
+  ],
+  [
+    'LoadReport',
+    {
+      load1: 'required',
+      load5: 'required',
+      load15: 'required',
+      memoryUsedBytes: 'required',
+      processes: 'required',
+    } satisfies Fields<LoadReport>,
+  ],
+  ['AddressRange', { start: 'required', size: 'required' } satisfies Fields<NodeView['range']>],
+  [
+    'NodeView',
+    {
+      name: 'required',
+      roles: 'required',
+      labels: 'required',
+      capacity: 'required',
+      state: 'required',
+      range: 'required',
+      identity: 'required',
+      joinedAt: 'required',
+      lastHeartbeatAt: 'required',
+      load: 'required',
+    } satisfies Fields<NodeView>,
+  ],
+  [
+    'JoinRequest',
+    {
+      token: 'required',
+      name: 'required',
+      csr: 'required',
+      capacity: 'required',
+      roles: 'optional',
+      labels: 'optional',
+    } satisfies Fields<JoinRequest>,
+  ],
+  [
+    'JoinResult',
+    {
+      node: 'required',
+      certificate: 'required',
+      caCertificate: 'required',
+      rejoined: 'required',
+    } satisfies Fields<JoinResult>,
+  ],
+  ['Extent', { node: 'required', start: 'required', size: 'required' } satisfies Fields<Extent>],
+  [
+    'SegmentView',
+    {
+      id: 'required',
+      size: 'required',
+      placement: 'required',
+      extents: 'required',
+      owner: 'required',
+      createdAt: 'required',
+    } satisfies Fields<SegmentView>,
+  ],
+  [
+    'AllocateSegmentRequest',
+    {
+      size: 'required',
+      placement: 'optional',
+      id: 'optional',
+    } satisfies Fields<AllocateSegmentRequest>,
+  ],
+  [
+    'NodeRange',
+    { node: 'required', start: 'required', size: 'required' } satisfies Fields<NodeRange>,
+  ],
+  [
+    'MemoryLayout',
+    {
+      spaceStart: 'required',
+      spaceEnd: 'required',
+      ranges: 'required',
+    } satisfies Fields<MemoryLayout>,
+  ],
+  [
+    'MemoryLayoutView',
+    {
+      layout: 'required',
+      allocatedBytes: 'required',
+      freeBytes: 'required',
+      segments: 'required',
+    } satisfies Fields<MemoryLayoutView>,
+  ],
+];
+
+t.test('schemas mirror contracts.ts: the same fields, the same ones required', async (t) => {
+  for (const [name, fields] of mirrors) {
+    const schema = resolveSchema({ $ref: `${name}#` }) as {
+      properties: Record<string, unknown>;
+      required?: string[];
+    };
+    t.same(Object.keys(schema.properties).sort(), Object.keys(fields).sort(), `${name} fields`);
+    t.same(
+      [...(schema.required ?? [])].sort(),
+      Object.entries(fields)
+        .filter(([, v]) => v === 'required')
+        .map(([k]) => k)
+        .sort(),
+      `${name} required fields`,
+    );
+  }
+  const enums = (name: string) => (resolveSchema({ $ref: `${name}#` }).enum as string[]).sort();
+  t.same(
+    enums('NodeState'),
+    (['Joining', 'Ready', 'NotReady', 'Draining', 'Removed'] satisfies NodeState[]).sort(),
+  );
+  t.same(enums('TokenUsage'), ['join'] satisfies TokenUsage[]);
 });
