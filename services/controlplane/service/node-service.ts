@@ -187,43 +187,52 @@ export function createNodeService(options: NodeServiceOptions): ControlPlane['no
    */
   const claim = createBatcher<ClaimRequest, Claimed>(async (claims) => {
     const nodeKeys = [...new Set(claims.map((c) => keys.node(c.name)))];
-    return updateAtomically(store, [keys.layout, ...nodeKeys], (current) => {
-      let layout = current.get<MemoryLayout>(keys.layout) ?? createMemoryLayout();
-      const written = new Map<string, NodeRecord>();
-      let layoutChanged = false;
-      const outcomes = claims.map((c): Outcome<Claimed> => {
-        try {
-          const stored = written.get(c.name) ?? current.get<NodeRecord>(keys.node(c.name));
-          if (stored && stored.identity !== c.identity) {
-            throw new AmalgamError('NAME_TAKEN', `node name ${c.name} belongs to another machine`, {
-              field: 'name',
-            });
+    return updateAtomically(
+      store,
+      [keys.layout, ...nodeKeys],
+      (current) => {
+        let layout = current.get<MemoryLayout>(keys.layout) ?? createMemoryLayout();
+        const written = new Map<string, NodeRecord>();
+        let layoutChanged = false;
+        const outcomes = claims.map((c): Outcome<Claimed> => {
+          try {
+            const stored = written.get(c.name) ?? current.get<NodeRecord>(keys.node(c.name));
+            if (stored && stored.identity !== c.identity) {
+              throw new AmalgamError(
+                'NAME_TAKEN',
+                `node name ${c.name} belongs to another machine`,
+                {
+                  field: 'name',
+                },
+              );
+            }
+            // The same identity again gets the same range, whatever size it asks for now.
+            const allocation = allocateRange(layout, c.name, c.request.capacity.contributedBytes);
+            layout = allocation.layout;
+            layoutChanged ||= allocation.created;
+            const node: NodeRecord = stored ?? {
+              name: c.name,
+              identity: c.identity,
+              roles: c.request.roles ?? [],
+              labels: c.request.labels ?? {},
+              capacity: c.request.capacity,
+              state: 'Joining',
+              joinedAt: now(),
+            };
+            if (!stored) written.set(c.name, node);
+            return { ok: true, value: { node, rejoined: stored !== undefined, layout: undefined } };
+          } catch (error) {
+            return { ok: false, error };
           }
-          // The same identity again gets the same range, whatever size it asks for now.
-          const allocation = allocateRange(layout, c.name, c.request.capacity.contributedBytes);
-          layout = allocation.layout;
-          layoutChanged ||= allocation.created;
-          const node: NodeRecord = stored ?? {
-            name: c.name,
-            identity: c.identity,
-            roles: c.request.roles ?? [],
-            labels: c.request.labels ?? {},
-            capacity: c.request.capacity,
-            state: 'Joining',
-            joinedAt: now(),
-          };
-          if (!stored) written.set(c.name, node);
-          return { ok: true, value: { node, rejoined: stored !== undefined, layout: undefined } };
-        } catch (error) {
-          return { ok: false, error };
-        }
-      });
-      const writes = [...written.values()].map((node) => putJson(keys.node(node.name), node));
-      if (layoutChanged) writes.push(putJson(keys.layout, layout));
-      const finalLayout = layout;
-      for (const o of outcomes) if (o.ok) o.value.layout = finalLayout;
-      return { writes, result: outcomes };
-    });
+        });
+        const writes = [...written.values()].map((node) => putJson(keys.node(node.name), node));
+        if (layoutChanged) writes.push(putJson(keys.layout, layout));
+        const finalLayout = layout;
+        for (const o of outcomes) if (o.ok) o.value.layout = finalLayout;
+        return { writes, result: outcomes };
+      },
+      { mirror: options.mirror },
+    );
   }, JOIN_BATCH);
 
   return {

@@ -10,6 +10,7 @@
  * throw an AmalgamError to refuse without writing anything.
  */
 import { AmalgamError } from '../../core/errors.ts';
+import type { Mirror } from '../../store/mirror.ts';
 import type { Compare, Op, Store } from '../../store/store.ts';
 
 export interface Current {
@@ -25,6 +26,11 @@ export interface Decision<R> {
 export interface OptimisticOptions {
   /** Give up with CONTENDED after this long (ms). Default 15000. */
   maxWaitMs?: number;
+  /**
+   * Read the keys from this mirror (one small quorum read to sync it) instead
+   * of one store read per key. A stale value only costs a failed compare.
+   */
+  mirror?: Mirror;
 }
 
 export async function readJson<T>(store: Store, key: string): Promise<T | undefined> {
@@ -47,7 +53,10 @@ export async function updateAtomically<R>(
   const giveUpAt = Date.now() + (options.maxWaitMs ?? 15000);
   let backoffMs = 2;
   for (let attempt = 1; ; attempt++) {
-    const kvs = await Promise.all(keysToRead.map((key) => store.get(key)));
+    const { mirror } = options;
+    const kvs = mirror
+      ? await mirror.sync().then(() => keysToRead.map((key) => mirror.get(key)))
+      : await Promise.all(keysToRead.map((key) => store.get(key)));
     const values = new Map<string, unknown>();
     const compares: Compare[] = keysToRead.map((key, i) => {
       const kv = kvs[i];
