@@ -1,9 +1,10 @@
 /**
- * clusteradm end to end, as a user runs it, on the embedded store: `init`
- * starts a real clusterd, a token is made, two machines (two node homes)
- * join, the nodes get disjoint ranges, a segment is allocated and freed, a
- * node is removed. The clusterd that init started is killed at the end,
- * whatever happened.
+ * clusteradm end to end on the embedded store: `init` (the binary) starts a
+ * real clusterd, a token is made, two machines (two node homes, each join run
+ * by the binary) join, the nodes get disjoint ranges, a segment is allocated
+ * and freed, a node is removed. The admin commands run in process (the same
+ * code, without a process start each). The clusterd that init started is
+ * killed at the end, whatever happened.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,7 @@ import type {
   NodeView,
   SegmentView,
 } from '../../services/controlplane/service/contracts.ts';
-import { freePort, runCli } from './cli-fixtures.ts';
+import { freePort, runCli, runCliInProcess } from './cli-fixtures.ts';
 
 const MIB = 1024 * 1024;
 
@@ -45,7 +46,7 @@ t.teardown(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const admin = (args: string[]) => runCli([...args, '--home', home]);
+const admin = (args: string[]) => runCliInProcess([...args, '--home', home]);
 const json = <T>(text: string): T => JSON.parse(text) as T;
 
 const port = await freePort();
@@ -69,7 +70,7 @@ t.match(cluster.caCertHash, /^sha256:[0-9a-f]{64}$/);
 t.match(cluster.joinCommand, `--ca-cert-hash ${cluster.caCertHash}`);
 
 t.test('a second init into the same home is refused', async (t) => {
-  const again = await runCli(['init', '--home', home, '--no-start']);
+  const again = await runCliInProcess(['init', '--home', home, '--no-start']);
   t.equal(again.code, 1);
   t.match(again.stderr, /^error: HOME_EXISTS: /m);
 });

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import {
@@ -192,6 +193,30 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * Runs clusteradm inside this process (the same code as the binary, without
+ * the cost of a process start); for the admin commands of long scenarios.
+ */
+export async function runCliInProcess(args: string[]): Promise<CliRun> {
+  const { runClusteradm } = await import('../../services/cli/main.ts');
+  let stdout = '';
+  let stderr = '';
+  const code = await runClusteradm(args, {
+    stdout: (text) => {
+      stdout += text;
+    },
+    stderr: (text) => {
+      stderr += text;
+    },
+    env: {},
+    userHome: tmpdir(),
+    cwd: REPO,
+    now: Date.now,
+    hostname,
+  });
+  return { code, stdout, stderr };
 }
 
 /** A port that was free a moment ago on 127.0.0.1. */

@@ -22,6 +22,7 @@ import {
   type FakeServerOptions,
   type RecordedRequest,
   runCli,
+  runCliInProcess,
   startFakeServer,
   type TestPki,
 } from './cli-fixtures.ts';
@@ -113,7 +114,7 @@ t.test('a server that does not present its CA gets nothing either', async (t) =>
   const fake = await startJoinServer(t, pki, { presentCa: false });
   const home = await tempHome(t);
 
-  const run = await runCli(joinArgs(fake.url, pki.caCertHash, home));
+  const run = await runCliInProcess(joinArgs(fake.url, pki.caCertHash, home));
 
   t.equal(run.code, 1, run.stderr);
   t.match(run.stderr, /^error: CA_DISCOVERY_FAILED: /m);
@@ -155,7 +156,7 @@ t.test(
     t.match(await readFile(join(home, 'node.crt'), 'utf8'), /BEGIN CERTIFICATE/);
 
     // Joining again from the same home is the same key, so the same identity.
-    const second = await runCli(joinArgs(fake.url, pki.caCertHash, home));
+    const second = await runCliInProcess(joinArgs(fake.url, pki.caCertHash, home));
     t.equal(second.code, 0, second.stderr);
     t.match(second.stderr, /reusing the key/);
     const csrs = fake.requests.map((r) => (JSON.parse(r.body) as JoinRequest).csr);
