@@ -1,14 +1,6 @@
 #!/usr/bin/env node
-// clusteradm: runs the build (dist/) when there is one, else the TypeScript source.
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// clusteradm: the cluster's admin CLI (services/cli).
+import { loadEntry } from './launch.mjs';
 
-const built = new URL('../dist/services/cli/main.js', import.meta.url);
-let cli;
-if (existsSync(fileURLToPath(built))) {
-  cli = await import(built.href);
-} else {
-  await import('../scripts/ts-loader.mjs');
-  cli = await import(new URL('../services/cli/main.ts', import.meta.url).href);
-}
+const cli = await loadEntry('services/cli/main');
 process.exitCode = await cli.runClusteradm(process.argv.slice(2));

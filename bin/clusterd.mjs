@@ -1,14 +1,6 @@
 #!/usr/bin/env node
-// clusterd: runs the build (dist/) when there is one, else the TypeScript source.
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// clusterd: the control plane server (services/controlplane/server.ts).
+import { loadEntry } from './launch.mjs';
 
-const built = new URL('../dist/services/controlplane/server.js', import.meta.url);
-let server;
-if (existsSync(fileURLToPath(built))) {
-  server = await import(built.href);
-} else {
-  await import('../scripts/ts-loader.mjs');
-  server = await import(new URL('../services/controlplane/server.ts', import.meta.url).href);
-}
+const server = await loadEntry('services/controlplane/server');
 await server.main(process.argv.slice(2));
