@@ -63,6 +63,8 @@ export interface BuildAppOptions {
 const addFormats = ((formatsPlugin as unknown as { default?: typeof formatsPlugin }).default ??
   formatsPlugin) as unknown as (ajv: Ajv) => Ajv;
 
+const JSON_TYPE = 'application/json; charset=utf-8';
+
 /** Response validators per document, compiled once per process. */
 const responseValidators = new WeakMap<RestApi, Map<string, ValidateFunction>>();
 
@@ -116,6 +118,8 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   const validators = validatorsFor(api);
   const pages = { openApiJson: api.documentJson, docsHtml: renderDocsPage(api) };
   const callers = new WeakMap<FastifyRequest, Caller>();
+  /** Validated, serialized answers, by body object (see the route handler). */
+  const serialized = new WeakMap<object, string>();
 
   const missing = api.operations.filter((op) => !handlers[op.operationId]);
   if (missing.length > 0) {
@@ -255,15 +259,25 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
           return reply.code(result.status).type(result.contentType).send(result.body);
         }
         if (result.body === undefined) return reply.code(result.status).send();
+        const body = result.body;
+        // A body object the service hands out again (a cached list) was already
+        // checked and serialized: reuse the bytes.
+        const cached = typeof body === 'object' && body !== null ? serialized.get(body) : undefined;
+        if (cached !== undefined) {
+          return reply.code(result.status).type(JSON_TYPE).send(cached);
+        }
         const validate = validators.get(`${op.operationId} ${result.status}`);
-        if (validate && !validate(result.body)) {
+        if (validate && !validate(body)) {
           request.log.error(
             { operationId: op.operationId, status: result.status, errors: validate.errors },
             'the answer does not match its schema in the document',
           );
           throw new Error(`${op.operationId} answer does not match its schema`);
         }
-        return reply.code(result.status).send(result.body);
+        reply.code(result.status);
+        const text = String(reply.serialize(body)); // JSON routes serialize to a string
+        if (typeof body === 'object' && body !== null) serialized.set(body, text);
+        return reply.type(JSON_TYPE).send(text);
       },
     };
   }

@@ -41,6 +41,21 @@ export type Handler = (context: HandlerContext) => Promise<HandlerResult>;
 const json = (status: number, body: unknown): HandlerResult => ({ status, body });
 const noContent: HandlerResult = { status: 204 };
 
+/**
+ * `{items}` around a list, the same wrapper object for the same list: a
+ * service that answers from a cache returns the same list until something
+ * changes, and the transport then reuses the serialized body (see app.ts).
+ */
+const wrappers = new WeakMap<readonly unknown[], { items: readonly unknown[] }>();
+function items(list: readonly unknown[]): { items: readonly unknown[] } {
+  let wrapper = wrappers.get(list);
+  if (!wrapper) {
+    wrapper = { items: list };
+    wrappers.set(list, wrapper);
+  }
+  return wrapper;
+}
+
 function param(context: HandlerContext, name: string): string {
   const value = context.params[name];
   // The route's params schema makes this unreachable; a handler/document mismatch is a bug.
@@ -53,8 +68,7 @@ export const handlers: Record<string, Handler> = {
 
   createToken: async ({ runtime, caller, body }) =>
     json(201, await runtime.tokens.create(caller, body as CreateTokenRequest)),
-  listTokens: async ({ runtime, caller }) =>
-    json(200, { items: await runtime.tokens.list(caller) }),
+  listTokens: async ({ runtime, caller }) => json(200, items(await runtime.tokens.list(caller))),
   deleteToken: async (context) => {
     await context.runtime.tokens.delete(context.caller, param(context, 'id'));
     return noContent;
@@ -62,7 +76,7 @@ export const handlers: Record<string, Handler> = {
 
   joinCluster: async ({ runtime, body }) =>
     json(201, await runtime.nodes.join(body as JoinRequest)),
-  listNodes: async ({ runtime, caller }) => json(200, { items: await runtime.nodes.list(caller) }),
+  listNodes: async ({ runtime, caller }) => json(200, items(await runtime.nodes.list(caller))),
   getNode: async (context) =>
     json(200, await context.runtime.nodes.get(context.caller, param(context, 'name'))),
   heartbeatNode: async (context) =>
@@ -85,7 +99,7 @@ export const handlers: Record<string, Handler> = {
   allocateSegment: async ({ runtime, caller, body }) =>
     json(201, await runtime.memory.allocateSegment(caller, body as AllocateSegmentRequest)),
   listSegments: async ({ runtime, caller }) =>
-    json(200, { items: await runtime.memory.listSegments(caller) }),
+    json(200, items(await runtime.memory.listSegments(caller))),
   getSegment: async (context) =>
     json(200, await context.runtime.memory.getSegment(context.caller, param(context, 'id'))),
   freeSegment: async (context) => {
