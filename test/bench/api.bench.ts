@@ -20,6 +20,7 @@ import { startEtcdCluster } from '../harness/etcd-cluster.ts';
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const GET_SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 3);
 const MiB = 1024 * 1024;
 
 function percentile(sorted: number[], p: number): number {
@@ -65,10 +66,10 @@ async function drive(
 }
 
 async function main(): Promise<void> {
-  process.stderr.write('starting 3 etcd members and 3 clusterd replicas ...\n');
+  process.stderr.write(`starting 3 etcd members and ${REPLICAS} clusterd replicas ...\n`);
   const etcd = await startEtcdCluster({ size: 3 });
   const cd = await startClusterdReplicas({
-    count: 3,
+    count: REPLICAS,
     store: { backend: 'etcd', endpoints: etcd.endpoints() },
     extraConfig: { logLevel: 'warn' },
   });
@@ -161,7 +162,7 @@ async function main(): Promise<void> {
 
     const bodyKiB = Buffer.byteLength(JSON.stringify(body)) / 1024;
     console.log(
-      `\napi bench: ${NODES} joins through 3 clusterd replicas on 3-member etcd (loopback), concurrency ${CONCURRENCY}`,
+      `\napi bench: ${NODES} joins through ${REPLICAS} clusterd replicas on 3-member etcd (loopback), concurrency ${CONCURRENCY}`,
     );
     console.table([
       {

@@ -60,6 +60,8 @@ export interface StartClusterdOptions {
   /** Extra fields merged into each replica's config (e.g. nodeGraceSeconds). */
   extraConfig?: Record<string, unknown>;
   startTimeoutMs?: number;
+  /** Extra node flags for the replicas (e.g. --cpu-prof when profiling a benchmark). */
+  nodeArgs?: string[];
 }
 
 export async function startClusterdReplicas(
@@ -123,7 +125,7 @@ export async function startClusterdReplicas(
   async function start(i: number): Promise<void> {
     const config = await writeConfig(i);
     const log = openSync(file(`clusterd-${i}.log`), 'a');
-    const args = ['--import', LOADER, SERVER, '--config', config];
+    const args = [...(options.nodeArgs ?? []), '--import', LOADER, SERVER, '--config', config];
     const setpriv = findSetpriv();
     const env = { ...process.env };
     delete env.NODE_OPTIONS; // tap's coverage hooks must not follow us into clusterd
