@@ -7,6 +7,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import t from 'tap';
+import { createKeyAndCsr } from '../../../../services/controlplane/pki/index.ts';
 import { callerFromTls } from '../../../../services/controlplane/rest/identity.ts';
 import { api, checkProblem, GiB, rightfulCaller, startHarness, urlOf } from './rest-harness.ts';
 
@@ -165,3 +166,47 @@ t.test('the TLS identity: only a verified certificate names a caller', async (t)
   const request = { raw: { socket: {} } } as unknown as FastifyRequest;
   t.same(callerFromTls(request), { kind: 'anonymous' });
 });
+
+t.test(
+  'expired, deleted, malformed and wrong-secret tokens: 401, a distinct code each, nothing taken',
+  async (t) => {
+    const h = await startHarness(t);
+    const { csrPem } = await createKeyAndCsr({ commonName: 'late' });
+    const token = async (payload: object) => {
+      const res = await h.call('admin', { method: 'POST', url: '/v1/tokens', payload });
+      t.equal(res.statusCode, 201);
+      return res.json() as { id: string; token: string };
+    };
+    const good = await token({});
+    const deleted = await token({});
+    t.equal(
+      (await h.call('admin', { method: 'DELETE', url: `/v1/tokens/${deleted.id}` })).statusCode,
+      204,
+    );
+    const expiring = await token({ ttlSeconds: 1 });
+    await new Promise((r) => setTimeout(r, 1100));
+    const cases = [
+      ['malformed', 'not-a-token', 'TOKEN_MALFORMED'],
+      ['never created', 'zzzzzz.0123456789abcdef', 'TOKEN_NOT_FOUND'],
+      ['deleted', deleted.token, 'TOKEN_NOT_FOUND'],
+      ['expired', expiring.token, 'TOKEN_EXPIRED'],
+      ['wrong secret', `${good.id}.0123456789abcdef`, 'TOKEN_INVALID'],
+    ] as const;
+    for (const [what, text, code] of cases) {
+      const res = await h.call(undefined, {
+        method: 'POST',
+        url: '/v1/join',
+        payload: {
+          token: text,
+          name: 'late',
+          csr: csrPem,
+          capacity: { memoryBytes: GiB, swapBytes: 0, contributedBytes: GiB, cpus: 1, cpuSpeed: 1 },
+        },
+      });
+      t.equal(res.statusCode, 401, what);
+      t.equal(checkProblem(t, res, what)?.code, code, what);
+    }
+    const layout = await h.call('admin', { method: 'GET', url: '/v1/memory/layout' });
+    t.same(layout.json().layout.ranges, [], 'no refused join took a range');
+  },
+);
