@@ -19,7 +19,7 @@ import type { Store } from '../../services/store/store.ts';
 import { startEtcdCluster } from '../harness/etcd-cluster.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = [1, 64];
 
 type TxnFn = (client: number, i: number) => Promise<unknown>;
