@@ -9,7 +9,11 @@ import { existsSync } from 'node:fs';
 
 /** Debian package -> how we know it is installed. */
 const REQUIRED = [
-  { pkg: 'etcd-server', present: () => onPath('etcd'), why: 'real etcd members for the etcd backend suites' },
+  {
+    pkg: 'etcd-server',
+    present: () => onPath('etcd'),
+    why: 'real etcd members for the etcd backend suites',
+  },
 ];
 
 function onPath(cmd) {

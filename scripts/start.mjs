@@ -65,11 +65,12 @@ for (let i = 0; ; i++) {
   await new Promise((r) => setTimeout(r, 500));
 }
 
-const name = (process.env.AMALGAM_NODE_NAME ?? hostname())
-  .toLowerCase()
-  .replace(/[^a-z0-9-]/g, '-')
-  .replace(/^-+|-+$/g, '')
-  .slice(0, 63) || 'local';
+const name =
+  (process.env.AMALGAM_NODE_NAME ?? hostname())
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63) || 'local';
 const joinLine = adm(['token', 'create', '--home', home, '--ttl', '10m', '--print-join-command'], {
   capture: true,
 }).trim();
@@ -77,4 +78,6 @@ const joinArgs = joinLine.split(/\s+/).slice(2); // drop "clusteradm join"
 adm(['join', ...joinArgs, '--name', name, '--home', nodeHome, '--no-agent']);
 adm(['nodes', '--home', home]);
 say(`cluster "local" is up at ${url}; this machine is node "${name}".`);
-say(`try: node bin/clusteradm.mjs --home ${home} mem layout   (or: mem alloc 64Mi, nodes, node describe ${name})`);
+say(
+  `try: node bin/clusteradm.mjs --home ${home} mem layout   (or: mem alloc 64Mi, nodes, node describe ${name})`,
+);
