@@ -1,33 +1,17 @@
 /** `clusteradm token list`: the bootstrap tokens (ids only; secrets are never shown again). */
-import { type AdminOptions, adminOptions, defineCommand, withAdminClient } from './context.ts';
-import { outputOption, renderTable, toJson } from './output.ts';
+import { defineListCommand } from './list-command.ts';
 import { formatAge, formatExpiry } from './units.ts';
 
-export const tokenList = defineCommand<AdminOptions>({
+export const tokenList = defineListCommand({
   words: ['token', 'list'],
   summary: 'list bootstrap tokens',
-  configure(command) {
-    command.addOption(outputOption());
-    adminOptions(command);
-  },
-  async run(context, { options }) {
-    const items = await withAdminClient(context, options, (client) => client.tokens.list());
-    if (options.output === 'json') {
-      context.stdout(toJson({ items }));
-      return;
-    }
-    const now = context.now();
-    context.stdout(
-      renderTable(
-        ['ID', 'EXPIRES', 'USAGES', 'AGE', 'DESCRIPTION'],
-        items.map((t) => [
-          t.id,
-          formatExpiry(t.expiresAt, now),
-          t.usages.join(','),
-          formatAge(t.createdAt, now),
-          t.description,
-        ]),
-      ),
-    );
-  },
+  fetch: (client) => client.tokens.list(),
+  columns: ['ID', 'EXPIRES', 'USAGES', 'AGE', 'DESCRIPTION'],
+  row: (t, now) => [
+    t.id,
+    formatExpiry(t.expiresAt, now),
+    t.usages.join(','),
+    formatAge(t.createdAt, now),
+    t.description,
+  ],
 });
