@@ -18,10 +18,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  accessSync,
   appendFileSync,
   closeSync,
-  constants as fsConstants,
   openSync,
   readdirSync,
   readSync,
@@ -30,7 +28,6 @@ import {
 } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import {
