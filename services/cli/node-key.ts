@@ -4,19 +4,10 @@
  * it, so the control plane sees the same identity (the SPKI hash) and gives
  * the node back its range.
  */
-import {
-  createPrivateKey,
-  createPublicKey,
-  type KeyObject,
-  webcrypto,
-  X509Certificate,
-} from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { createKeyAndCsr, NODE_COMMON_NAME_PREFIX } from '../controlplane/pki/index.ts';
-// The PKI library's single loader of @peculiar/x509 (it must load reflect-metadata first).
-import { x509 } from '../controlplane/pki/x509-provider.ts';
 import { CliError } from './errors.ts';
 
-const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 
 export interface NodeKey {
   keyPem: string;
@@ -56,30 +47,8 @@ function loadP256(keyPem: string): KeyObject {
 
 /** A CSR signed by an existing P-256 key. */
 export async function csrForKey(keyPem: string, commonName: string): Promise<string> {
-  const key = loadP256(keyPem);
-  const privateKey = await webcrypto.subtle.importKey(
-    'pkcs8',
-    key.export({ type: 'pkcs8', format: 'der' }),
-    EC_P256,
-    false,
-    ['sign'],
-  );
-  const publicKey = await webcrypto.subtle.importKey(
-    'spki',
-    createPublicKey(key).export({ type: 'spki', format: 'der' }),
-    EC_P256,
-    true,
-    ['verify'],
-  );
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
-    {
-      name: [{ CN: [commonName] }],
-      keys: { privateKey, publicKey },
-      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-    },
-    webcrypto,
-  );
-  return `${csr.toString('pem')}\n`;
+  loadP256(keyPem); // a clear NODE_KEY_INVALID before the PKI library's generic error
+  return (await createKeyAndCsr({ commonName, keyPem })).csrPem;
 }
 
 /** Whether the certificate `certPem` is for the key `keyPem`. */
