@@ -8,7 +8,6 @@ import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } fr
 import { createKeyAndCsr, NODE_COMMON_NAME_PREFIX } from '../controlplane/pki/index.ts';
 import { CliError } from './errors.ts';
 
-
 export interface NodeKey {
   keyPem: string;
   csrPem: string;
