@@ -25,6 +25,7 @@ import { createMemoryService } from './service/memory-service.ts';
 import { createNodeService, type NodeRecord } from './service/node-service.ts';
 import { readJson } from './service/optimistic.ts';
 import { createTokenService } from './service/token-service.ts';
+import { createWatchService } from './service/watch-service.ts';
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -112,6 +113,7 @@ export async function createControlPlane(
       },
     },
     tokens: { create: tokens.create, list: tokens.list, delete: tokens.delete },
+    watch: createWatchService(store),
     nodes,
     memory,
 

@@ -125,6 +125,7 @@ export interface MemoryLayoutView {
 }
 
 export interface ControlPlane {
+  watch: WatchService;
   cluster: {
     info(caller: Caller): Promise<ClusterInfo>;
   };
@@ -171,4 +172,34 @@ export interface ControlPlaneRuntime extends ControlPlane {
   isLeader(): boolean;
   /** Stops controllers and leadership; does not close the store it was given. */
   close(): Promise<void>;
+}
+
+/**
+ * A change to a watchable resource. `key` is relative to the control plane's
+ * root (e.g. `nodes/node-a`, `heartbeats/node-a`, `memory/layout`); `value`
+ * is the resource as stored (null for a delete). Events come in revision
+ * order; to resume after a disconnect, watch again from `revision + 1` of the
+ * last event seen: no gap, no duplicate.
+ */
+export interface ResourceEvent {
+  type: 'put' | 'delete';
+  key: string;
+  value: unknown;
+  revision: number;
+}
+
+export interface WatchRequest {
+  /** One of the watchable roots (`nodes/`, `heartbeats/`, `memory/`) or a prefix inside one. */
+  prefix: string;
+  /** Deliver every change with revision >= this; default: changes from now on. */
+  fromRevision?: number;
+}
+
+/** An open watch: iterate it; WATCH_COMPACTED when fromRevision is gone (re-list, then watch). */
+export interface ResourceWatch extends AsyncIterable<ResourceEvent> {
+  close(): Promise<void>;
+}
+
+export interface WatchService {
+  open(caller: Caller, request: WatchRequest): ResourceWatch;
 }

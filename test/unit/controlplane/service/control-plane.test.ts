@@ -253,3 +253,39 @@ t.test('segments: spread and pinned extents inside node ranges, exhaustion', asy
   const stats = await cp.stats();
   t.equal(stats.nodesByState.Joining, 3);
 });
+
+t.test('watch: members watch nodes, heartbeats and memory, never tokens; resumable', async (t) => {
+  const { cp, store } = await setup(t);
+  t.throws(() => cp.watch.open(anonymous, { prefix: 'nodes/' }), { code: 'UNAUTHENTICATED' });
+  t.throws(() => cp.watch.open(admin, { prefix: 'tokens/' }), { code: 'INVALID_ARGUMENT' });
+  t.throws(() => cp.watch.open(admin, { prefix: '' }), { code: 'INVALID_ARGUMENT' });
+  t.throws(() => cp.watch.open(admin, { prefix: 'nodes/', fromRevision: 0 }), {
+    code: 'INVALID_ARGUMENT',
+  });
+  const from = (await store.revision()) + 1;
+  const { token } = await cp.tokens.create(admin, {});
+  await cp.nodes.join(await joinRequest(token, 'a'));
+  await cp.nodes.join(await joinRequest(token, 'b'));
+  const seen = [];
+  const watch = cp.watch.open(node('a'), { prefix: 'nodes/', fromRevision: from });
+  for await (const ev of watch) {
+    seen.push(ev);
+    if (seen.length === 2) break;
+  }
+  t.same(
+    seen.map((e) => [e.type, e.key, (e.value as { name: string }).name]),
+    [
+      ['put', 'nodes/a', 'a'],
+      ['put', 'nodes/b', 'b'],
+    ],
+    'relative keys, parsed values, in order, no token event',
+  );
+  const resumed = cp.watch.open(node('a'), {
+    prefix: 'nodes/',
+    fromRevision: (seen[0]?.revision ?? 0) + 1,
+  });
+  for await (const ev of resumed) {
+    t.equal(ev.key, 'nodes/b', 'resuming after the first event starts at the second');
+    break;
+  }
+});
