@@ -1,0 +1,139 @@
+/**
+ * The gRPC server over the real service layer on an embedded store in a temp
+ * directory, on 127.0.0.1:0 with real certificates from the PKI library (a
+ * CA, a server certificate for 127.0.0.1, the admin credential; node
+ * certificates come from Join). `client(...)` makes a promise-returning
+ * client per service for one identity.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import type { Test } from 'tap';
+import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
+import { amalgamCodeOf } from '../../../../services/controlplane/grpc/errors.ts';
+import { loadAmalgamProto } from '../../../../services/controlplane/grpc/proto.ts';
+import { startGrpcServer } from '../../../../services/controlplane/grpc/server.ts';
+import {
+  type ClusterCa,
+  createClusterCa,
+  createKeyAndCsr,
+  issueAdminCredential,
+  signCsr,
+} from '../../../../services/controlplane/pki/index.ts';
+import type { ControlPlaneRuntime } from '../../../../services/controlplane/service/contracts.ts';
+import { openEmbeddedStore } from '../../../../services/store/embedded-store.ts';
+import type { Store } from '../../../../services/store/store.ts';
+
+export const logger = pino({ level: 'silent' });
+
+export interface Pki {
+  ca: ClusterCa;
+  server: { certPem: string; keyPem: string };
+  admin: { certPem: string; keyPem: string };
+}
+
+export async function makePki(): Promise<Pki> {
+  const ca = await createClusterCa({ commonName: 'amalgam-grpc-test-ca' });
+  const server = await createKeyAndCsr({ commonName: 'clusterd', ipAddresses: ['127.0.0.1'] });
+  const certPem = await signCsr(ca, server.csrPem, {
+    commonName: 'clusterd',
+    ipAddresses: ['127.0.0.1'],
+    usages: ['server', 'client'],
+    validityDays: 1,
+  });
+  return { ca, server: { certPem, keyPem: server.keyPem }, admin: await issueAdminCredential(ca) };
+}
+
+/** A client identity: a key and certificate, or none (anonymous). */
+export type Identity = { keyPem: string; certPem: string } | undefined;
+
+export type Rpc = (
+  method: string,
+  request?: Record<string, unknown>,
+  options?: grpc.CallOptions,
+) => Promise<unknown>;
+
+export interface GrpcHarness {
+  runtime: ControlPlaneRuntime;
+  store: Store;
+  pki: Pki;
+  port: number;
+  /** A generic client of `amalgam.v1.<service>` (or a full service name) as `identity`. */
+  rawClient(
+    service: string,
+    identity: Identity,
+  ): grpc.Client &
+    Record<string, grpc.MethodDefinition<unknown, unknown> & ((...args: unknown[]) => unknown)>;
+  /** Promise-returning unary calls of `service` as `identity`. */
+  rpc(service: string, identity: Identity): Rpc;
+}
+
+const definition = loadAmalgamProto();
+
+export async function startGrpcHarness(t: Test, pki?: Pki): Promise<GrpcHarness> {
+  const material = pki ?? (await makePki());
+  const dir = await mkdtemp(join(tmpdir(), 'amalgam-grpc-'));
+  const store = await openEmbeddedStore({ dataDir: dir });
+  const runtime = await createControlPlane({
+    store,
+    ca: material.ca,
+    clusterName: 'parity-test',
+    logger,
+    controllers: false,
+  });
+  const server = await startGrpcServer({
+    runtime,
+    logger,
+    tls: { key: material.server.keyPem, cert: material.server.certPem, ca: material.ca.certPem },
+    host: '127.0.0.1',
+    port: 0,
+  });
+  const clients: grpc.Client[] = [];
+  t.teardown(async () => {
+    for (const c of clients) c.close();
+    await server.close();
+    await runtime.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: generic clients are untyped by construction
+  const rawClient = (service: string, identity: Identity): any => {
+    const name = service.includes('.') ? service : `amalgam.v1.${service}`;
+    const Ctor = grpc.makeGenericClientConstructor(
+      definition[name] as grpc.ServiceDefinition,
+      name,
+    );
+    const creds = grpc.credentials.createSsl(
+      Buffer.from(material.ca.certPem),
+      identity ? Buffer.from(identity.keyPem) : null,
+      identity ? Buffer.from(identity.certPem) : null,
+    );
+    const client = new Ctor(`127.0.0.1:${server.port}`, creds);
+    clients.push(client);
+    return client;
+  };
+  return {
+    runtime,
+    store,
+    pki: material,
+    port: server.port,
+    rawClient,
+    rpc(service, identity) {
+      const client = rawClient(service, identity);
+      return (method, request = {}, options = {}) =>
+        new Promise((resolve, reject) =>
+          client[method](request, new grpc.Metadata(), options, (err: unknown, value: unknown) =>
+            err ? reject(err) : resolve(value),
+          ),
+        );
+    },
+  };
+}
+
+/** The catalogue code of a failed call (`amalgam-code` trailer), or a description of what came instead. */
+export function codeOf(err: unknown): string {
+  const e = err as grpc.ServiceError;
+  return amalgamCodeOf(e?.metadata) ?? `no amalgam-code (status ${e?.code}: ${e?.details})`;
+}
