@@ -14,7 +14,8 @@
  *      stripped, and nothing is coerced;
  *   4. the operation's handler (handlers.ts): one service call;
  *   5. the answer is checked against the document's response schema before
- *      fastify serializes it with the same schema.
+ *      fastify serializes it with the same schema; a streamed answer (the
+ *      watch) is sent line by line instead (stream.ts).
  * Any failure becomes an application/problem+json document (problem.ts).
  */
 import { randomUUID } from 'node:crypto';
@@ -39,6 +40,7 @@ import { handlers } from './handlers.ts';
 import { ANONYMOUS, callerFromTls } from './identity.ts';
 import { type JsonSchema, loadRestApi, type Operation, type RestApi } from './openapi.ts';
 import { classify, internalError, sendProblem } from './problem.ts';
+import { OpenStreams } from './stream.ts';
 
 /** Far above the largest valid request (a join with 64 labels and a CSR is ~30 KiB). */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
@@ -172,8 +174,11 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   registerRuntimeMetrics(registry, runtime);
 
   let closing = false;
+  const streams = new OpenStreams();
   app.addHook('preClose', async () => {
     closing = true;
+    // Open streams end now (their clients resume elsewhere) rather than hold the close.
+    await streams.closeAll();
   });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -219,6 +224,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     const handler = handlers[op.operationId] as (typeof handlers)[string];
     const schema: FastifySchema = {};
     if (op.params) schema.params = op.params;
+    if (op.query) schema.querystring = op.query;
     if (op.body) schema.body = op.body.schema;
     const responses = jsonResponses(op);
     if (responses.length > 0) {
@@ -248,12 +254,17 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
           runtime,
           caller: callers.get(request) ?? ANONYMOUS,
           params: (request.params ?? {}) as Record<string, string>,
+          query: op.query ? ((request.query ?? {}) as Record<string, string>) : {},
           body: request.body,
           registry,
           pages,
         });
         if (!statuses.has(result.status)) {
           throw new Error(`${op.operationId} answered ${result.status}, not in the document`);
+        }
+        if (result.stream !== undefined) {
+          const contentType = result.contentType ?? 'application/x-ndjson';
+          return streams.send(request, reply, result.status, contentType, result.stream);
         }
         if (result.contentType !== undefined) {
           return reply.code(result.status).type(result.contentType).send(result.body);

@@ -21,6 +21,8 @@ export interface HandlerContext {
   caller: Caller;
   /** Path parameters, schema-checked. */
   params: Record<string, string>;
+  /** Query parameters, schema-checked (strings; absent when not given). */
+  query: Record<string, string | undefined>;
   /** The request body, schema-checked against the operation's request schema. */
   body: unknown;
   registry: Registry;
@@ -34,7 +36,20 @@ export interface HandlerResult {
   body?: unknown;
   /** Set for non-JSON answers; the body is then sent as is. */
   contentType?: string;
+  /**
+   * A streamed answer (with `contentType`): each item is sent as one JSON
+   * line as it comes, until the client leaves (then `close()`), the stream
+   * ends, or it fails (see app.ts).
+   */
+  stream?: ItemStream;
 }
+
+/** What a streamed answer sends: items as they come; `close()` releases what feeds them. */
+export interface ItemStream extends AsyncIterable<unknown> {
+  close(): Promise<void>;
+}
+
+export const NDJSON_TYPE = 'application/x-ndjson; charset=utf-8';
 
 export type Handler = (context: HandlerContext) => Promise<HandlerResult>;
 
@@ -105,6 +120,16 @@ export const handlers: Record<string, Handler> = {
   freeSegment: async (context) => {
     await context.runtime.memory.freeSegment(context.caller, param(context, 'id'));
     return noContent;
+  },
+
+  watchResources: async ({ runtime, caller, query }) => {
+    const { prefix, fromRevision } = query;
+    // The schema makes prefix present and fromRevision a decimal of at most 15 digits.
+    const watch = runtime.watch.open(caller, {
+      prefix: prefix ?? '',
+      ...(fromRevision === undefined ? {} : { fromRevision: Number(fromRevision) }),
+    });
+    return { status: 200, contentType: NDJSON_TYPE, stream: watch };
   },
 
   getHealth: async () => json(200, { status: 'ok' }),

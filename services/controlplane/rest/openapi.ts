@@ -49,6 +49,11 @@ export interface Operation {
   params: JsonSchema | undefined;
   /** Example value of each path parameter, from the document. */
   paramExamples: Record<string, string>;
+  /**
+   * Object schema of the query parameters (each a string: nothing is coerced),
+   * or undefined when the operation takes none (its query string is ignored).
+   */
+  query: JsonSchema | undefined;
   /** The `application/json` request body, or undefined when the operation takes none. */
   body: { schema: JsonSchema; required: boolean; example: unknown } | undefined;
   responses: OperationResponse[];
@@ -155,16 +160,17 @@ function readOperation(
   const secured =
     security.length > 0 && !security.some((s) => isObject(s) && Object.keys(s).length === 0);
 
-  // Path parameters: path-item level first, operation level overrides by name.
+  // Path and query parameters: path-item level first, operation level overrides by name.
   const parameters = new Map<string, Record<string, unknown>>();
+  const queryParameters = new Map<string, Record<string, unknown>>();
   for (const raw of [
     ...((pathItem.parameters as unknown[]) ?? []),
     ...((op.parameters as unknown[]) ?? []),
   ]) {
     const parameter = deref(document, raw, where);
-    if (parameter.in !== 'path')
-      fail(where, `only path parameters are supported (${String(parameter.name)})`);
-    parameters.set(String(parameter.name), parameter);
+    if (parameter.in === 'path') parameters.set(String(parameter.name), parameter);
+    else if (parameter.in === 'query') queryParameters.set(String(parameter.name), parameter);
+    else fail(where, `only path and query parameters are supported (${String(parameter.name)})`);
   }
   const names = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1] as string);
   if (names.length !== parameters.size || !names.every((n) => parameters.has(n))) {
@@ -180,6 +186,19 @@ function readOperation(
       if (typeof parameter.example === 'string') paramExamples[name] = parameter.example;
     }
     params = { type: 'object', required: names, additionalProperties: false, properties };
+  }
+
+  let query: JsonSchema | undefined;
+  if (queryParameters.size > 0) {
+    const properties: Record<string, unknown> = {};
+    const required: string[] = [];
+    for (const [name, parameter] of queryParameters) {
+      const schema = rewriteRefs(parameter.schema ?? { type: 'string' }) as JsonSchema;
+      if (schema.type !== 'string') fail(where, `query parameter ${name} must be a string`);
+      properties[name] = schema;
+      if (parameter.required === true) required.push(name);
+    }
+    query = { type: 'object', required, additionalProperties: false, properties };
   }
 
   let body: Operation['body'];
@@ -230,6 +249,7 @@ function readOperation(
     secured,
     params,
     paramExamples,
+    query,
     body,
     responses,
   };
