@@ -15,7 +15,8 @@
  * ```
  * Relative paths are relative to the directory of the config file.
  * `store` may instead be `{ "backend": "etcd", "endpoints": ["http://127.0.0.1:2379"] }`.
- * Optional: `nodeGraceSeconds` (heartbeat TTL, default 15), `bodyLimit` (bytes).
+ * Optional: `nodeGraceSeconds` (heartbeat TTL, default 15), `bodyLimit` (bytes),
+ * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files).
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -31,6 +32,8 @@ export type StoreConfig =
 export interface ClusterdConfig {
   clusterName: string;
   listen: { host: string; port: number };
+  /** When set, the gRPC API (openapi/amalgam.proto) listens here too, with the same TLS material. */
+  grpcListen?: { host: string; port: number };
   tls: {
     /** PEM server certificate; clusterd's own, then the CA's (joiners read the CA from the chain). */
     certFile: string;
@@ -92,6 +95,7 @@ export function parseConfig(value: unknown, baseDir = process.cwd()): ClusterdCo
     'logLevel',
     'nodeGraceSeconds',
     'bodyLimit',
+    'grpcListen',
   ]);
   const path = (v: unknown, field: string) => resolve(baseDir, string(v, field));
 
@@ -150,6 +154,13 @@ export function parseConfig(value: unknown, baseDir = process.cwd()): ClusterdCo
   }
   if (root.nodeGraceSeconds !== undefined) {
     config.nodeGraceSeconds = integer(root.nodeGraceSeconds, 'nodeGraceSeconds', 1, 3600);
+  }
+  if (root.grpcListen !== undefined) {
+    const grpcObject = object(root.grpcListen, 'grpcListen', ['host', 'port']);
+    config.grpcListen = {
+      host: string(grpcObject.host, 'grpcListen.host', 255),
+      port: integer(grpcObject.port, 'grpcListen.port', 0, 65535),
+    };
   }
   if (root.bodyLimit !== undefined) {
     config.bodyLimit = integer(root.bodyLimit, 'bodyLimit', 1024, 16 * 1024 * 1024);

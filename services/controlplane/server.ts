@@ -20,6 +20,7 @@ import { EtcdStore } from '../store/etcd-store.ts';
 import type { Store } from '../store/store.ts';
 import { type ClusterdConfig, loadConfig } from './config.ts';
 import { createControlPlane } from './control-plane.ts';
+import { startGrpcServer } from './grpc/server.ts';
 import { instrumentStore } from './metrics.ts';
 import { buildApp } from './rest/app.ts';
 
@@ -34,7 +35,7 @@ Options:
                          "tls": {"certFile","keyFile","caFile","caKeyFile"},
                          "store": {"backend":"embedded","dataDir"} |
                                   {"backend":"etcd","endpoints":[...]},
-                         "logLevel"? }
+                         "logLevel"?, "grpcListen"?: {"host","port"} }
   -h, --help           Show this help.
 
 Logs are JSON lines on stdout; one of them, msg "clusterd listening", carries
@@ -44,6 +45,8 @@ the URL. SIGTERM or SIGINT closes the listener, the controllers and the store.
 export interface RunningClusterd {
   /** https://host:port actually listened on (port 0 in the config picks a free one). */
   url: string;
+  /** host:port of the gRPC listener, when the config has `grpcListen`. */
+  grpcAddress?: string;
   /** Stops accepting, finishes in-flight requests, stops the runtime, closes the store. Idempotent. */
   close(): Promise<void>;
 }
@@ -112,9 +115,24 @@ export async function startClusterd(
       { url, cluster: config.clusterName, store: rawStore.backend },
       'clusterd listening',
     );
+    let grpcAddress: string | undefined;
+    if (config.grpcListen) {
+      const grpcServer = await startGrpcServer({
+        runtime,
+        logger: logger.child({ component: 'grpc' }),
+        tls: { cert, key, ca: caCert } as { cert: string; key: string; ca: string },
+        host: config.grpcListen.host,
+        port: config.grpcListen.port,
+      });
+      cleanups.push(() => grpcServer.close());
+      const host = config.grpcListen.host;
+      grpcAddress = `${host.includes(':') ? `[${host}]` : host}:${grpcServer.port}`;
+      logger.info({ url: `grpcs://${grpcAddress}` }, 'clusterd gRPC listening');
+    }
     let closing: Promise<void> | undefined;
     return {
       url,
+      ...(grpcAddress !== undefined ? { grpcAddress } : {}),
       close: () => {
         closing ??= cleanup().then(() => logger.info('clusterd closed'));
         return closing;
