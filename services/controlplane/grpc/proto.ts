@@ -14,7 +14,7 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   longs: Number,
   enums: String,
   defaults: true,
-  oneofs: true,
+  oneofs: false,
 };
 
 export function loadAmalgamProto(): protoLoader.PackageDefinition {

@@ -79,7 +79,7 @@ export async function startGrpcHarness(t: Test, pki?: Pki): Promise<GrpcHarness>
   const runtime = await createControlPlane({
     store,
     ca: material.ca,
-    clusterName: 'parity-test',
+    clusterName: 'rest-test',
     logger,
     controllers: false,
   });
