@@ -11,7 +11,7 @@
  * certificates from Join, none for anonymous).
  */
 import type * as grpc from '@grpc/grpc-js';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createKeyAndCsr } from '../../../../services/controlplane/pki/index.ts';
 import { startHarness } from '../rest/rest-harness.ts';
 import { codeOf, type Identity, makePki, startGrpcHarness } from './grpc-harness.ts';
@@ -137,8 +137,6 @@ async function grpcDoor(t: Test): Promise<Door> {
   };
 }
 
-type Test = Parameters<Parameters<typeof t.test>[1]>[0];
-
 const VARIABLE = new Set([
   'id',
   'token',
@@ -237,13 +235,13 @@ const scenario: Step[] = [
   },
   { what: 'memory layout', who: 'admin', op: () => ops.layout() },
   { what: 'list segments', who: 'admin', op: () => ops.listSegments() },
-  { what: 'get the segment', who: 'admin', op: (ctx) => ops.getSegment(ctx.segment) },
-  { what: 'free the segment', who: 'admin', op: (ctx) => ops.freeSegment(ctx.segment) },
+  { what: 'get the segment', who: 'admin', op: (ctx) => ops.getSegment(String(ctx.segment)) },
+  { what: 'free the segment', who: 'admin', op: (ctx) => ops.freeSegment(String(ctx.segment)) },
   { what: 'free the other segment', who: 'admin', op: () => ops.freeSegment('seg-parity') },
   {
     what: 'a freed segment is gone',
     who: 'admin',
-    op: (ctx) => ops.getSegment(ctx.segment),
+    op: (ctx) => ops.getSegment(String(ctx.segment)),
     fails: 'SEGMENT_NOT_FOUND',
   },
   {
@@ -299,7 +297,7 @@ const scenario: Step[] = [
     fails: 'FORBIDDEN',
   },
   { what: 'unknown node', who: 'admin', op: () => ops.getNode('nope'), fails: 'NODE_NOT_FOUND' },
-  { what: 'delete the token', who: 'admin', op: (ctx) => ops.deleteToken(ctx.tokenId) },
+  { what: 'delete the token', who: 'admin', op: (ctx) => ops.deleteToken(String(ctx.tokenId)) },
 ];
 
 interface Run {
