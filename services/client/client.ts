@@ -20,6 +20,7 @@ import type {
 } from '../controlplane/service/contracts.ts';
 import { ClientError } from './errors.ts';
 import { createTransport, type RawResponse, type TransportOptions } from './transport.ts';
+import { type ClientWatch, type ClientWatchOptions, openWatch } from './watch.ts';
 
 export type ClientOptions = TransportOptions;
 
@@ -48,6 +49,12 @@ export interface AmalgamClient {
     getSegment(id: string): Promise<SegmentView>;
     freeSegment(id: string): Promise<void>;
   };
+  /**
+   * GET /v1/watch: the changes under `prefix` from `fromRevision` on, resumed
+   * by itself after a dropped connection (see watch.ts). Ends with an ApiError
+   * WATCH_COMPACTED when the history is gone: re-list, then watch again.
+   */
+  watch(request: ClientWatchOptions): ClientWatch;
   /** GET /healthz: true on a 2xx answer. */
   healthy(): Promise<boolean>;
   /** GET /readyz: true on a 2xx answer, false on any other HTTP answer. */
@@ -109,6 +116,7 @@ export function createClient(options: ClientOptions): AmalgamClient {
         await call<void>('DELETE', `/v1/memory/segments/${segment(id)}`);
       },
     },
+    watch: (request) => openWatch(transport, request),
     healthy: async () => ok(await transport.raw('GET', '/healthz')),
     ready: async () => ok(await transport.raw('GET', '/readyz')),
     close: () => transport.close(),

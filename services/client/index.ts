@@ -8,3 +8,4 @@ export {
   type ClientErrorCode,
   errorFromProblem,
 } from './errors.ts';
+export type { ClientWatch, ClientWatchOptions } from './watch.ts';

@@ -11,8 +11,9 @@
  * here: every replica serves the same store.
  */
 import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { Agent, buildConnector } from 'undici';
-import { ClientError, errorFromProblem } from './errors.ts';
+import { ApiError, ClientError, errorFromProblem } from './errors.ts';
 
 export interface TransportOptions {
   /** `https://host:port` of each replica, tried in this order. */
@@ -42,6 +43,13 @@ export interface Transport {
   call<T>(method: Method, path: string, body?: unknown): Promise<T>;
   /** Any HTTP answer (for /readyz and /healthz, whose non-2xx is data, not an error). */
   raw(method: Method, path: string): Promise<RawResponse>;
+  /**
+   * GET a streamed answer from the first endpoint that answers (the preferred
+   * one first): the body of a 2xx, unread; a problem answer throws ApiError.
+   * `signal` aborts the exchange, body included. Only the wait for the
+   * headers is bounded by `timeoutMs`.
+   */
+  stream(path: string, accept: string, signal: AbortSignal): Promise<Readable>;
   close(): Promise<void>;
 }
 
@@ -169,6 +177,42 @@ export function createTransport(options: TransportOptions): Transport {
     raw(method: Method, path: string): Promise<RawResponse> {
       return exchange(method, path, undefined, randomUUID());
     },
+    async stream(path: string, accept: string, signal: AbortSignal): Promise<Readable> {
+      const requestId = randomUUID();
+      const failures: { endpoint: string; error: string }[] = [];
+      for (let i = 0; i < endpoints.length; i++) {
+        const index = (preferred + i) % endpoints.length;
+        const endpoint = endpoints[index] as Endpoint;
+        try {
+          const response = await endpoint.agent.request({
+            origin: endpoint.origin,
+            path,
+            method: 'GET',
+            headers: { accept: `${accept}, application/problem+json`, 'x-request-id': requestId },
+            signal,
+            headersTimeout: timeoutMs,
+            bodyTimeout: 0,
+          });
+          preferred = index;
+          if (response.statusCode >= 200 && response.statusCode < 300) return response.body;
+          const text = await response.body.text();
+          const header = response.headers['x-request-id'];
+          throw errorFromProblem(
+            response.statusCode,
+            parseBody(text, response.statusCode),
+            typeof header === 'string' ? header : undefined,
+          );
+        } catch (err) {
+          if (signal.aborted || !isTransportFailure(err)) throw err;
+          failures.push({ endpoint: endpoint.origin, error: describe(err) });
+        }
+      }
+      throw new ClientError(
+        'UNAVAILABLE',
+        failures.map((f) => `${f.endpoint}: ${f.error}`).join('; '),
+        { endpoints: failures, method: 'GET', path, requestId, sent: false },
+      );
+    },
     async close(): Promise<void> {
       await Promise.all(endpoints.map((e) => e.agent.close()));
     },
@@ -186,6 +230,11 @@ function parseBody(text: string, status: number): unknown {
       status,
     });
   }
+}
+
+/** A failure to reach an endpoint (not an answer of the API, nor the client's own error). */
+function isTransportFailure(err: unknown): boolean {
+  return !(err instanceof ClientError) && !(err instanceof ApiError);
 }
 
 function describe(err: unknown): string {
