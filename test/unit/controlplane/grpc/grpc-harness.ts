@@ -6,14 +6,17 @@
  * client per service for one identity.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { service as healthService } from 'grpc-health-check';
 import { pino } from 'pino';
 import type { Test } from 'tap';
 import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
 import { amalgamCodeOf } from '../../../../services/controlplane/grpc/errors.ts';
-import { loadAmalgamProto } from '../../../../services/controlplane/grpc/proto.ts';
+import { LOADER_OPTIONS, loadAmalgamProto } from '../../../../services/controlplane/grpc/proto.ts';
 import { startGrpcServer } from '../../../../services/controlplane/grpc/server.ts';
 import {
   type ClusterCa,
@@ -55,22 +58,30 @@ export type Rpc = (
   options?: grpc.CallOptions,
 ) => Promise<unknown>;
 
+/** A client made from a service definition: its methods are looked up by name. */
+// biome-ignore lint/suspicious/noExplicitAny: generic clients are untyped by construction
+export type GenericClient = grpc.Client & { [method: string]: any };
+
 export interface GrpcHarness {
   runtime: ControlPlaneRuntime;
   store: Store;
   pki: Pki;
   port: number;
   /** A generic client of `amalgam.v1.<service>` (or a full service name) as `identity`. */
-  rawClient(
-    service: string,
-    identity: Identity,
-  ): grpc.Client &
-    Record<string, grpc.MethodDefinition<unknown, unknown> & ((...args: unknown[]) => unknown)>;
+  rawClient(service: string, identity: Identity): GenericClient;
   /** Promise-returning unary calls of `service` as `identity`. */
   rpc(service: string, identity: Identity): Rpc;
 }
 
-const definition = loadAmalgamProto();
+const require = createRequire(import.meta.url);
+const definition: Record<string, unknown> = {
+  ...loadAmalgamProto(),
+  'grpc.health.v1.Health': healthService,
+  ...protoLoader.loadSync(
+    require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto'),
+    LOADER_OPTIONS,
+  ),
+};
 
 export async function startGrpcHarness(t: Test, pki?: Pki): Promise<GrpcHarness> {
   const material = pki ?? (await makePki());
@@ -98,8 +109,7 @@ export async function startGrpcHarness(t: Test, pki?: Pki): Promise<GrpcHarness>
     await store.close();
     await rm(dir, { recursive: true, force: true });
   });
-  // biome-ignore lint/suspicious/noExplicitAny: generic clients are untyped by construction
-  const rawClient = (service: string, identity: Identity): any => {
+  const rawClient = (service: string, identity: Identity): GenericClient => {
     const name = service.includes('.') ? service : `amalgam.v1.${service}`;
     const Ctor = grpc.makeGenericClientConstructor(
       definition[name] as grpc.ServiceDefinition,
@@ -110,7 +120,7 @@ export async function startGrpcHarness(t: Test, pki?: Pki): Promise<GrpcHarness>
       identity ? Buffer.from(identity.keyPem) : null,
       identity ? Buffer.from(identity.certPem) : null,
     );
-    const client = new Ctor(`127.0.0.1:${server.port}`, creds);
+    const client: GenericClient = new Ctor(`127.0.0.1:${server.port}`, creds);
     clients.push(client);
     return client;
   };
