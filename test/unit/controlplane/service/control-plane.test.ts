@@ -289,3 +289,26 @@ t.test('watch: members watch nodes, heartbeats and memory, never tokens; resumab
     break;
   }
 });
+
+t.test('leader election: one leader among replicas; another takes over when it goes', async (t) => {
+  const { cp: first, store } = await setup(t);
+  await first.close(); // the setup replica runs no controllers; use two fresh ones on its store
+  const replicas = await Promise.all(
+    [0, 1, 2].map(() =>
+      createControlPlane({ store, ca, clusterName: 'test', logger, leaderTtlSeconds: 1 }),
+    ),
+  );
+  t.teardown(() => Promise.all(replicas.map((r) => r.close())));
+  const until = async (what: string, check: () => boolean) => {
+    for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+    t.ok(check(), what);
+  };
+  await until('a leader is elected', () => replicas.some((r) => r.isLeader()));
+  t.equal(replicas.filter((r) => r.isLeader()).length, 1, 'exactly one leader');
+  const leader = replicas.find((r) => r.isLeader());
+  await leader?.close();
+  const rest = replicas.filter((r) => r !== leader);
+  await until('another replica takes over', () => rest.some((r) => r.isLeader()));
+  t.equal(rest.filter((r) => r.isLeader()).length, 1, 'still exactly one leader');
+  t.equal((await rest[0]?.cluster.info(admin))?.name, 'test');
+});
