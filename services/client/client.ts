@@ -19,10 +19,18 @@ import type {
   TokenView,
 } from '../controlplane/service/contracts.ts';
 import { ClientError } from './errors.ts';
+import { createGrpcClient, type GrpcClientOptions } from './grpc-client.ts';
 import { createTransport, type RawResponse, type TransportOptions } from './transport.ts';
 import { type ClientWatch, type ClientWatchOptions, openWatch } from './watch.ts';
 
-export type ClientOptions = TransportOptions;
+/**
+ * `transport: 'rest'` (the default): `endpoints` are `https://host:port`.
+ * `transport: 'grpc'`: `endpoints` are `host:port` of the replicas' gRPC
+ * listeners (`grpcListen`). Same interface, types and errors either way.
+ */
+export type ClientOptions =
+  | (TransportOptions & { transport?: 'rest' })
+  | (GrpcClientOptions & { transport: 'grpc' });
 
 export interface AmalgamClient {
   cluster: {
@@ -50,8 +58,8 @@ export interface AmalgamClient {
     freeSegment(id: string): Promise<void>;
   };
   /**
-   * GET /v1/watch: the changes under `prefix` from `fromRevision` on, resumed
-   * by itself after a dropped connection (see watch.ts). Ends with an ApiError
+   * GET /v1/watch (gRPC Watch/Watch): the changes under `prefix` from
+   * `fromRevision` on, resumed by itself after a dropped connection (see watch.ts). Ends with an ApiError
    * WATCH_COMPACTED when the history is gone: re-list, then watch again.
    */
   watch(request: ClientWatchOptions): ClientWatch;
@@ -77,6 +85,11 @@ function itemsOf<T>(body: Items<T>, path: string): T[] {
 const segment = (value: string): string => encodeURIComponent(value);
 
 export function createClient(options: ClientOptions): AmalgamClient {
+  if (options.transport === 'grpc') return createGrpcClient(options);
+  return createRestClient(options);
+}
+
+function createRestClient(options: TransportOptions): AmalgamClient {
   const transport = createTransport(options);
   const { call } = transport;
   const ok = (response: RawResponse): boolean => response.status >= 200 && response.status < 300;

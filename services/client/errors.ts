@@ -68,7 +68,7 @@ const PROBLEM_MEMBERS = new Set([
   'requestId',
 ]);
 
-function isErrorCode(code: unknown): code is ErrorCode {
+export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(ERRORS, code);
 }
 
@@ -108,7 +108,8 @@ export function errorFromProblem(
   );
 }
 
-function stripCatalogueMessage(code: ErrorCode, detail: unknown): string | undefined {
+/** The server's message without the catalogue's message for `code` in front (shared with grpc-errors.ts). */
+export function stripCatalogueMessage(code: ErrorCode, detail: unknown): string | undefined {
   if (typeof detail !== 'string' || detail === '') return undefined;
   const message: string = ERRORS[code].message;
   if (detail === message) return undefined;

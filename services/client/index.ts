@@ -1,4 +1,4 @@
-/** The typed client of clusterd's REST API (see client.ts) and CA discovery for joins. */
+/** The typed client of clusterd's REST and gRPC APIs (see client.ts) and CA discovery for joins. */
 export { type AmalgamClient, type ClientOptions, createClient } from './client.ts';
 export { type DiscoverCaOptions, type DiscoveredCa, discoverCa } from './discover-ca.ts';
 export {
@@ -8,4 +8,5 @@ export {
   type ClientErrorCode,
   errorFromProblem,
 } from './errors.ts';
+export { errorFromGrpc } from './grpc-errors.ts';
 export type { ClientWatch, ClientWatchOptions } from './watch.ts';

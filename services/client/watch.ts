@@ -54,7 +54,46 @@ function isTerminal(err: unknown): boolean {
   return err instanceof ClientError && err.code !== 'UNAVAILABLE';
 }
 
+/**
+ * One connection's events, from `from` on (all of them when undefined).
+ * `connected` is called once the endpoint was reached: the retry budget
+ * (`retryForMs`) starts again from there. Ends when the server ends the
+ * stream; throws on a cut or an error answer.
+ */
+export type OpenEvents = (
+  from: number | undefined,
+  signal: AbortSignal,
+  connected: () => void,
+) => AsyncIterable<ResourceEvent>;
+
+/** GET /v1/watch over the REST transport, one connection. */
+export function restEvents(transport: Transport, prefix: string): OpenEvents {
+  return async function* (from, signal, connected) {
+    const query = new URLSearchParams({ prefix });
+    if (from !== undefined) query.set('fromRevision', String(from));
+    const body = await transport.stream(`/v1/watch?${query}`, 'application/x-ndjson', signal);
+    connected();
+    try {
+      for await (const line of jsonLines(body)) {
+        const item = line as ResourceEvent & { error?: unknown };
+        if (item.error !== undefined) {
+          const problem = item.error as { status?: unknown };
+          throw errorFromProblem(Number(problem.status ?? 500), problem);
+        }
+        yield item;
+      }
+    } finally {
+      body.destroy();
+    }
+  };
+}
+
 export function openWatch(transport: Transport, options: ClientWatchOptions): ClientWatch {
+  return resumableWatch(options, restEvents(transport, options.prefix));
+}
+
+/** The resume loop shared by both transports (REST above, gRPC in grpc-client.ts). */
+export function resumableWatch(options: ClientWatchOptions, open: OpenEvents): ClientWatch {
   const retryForMs = options.retryForMs ?? 30_000;
   const controller = new AbortController();
   let closed = false;
@@ -62,28 +101,17 @@ export function openWatch(transport: Transport, options: ClientWatchOptions): Cl
   let from = options.fromRevision;
   let deliveredAtFrom = 0;
 
-  const path = () => {
-    const query = new URLSearchParams({ prefix: options.prefix });
-    if (from !== undefined) query.set('fromRevision', String(from));
-    return `/v1/watch?${query}`;
-  };
-
   async function* events(): AsyncGenerator<ResourceEvent> {
     let failingSince: number | undefined;
     let backoff = 50;
+    const connected = () => {
+      failingSince = undefined;
+      backoff = 50;
+    };
     while (!closed) {
-      let body: Readable | undefined;
       try {
-        body = await transport.stream(path(), 'application/x-ndjson', controller.signal);
-        failingSince = undefined;
-        backoff = 50;
         let skip = deliveredAtFrom;
-        for await (const line of jsonLines(body)) {
-          const item = line as ResourceEvent & { error?: unknown };
-          if (item.error !== undefined) {
-            const problem = item.error as { status?: unknown };
-            throw errorFromProblem(Number(problem.status ?? 500), problem);
-          }
+        for await (const item of open(from, controller.signal, connected)) {
           if (from !== undefined && item.revision < from) continue;
           if (from !== undefined && item.revision === from && skip > 0) {
             skip--;
@@ -104,8 +132,6 @@ export function openWatch(transport: Transport, options: ClientWatchOptions): Cl
         if (Date.now() - failingSince > retryForMs) throw err;
         await new Promise((resolve) => setTimeout(resolve, backoff));
         backoff = Math.min(backoff * 2, 2_000);
-      } finally {
-        body?.destroy();
       }
     }
   }

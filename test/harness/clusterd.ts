@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +44,9 @@ export interface Credential {
 
 export interface ClusterdReplicas {
   urls: string[];
+  /** `127.0.0.1:port` of each replica's gRPC listener; empty unless started with `grpc: true`. */
+  grpcUrls: string[];
+  grpcPorts: number[];
   ca: ClusterCa;
   admin: Credential;
   /** The server certificate the replicas use (a peer server in a benchmark can use it too). */
@@ -62,6 +66,8 @@ export interface StartClusterdOptions {
   startTimeoutMs?: number;
   /** Extra node flags for the replicas (e.g. --cpu-prof when profiling a benchmark). */
   nodeArgs?: string[];
+  /** Also serve gRPC (`grpcListen`) on a free port per replica, kept across restarts. */
+  grpc?: boolean;
 }
 
 export async function startClusterdReplicas(
@@ -94,8 +100,11 @@ export async function startClusterdReplicas(
     writeFile(file('clusterd.key'), server.keyPem, { mode: 0o600 }),
   ]);
 
-  const ports = await freePorts(count);
+  const allPorts = await freePorts(options.grpc ? 2 * count : count);
+  const ports = allPorts.slice(0, count);
+  const grpcPorts = options.grpc ? allPorts.slice(count) : [];
   const urls = ports.map((port) => `https://127.0.0.1:${port}`);
+  const grpcUrls = grpcPorts.map((port) => `127.0.0.1:${port}`);
   const children: (ChildProcess | undefined)[] = [];
   const startTimeoutMs = options.startTimeoutMs ?? 30_000;
 
@@ -115,6 +124,7 @@ export async function startClusterdReplicas(
       },
       store,
       logLevel: 'info',
+      ...(options.grpc ? { grpcListen: { host: '127.0.0.1', port: grpcPorts[i] } } : {}),
       ...options.extraConfig,
     };
     const path = file(`clusterd-${i}.json`);
@@ -145,7 +155,13 @@ export async function startClusterdReplicas(
           `clusterd ${i} exited while starting:\n${tailFile(file(`clusterd-${i}.log`))}`,
         );
       }
-      if ((await readyz(urls[i] as string, ca.certPem)) === 200) return;
+      // gRPC binds after REST answers: wait for both.
+      if (
+        (await readyz(urls[i] as string, ca.certPem)) === 200 &&
+        (grpcPorts[i] === undefined || (await accepts(grpcPorts[i])))
+      ) {
+        return;
+      }
       if (Date.now() > deadline) {
         throw new Error(
           `clusterd ${i} not ready after ${startTimeoutMs} ms:\n${tailFile(file(`clusterd-${i}.log`))}`,
@@ -166,6 +182,8 @@ export async function startClusterdReplicas(
   let destroyed = false;
   const replicas: ClusterdReplicas = {
     urls,
+    grpcUrls,
+    grpcPorts,
     ca,
     admin: { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem },
     tlsFiles: {
@@ -193,6 +211,16 @@ export async function startClusterdReplicas(
     throw err;
   }
   return replicas;
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
 }
 
 function readyz(url: string, ca: string): Promise<number> {

@@ -1,0 +1,230 @@
+/**
+ * gRPC (openapi/amalgam.proto) with mutual TLS to a list of equivalent
+ * endpoints (clusterd replicas, `host:port`), one channel each, tried from
+ * the one that answered last.
+ *
+ * Failing over, as on REST, only where it cannot apply a write twice:
+ * - a read (`kind: 'read'`) is asked of the next endpoint after any failure
+ *   that is not an answer (UNAVAILABLE, DEADLINE_EXCEEDED, a reset stream);
+ * - a write only when grpc-js failed it with "No connection established":
+ *   its channel had no connection, so the call was never handed to a
+ *   transport (grpc-errors.ts). A write that fails in any other way (the
+ *   replica died with the call on the wire, its deadline passed) is a
+ *   `ClientError` UNAVAILABLE with `details.sent: true`: it may or may not
+ *   have been applied, the caller decides.
+ * An answer carrying `amalgam-code` (even NO_QUORUM) is the cluster's answer
+ * and is never failed over.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
+import { loadAmalgamProto } from '../controlplane/grpc/proto.ts';
+import { ClientError } from './errors.ts';
+import { classifyGrpcFailure, type GrpcFailure } from './grpc-errors.ts';
+
+export interface GrpcTransportOptions {
+  /** `host:port` of each replica's gRPC listener, tried in this order. */
+  endpoints: string[];
+  /** PEM of the cluster CA: the only issuer trusted for the server's certificate. */
+  ca: string;
+  /** PEM client certificate and key (admin or node); omitted for the token-authenticated join. */
+  cert?: string;
+  key?: string;
+  /** Per attempt: the call's deadline. Default 30 s. */
+  timeoutMs?: number;
+  /** Per attempt, for a watch: how long to wait for a connection. Default the smaller of 5 s and `timeoutMs`. */
+  connectTimeoutMs?: number;
+}
+
+export type CallKind = 'read' | 'write';
+
+export interface GrpcTransport {
+  /** `service` is `amalgam.v1.Nodes` etc., or `grpc.health.v1.Health`. */
+  unary<T>(service: string, method: string, request: object, kind: CallKind): Promise<T>;
+  /**
+   * A server stream from the preferred endpoint, once its channel is
+   * connected; a failure without an answer moves the preference to the next
+   * endpoint, so the caller's retry goes there. `signal` cancels the call;
+   * `connected` is called once the channel is connected.
+   */
+  serverStream<T>(
+    service: string,
+    method: string,
+    request: object,
+    signal: AbortSignal,
+    connected?: () => void,
+  ): AsyncGenerator<T>;
+  close(): Promise<void>;
+}
+
+interface MethodDefinition {
+  path: string;
+  requestSerialize: (value: object) => Buffer;
+  responseDeserialize: (bytes: Buffer) => unknown;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const MAX_RECEIVE_MESSAGE_LENGTH = 64 * 1024 * 1024;
+
+let definitions: Record<string, unknown> | undefined;
+function methodOf(service: string, method: string): MethodDefinition {
+  definitions ??= {
+    ...loadAmalgamProto(),
+    'grpc.health.v1.Health': healthService,
+  };
+  const found = (definitions[service] as Record<string, MethodDefinition> | undefined)?.[method];
+  if (!found) throw new Error(`no gRPC method ${service}/${method}`);
+  return found;
+}
+
+function parseEndpoint(text: string): string {
+  const match = /^(?:grpcs?:\/\/)?(\[[^\]]+\]|[^:/\s]+):(\d{1,5})$/.exec(text);
+  if (!match) {
+    throw new ClientError('UNAVAILABLE', `not a host:port endpoint: ${JSON.stringify(text)}`, {
+      endpoint: text,
+    });
+  }
+  return `${match[1]}:${match[2]}`;
+}
+
+export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
+  if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
+    throw new ClientError('UNAVAILABLE', 'no endpoints were given');
+  }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const connectTimeoutMs = options.connectTimeoutMs ?? Math.min(5_000, timeoutMs);
+  const credentials = grpc.credentials.createSsl(
+    Buffer.from(options.ca),
+    options.key === undefined ? null : Buffer.from(options.key),
+    options.cert === undefined ? null : Buffer.from(options.cert),
+  );
+  const endpoints = options.endpoints.map((text) => {
+    const address = parseEndpoint(text);
+    return {
+      address,
+      client: new grpc.Client(address, credentials, {
+        'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_LENGTH,
+        // Failover is ours: a dead replica must fail fast, not be retried by grpc-js.
+        'grpc.enable_retries': 0,
+      }),
+    };
+  });
+  let preferred = 0;
+  let closed = false;
+
+  function attempt<T>(index: number, def: MethodDefinition, request: object): Promise<T> {
+    const { client } = endpoints[index] as (typeof endpoints)[number];
+    return new Promise<T>((resolve, reject) => {
+      client.makeUnaryRequest(
+        def.path,
+        def.requestSerialize,
+        def.responseDeserialize as (bytes: Buffer) => T,
+        request,
+        new grpc.Metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (err, value) => (err ? reject(err) : resolve(value as T)),
+      );
+    });
+  }
+
+  return {
+    async unary<T>(service: string, method: string, request: object, kind: CallKind) {
+      if (closed) throw new ClientError('UNAVAILABLE', 'the client was closed');
+      const def = methodOf(service, method);
+      const failures: { endpoint: string; error: string }[] = [];
+      for (let i = 0; i < endpoints.length; i++) {
+        const index = (preferred + i) % endpoints.length;
+        const endpoint = (endpoints[index] as (typeof endpoints)[number]).address;
+        try {
+          const value = await attempt<T>(index, def, request);
+          preferred = index;
+          return value;
+        } catch (err) {
+          const context = { endpoint, method: `${service}/${method}` };
+          const failure = classifyGrpcFailure(err as GrpcFailure, context);
+          if (!failure.transportFailure) {
+            preferred = index;
+            throw failure.error;
+          }
+          failures.push({ endpoint, error: failure.error.message });
+          if (kind === 'write' && !failure.notSent) {
+            throw new ClientError(
+              'UNAVAILABLE',
+              `${service}/${method} to ${endpoint} failed after it was sent (${failure.error.message}); it may or may not have been applied`,
+              { ...context, sent: true },
+              { cause: err },
+            );
+          }
+        }
+      }
+      throw new ClientError(
+        'UNAVAILABLE',
+        failures.map((f) => `${f.endpoint}: ${f.error}`).join('; '),
+        {
+          endpoints: failures,
+          method: `${service}/${method}`,
+          sent: kind === 'read' ? undefined : false,
+        },
+      );
+    },
+
+    async *serverStream<T>(
+      service: string,
+      method: string,
+      request: object,
+      signal: AbortSignal,
+      connected?: () => void,
+    ) {
+      if (closed) throw new ClientError('UNAVAILABLE', 'the client was closed');
+      const def = methodOf(service, method);
+      const index = preferred;
+      const { client, address } = endpoints[index] as (typeof endpoints)[number];
+      const next = () => {
+        if (preferred === index) preferred = (index + 1) % endpoints.length;
+      };
+      try {
+        await new Promise<void>((resolve, reject) =>
+          client.waitForReady(Date.now() + connectTimeoutMs, (err) =>
+            err ? reject(err) : resolve(),
+          ),
+        );
+      } catch (err) {
+        next();
+        throw new ClientError('UNAVAILABLE', `${address}: ${(err as Error).message}`, {
+          endpoint: address,
+          sent: false,
+        });
+      }
+      if (signal.aborted) return;
+      connected?.();
+      const call = client.makeServerStreamRequest(
+        def.path,
+        def.requestSerialize,
+        def.responseDeserialize as (bytes: Buffer) => T,
+        request,
+        new grpc.Metadata(),
+        {},
+      );
+      const cancel = () => call.cancel();
+      signal.addEventListener('abort', cancel, { once: true });
+      try {
+        for await (const message of call as AsyncIterable<T>) yield message;
+      } catch (err) {
+        if (signal.aborted) return;
+        const failure = classifyGrpcFailure(err as GrpcFailure, {
+          endpoint: address,
+          method: `${service}/${method}`,
+        });
+        if (failure.transportFailure) next();
+        throw failure.error;
+      } finally {
+        signal.removeEventListener('abort', cancel);
+        call.cancel();
+      }
+    },
+
+    async close() {
+      closed = true;
+      for (const e of endpoints) e.client.close();
+    },
+  };
+}
