@@ -1,0 +1,241 @@
+/*
+ * main.c - the amalgam page server: serves one range of the global address
+ * space from anonymous memory over the amalgam wire protocol.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server.h"
+
+static const char usage[] =
+    "usage: pageserver --plaintext-loopback --listen HOST:PORT --range-start ADDR --range-size BYTES\n"
+    "\n"
+    "Serves [range-start, range-start + range-size) of amalgam's global address space\n"
+    "from anonymous memory over the amalgam wire protocol (native/include/amalgam_wire.h).\n"
+    "\n"
+    "  --listen HOST:PORT     address to listen on; port 0 picks a free port. The first line\n"
+    "                         on stdout is `listening HOST:PORT`. IPv6 as [::1]:PORT.\n"
+    "  --range-start ADDR     first global address served (decimal or 0x hex, 8-aligned)\n"
+    "  --range-size BYTES     bytes served (decimal or 0x hex; suffixes K, M, G accepted)\n"
+    "  --plaintext-loopback   serve without encryption on a loopback address. REQUIRED in this\n"
+    "                         version: mutual TLS with the node certificates (OpenSSL) comes\n"
+    "                         in the next version, and until then the server refuses to start\n"
+    "                         without this flag or on a non-loopback address.\n"
+    "  --help                 this text\n"
+    "\n"
+    "SIGTERM or SIGINT stops the server cleanly.\n";
+
+/* Parse an unsigned 64-bit number with an optional K/M/G suffix. Returns 0 or -EINVAL. */
+static int parse_u64(const char *s, int allow_suffix, uint64_t *out) {
+  if (!s || !*s || *s == '-') return -EINVAL;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 0);
+  if (errno || end == s) return -EINVAL;
+  uint64_t mul = 1;
+  if (allow_suffix && *end) {
+    switch (*end) {
+    case 'K': case 'k': mul = 1ull << 10; break;
+    case 'M': case 'm': mul = 1ull << 20; break;
+    case 'G': case 'g': mul = 1ull << 30; break;
+    default: return -EINVAL;
+    }
+    end++;
+  }
+  if (*end) return -EINVAL;
+  if (v > UINT64_MAX / mul) return -EINVAL;
+  *out = (uint64_t)v * mul;
+  return 0;
+}
+
+static int is_loopback(const struct sockaddr *sa) {
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+    return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+    return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+  }
+  return 0;
+}
+
+/* Split HOST:PORT (or [HOST]:PORT) into host and port buffers. */
+static int split_host_port(const char *arg, char *host, size_t hostlen, char *port,
+                           size_t portlen) {
+  const char *colon = strrchr(arg, ':');
+  if (!colon || colon == arg || !colon[1]) return -EINVAL;
+  const char *h = arg;
+  size_t n = (size_t)(colon - arg);
+  if (h[0] == '[') {
+    if (n < 2 || h[n - 1] != ']') return -EINVAL;
+    h++;
+    n -= 2;
+  }
+  if (n == 0 || n >= hostlen || strlen(colon + 1) >= portlen) return -EINVAL;
+  memcpy(host, h, n);
+  host[n] = '\0';
+  strcpy(port, colon + 1);
+  return 0;
+}
+
+/* Open a non-blocking listening socket on a loopback address. Returns fd or -errno. */
+static int listen_loopback(const char *host, const char *port, char *bound, size_t boundlen) {
+  struct addrinfo hints = {0}, *res = NULL;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  int gai = getaddrinfo(host, port, &hints, &res);
+  if (gai != 0) {
+    fprintf(stderr, "pageserver: cannot resolve --listen %s:%s: %s\n", host, port,
+            gai_strerror(gai));
+    return -EINVAL;
+  }
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    if (!is_loopback(ai->ai_addr)) {
+      fprintf(stderr,
+              "pageserver: --listen %s is not a loopback address; --plaintext-loopback only "
+              "serves on loopback (mutual TLS for other addresses comes in the next version)\n",
+              host);
+      freeaddrinfo(res);
+      return -EPERM;
+    }
+  }
+  int fd = -1, err = -EADDRNOTAVAIL;
+  for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      err = -errno;
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+      err = -errno;
+      close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return err;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char ip[INET6_ADDRSTRLEN];
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+    err = -errno;
+    close(fd);
+    return err;
+  }
+  if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+    snprintf(bound, boundlen, "[%s]:%u", ip, ntohs(in6->sin6_port));
+  } else {
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+    snprintf(bound, boundlen, "%s:%u", ip, ntohs(in->sin_port));
+  }
+  return fd;
+}
+
+int main(int argc, char **argv) {
+  enum { OPT_LISTEN = 1, OPT_START, OPT_SIZE, OPT_PLAIN, OPT_HELP };
+  static const struct option opts[] = {
+      {"listen", required_argument, NULL, OPT_LISTEN},
+      {"range-start", required_argument, NULL, OPT_START},
+      {"range-size", required_argument, NULL, OPT_SIZE},
+      {"plaintext-loopback", no_argument, NULL, OPT_PLAIN},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0},
+  };
+  const char *listen_arg = NULL, *start_arg = NULL, *size_arg = NULL;
+  int plaintext = 0, opt;
+  while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (opt) {
+    case OPT_LISTEN: listen_arg = optarg; break;
+    case OPT_START: start_arg = optarg; break;
+    case OPT_SIZE: size_arg = optarg; break;
+    case OPT_PLAIN: plaintext = 1; break;
+    case OPT_HELP: fputs(usage, stdout); return 0;
+    default: fputs(usage, stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "pageserver: unexpected argument: %s\n%s", argv[optind], usage);
+    return 2;
+  }
+  if (!plaintext) {
+    fprintf(stderr,
+            "pageserver: refusing to start: this version serves only plaintext on loopback and "
+            "needs --plaintext-loopback (mutual TLS with the node certificates comes in the "
+            "next version)\n");
+    return 2;
+  }
+  if (!listen_arg || !start_arg || !size_arg) {
+    fprintf(stderr, "pageserver: --listen, --range-start and --range-size are required\n%s",
+            usage);
+    return 2;
+  }
+  uint64_t start, size;
+  if (parse_u64(start_arg, 0, &start) < 0) {
+    fprintf(stderr, "pageserver: --range-start: not a number: %s\n", start_arg);
+    return 2;
+  }
+  if (parse_u64(size_arg, 1, &size) < 0 || size == 0) {
+    fprintf(stderr, "pageserver: --range-size: not a positive size: %s\n", size_arg);
+    return 2;
+  }
+  char host[256], port[16], bound[300];
+  if (split_host_port(listen_arg, host, sizeof host, port, sizeof port) < 0) {
+    fprintf(stderr, "pageserver: --listen: expected HOST:PORT, got %s\n", listen_arg);
+    return 2;
+  }
+  struct memrange range;
+  int rc = memrange_open(&range, start, size);
+  if (rc < 0) {
+    fprintf(stderr,
+            "pageserver: cannot map range start=0x%" PRIx64 " size=%" PRIu64
+            " (start must be 8-aligned, the range must not wrap): %s\n",
+            start, size, strerror(-rc));
+    return 1;
+  }
+  int lfd = listen_loopback(host, port, bound, sizeof bound);
+  if (lfd < 0) {
+    if (lfd != -EPERM && lfd != -EINVAL)
+      fprintf(stderr, "pageserver: cannot listen on %s: %s\n", listen_arg, strerror(-lfd));
+    memrange_close(&range);
+    return 1;
+  }
+  struct server srv;
+  rc = server_init(&srv, lfd, &range);
+  if (rc < 0) {
+    fprintf(stderr, "pageserver: cannot start the event loop: %s\n", strerror(-rc));
+    close(lfd);
+    memrange_close(&range);
+    return 1;
+  }
+  printf("listening %s\n", bound);
+  fflush(stdout);
+  fprintf(stderr,
+          "pageserver: serving [0x%" PRIx64 ", 0x%" PRIx64 ") plaintext on loopback%s\n", start,
+          start + size, range.hugepages ? ", huge pages advised" : "");
+  rc = server_run(&srv);
+  server_close(&srv);
+  close(lfd);
+  memrange_close(&range);
+  if (rc < 0) {
+    fprintf(stderr, "pageserver: event loop failed: %s\n", strerror(-rc));
+    return 1;
+  }
+  return 0;
+}

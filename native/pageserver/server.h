@@ -1,0 +1,27 @@
+/*
+ * server.h - the page server's connections: non-blocking sockets on the event
+ * loop, an explicit state per connection, pipelined requests answered in order.
+ */
+#ifndef AMALGAM_SERVER_H
+#define AMALGAM_SERVER_H
+
+#include "ae.h"
+#include "memrange.h"
+
+struct server {
+  ae_loop *loop;
+  int listen_fd;
+  int signal_fd; /* SIGTERM/SIGINT arrive here and stop the loop */
+  struct memrange *range;
+  struct conn **conns; /* indexed by fd, for shutdown */
+  int setsize;
+};
+
+/* Set up the loop around an already listening, non-blocking socket. */
+int server_init(struct server *srv, int listen_fd, struct memrange *range);
+/* Serve until SIGTERM or SIGINT; returns 0 or -errno. */
+int server_run(struct server *srv);
+/* Close every connection and the loop (not the range). */
+void server_close(struct server *srv);
+
+#endif
