@@ -1,0 +1,225 @@
+/**
+ * A client for one page server over the amalgam wire protocol
+ * (native/include/amalgam_wire.h): 32-byte little-endian headers, request ids
+ * echoed so many requests are in flight on one connection (pipelining).
+ *
+ * Plaintext over a plain socket only: the page server serves plaintext on
+ * loopback only until mutual TLS lands.
+ */
+import { connect, type Socket } from 'node:net';
+
+export const WIRE_MAGIC = 0x474c4d41;
+export const WIRE_VERSION = 1;
+export const HEADER_SIZE = 32;
+export const MAX_PAYLOAD = 1 << 20;
+
+export const Opcode = {
+  READ: 1,
+  WRITE: 2,
+  CAS64: 3,
+  FETCH_ADD64: 4,
+  STAT: 5,
+} as const;
+
+/** Wire status codes (enum amw_status). */
+export const WireStatus = {
+  OK: 0,
+  E_BAD_REQUEST: 1,
+  E_UNSUPPORTED: 2,
+  E_OUT_OF_RANGE: 3,
+  E_TOO_LARGE: 4,
+  E_UNALIGNED: 5,
+} as const;
+export type WireStatusName = keyof typeof WireStatus;
+
+const STATUS_NAMES = new Map<number, WireStatusName>(
+  Object.entries(WireStatus).map(([k, v]) => [v, k as WireStatusName]),
+);
+
+const RF_SWAPPED = 0x0001;
+
+/** STAT counters, in payload order (enum amw_stat). */
+export const STAT_NAMES = [
+  'requestsRead',
+  'requestsWrite',
+  'requestsCas64',
+  'requestsFetchAdd64',
+  'requestsStat',
+  'requestsInvalid',
+  'bytesRead',
+  'bytesWritten',
+  'errors',
+  'connectionsAccepted',
+  'connectionsOpen',
+  'rangeStart',
+  'rangeSize',
+] as const;
+export type PageServerStats = Record<(typeof STAT_NAMES)[number], bigint>;
+
+/** A request the page server answered with a non-zero status. */
+export class PageServerError extends Error {
+  override readonly name = 'PageServerError';
+  constructor(
+    readonly status: number,
+    readonly statusName: WireStatusName | 'UNKNOWN',
+    readonly opcode: number,
+    readonly requestId: bigint,
+  ) {
+    super(`page server answered ${statusName} (status ${status}) to opcode ${opcode}`);
+  }
+}
+
+/** The connection failed or closed with requests in flight. */
+export class PageServerConnectionError extends Error {
+  override readonly name = 'PageServerConnectionError';
+}
+
+interface Pending {
+  opcode: number;
+  resolve: (r: { flags: number; payload: Buffer }) => void;
+  reject: (e: Error) => void;
+}
+
+export type Address = bigint | number;
+
+export class PageServerClient {
+  private nextId = 1n;
+  private readonly pending = new Map<bigint, Pending>();
+  private buf: Buffer = Buffer.alloc(0);
+  private closedError: Error | null = null;
+
+  private constructor(private readonly socket: Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.failAll(new PageServerConnectionError(err.message)));
+    socket.on('close', () => this.failAll(new PageServerConnectionError('connection closed')));
+  }
+
+  static connect(host: string, port: number): Promise<PageServerClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host, port });
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(new PageServerClient(socket));
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  async read(addr: Address, len: number): Promise<Buffer> {
+    const r = await this.request(Opcode.READ, BigInt(addr), len, null);
+    return r.payload;
+  }
+
+  async write(addr: Address, bytes: Uint8Array): Promise<void> {
+    await this.request(Opcode.WRITE, BigInt(addr), bytes.length, bytes);
+  }
+
+  /** Compare the u64 at an 8-aligned addr with expected; if equal store desired. */
+  async cas64(
+    addr: Address,
+    expected: bigint,
+    desired: bigint,
+  ): Promise<{ swapped: boolean; old: bigint }> {
+    const p = Buffer.alloc(16);
+    p.writeBigUInt64LE(BigInt.asUintN(64, expected), 0);
+    p.writeBigUInt64LE(BigInt.asUintN(64, desired), 8);
+    const r = await this.request(Opcode.CAS64, BigInt(addr), 8, p);
+    return { swapped: (r.flags & RF_SWAPPED) !== 0, old: r.payload.readBigUInt64LE(0) };
+  }
+
+  /** Add delta (wrapping) to the u64 at an 8-aligned addr; returns the old value. */
+  async fetchAdd64(addr: Address, delta: bigint): Promise<bigint> {
+    const p = Buffer.alloc(8);
+    p.writeBigUInt64LE(BigInt.asUintN(64, delta), 0);
+    const r = await this.request(Opcode.FETCH_ADD64, BigInt(addr), 8, p);
+    return r.payload.readBigUInt64LE(0);
+  }
+
+  async stat(): Promise<PageServerStats> {
+    const r = await this.request(Opcode.STAT, 0n, 0, null);
+    const out = {} as PageServerStats;
+    STAT_NAMES.forEach((name, i) => {
+      out[name] = i * 8 + 8 <= r.payload.length ? r.payload.readBigUInt64LE(i * 8) : 0n;
+    });
+    return out;
+  }
+
+  /** Send raw bytes (tests and fuzzing only): no framing, no response tracking. */
+  sendRaw(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.destroyed) return resolve();
+      this.socket.once('close', () => resolve());
+      this.socket.end();
+    });
+  }
+
+  /** Resolves once the server closes the connection (or it already is closed). */
+  closed(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.destroyed || this.closedError) return resolve();
+      this.socket.once('close', () => resolve());
+    });
+  }
+
+  private request(
+    opcode: number,
+    addr: bigint,
+    length: number,
+    payload: Uint8Array | null,
+  ): Promise<{ flags: number; payload: Buffer }> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = this.nextId++;
+    const h = Buffer.alloc(HEADER_SIZE);
+    h.writeUInt32LE(WIRE_MAGIC, 0);
+    h.writeUInt8(WIRE_VERSION, 4);
+    h.writeUInt8(opcode, 5);
+    h.writeUInt16LE(0, 6);
+    h.writeBigUInt64LE(id, 8);
+    h.writeBigUInt64LE(BigInt.asUintN(64, addr), 16);
+    h.writeUInt32LE(length >>> 0, 24);
+    h.writeUInt32LE(0, 28);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { opcode, resolve, reject });
+      this.socket.write(payload ? Buffer.concat([h, payload]) : h);
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    while (this.buf.length >= HEADER_SIZE) {
+      const magic = this.buf.readUInt32LE(0);
+      const length = this.buf.readUInt32LE(20);
+      if (magic !== WIRE_MAGIC || this.buf.readUInt8(4) !== WIRE_VERSION) {
+        this.failAll(new PageServerConnectionError('bad response header from the page server'));
+        this.socket.destroy();
+        return;
+      }
+      if (this.buf.length < HEADER_SIZE + length) return;
+      const flags = this.buf.readUInt16LE(6);
+      const id = this.buf.readBigUInt64LE(8);
+      const status = this.buf.readUInt32LE(16);
+      const opcode = this.buf.readUInt8(5);
+      const payload = Buffer.from(this.buf.subarray(HEADER_SIZE, HEADER_SIZE + length));
+      this.buf = this.buf.subarray(HEADER_SIZE + length);
+      const p = this.pending.get(id);
+      if (!p) continue; // an answer to a raw (untracked) request
+      this.pending.delete(id);
+      if (status !== WireStatus.OK) {
+        p.reject(new PageServerError(status, STATUS_NAMES.get(status) ?? 'UNKNOWN', opcode, id));
+      } else {
+        p.resolve({ flags, payload });
+      }
+    }
+  }
+
+  private failAll(err: Error): void {
+    if (!this.closedError) this.closedError = err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}
