@@ -16,9 +16,11 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "tls.h"
 
 static const char usage[] =
-    "usage: pageserver --plaintext-loopback --listen HOST:PORT --range-start ADDR --range-size BYTES\n"
+    "usage: pageserver (--tls-cert FILE --tls-key FILE --tls-ca FILE | --plaintext-loopback)\n"
+    "                  --listen HOST:PORT --range-start ADDR --range-size BYTES\n"
     "\n"
     "Serves [range-start, range-start + range-size) of amalgam's global address space\n"
     "from anonymous memory over the amalgam wire protocol (native/include/amalgam_wire.h).\n"
@@ -27,10 +29,15 @@ static const char usage[] =
     "                         on stdout is `listening HOST:PORT`. IPv6 as [::1]:PORT.\n"
     "  --range-start ADDR     first global address served (decimal or 0x hex, 8-aligned)\n"
     "  --range-size BYTES     bytes served (decimal or 0x hex; suffixes K, M, G accepted)\n"
-    "  --plaintext-loopback   serve without encryption on a loopback address. REQUIRED in this\n"
-    "                         version: mutual TLS with the node certificates (OpenSSL) comes\n"
-    "                         in the next version, and until then the server refuses to start\n"
-    "                         without this flag or on a non-loopback address.\n"
+    "\n"
+    "Exactly one transport:\n"
+    "  --tls-cert FILE        mutual TLS (1.3, at least 1.2): this node's certificate (PEM,\n"
+    "  --tls-key FILE         chain allowed) and its key; every peer must present a\n"
+    "  --tls-ca FILE          certificate issued by the cluster CA in --tls-ca to a cluster\n"
+    "                         member (CN node:<name> O amalgam:nodes, or CN admin O\n"
+    "                         amalgam:admins). Any listen address.\n"
+    "  --plaintext-loopback   no encryption, no authentication; only on a loopback address\n"
+    "                         (for measuring the cost of TLS, and for local tests).\n"
     "  --help                 this text\n"
     "\n"
     "SIGTERM or SIGINT stops the server cleanly.\n";
@@ -89,8 +96,12 @@ static int split_host_port(const char *arg, char *host, size_t hostlen, char *po
   return 0;
 }
 
-/* Open a non-blocking listening socket on a loopback address. Returns fd or -errno. */
-static int listen_loopback(const char *host, const char *port, char *bound, size_t boundlen) {
+/*
+ * Open a non-blocking listening socket (only on a loopback address when
+ * loopback_only). Returns fd or -errno.
+ */
+static int listen_on(const char *host, const char *port, int loopback_only, char *bound,
+                     size_t boundlen) {
   struct addrinfo hints = {0}, *res = NULL;
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -102,10 +113,10 @@ static int listen_loopback(const char *host, const char *port, char *bound, size
     return -EINVAL;
   }
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-    if (!is_loopback(ai->ai_addr)) {
+    if (loopback_only && !is_loopback(ai->ai_addr)) {
       fprintf(stderr,
               "pageserver: --listen %s is not a loopback address; --plaintext-loopback only "
-              "serves on loopback (mutual TLS for other addresses comes in the next version)\n",
+              "serves on loopback (use --tls-cert/--tls-key/--tls-ca for other addresses)\n",
               host);
       freeaddrinfo(res);
       return -EPERM;
@@ -148,17 +159,29 @@ static int listen_loopback(const char *host, const char *port, char *bound, size
   return fd;
 }
 
+static void free_tls(struct ssl_ctx_st *tls) {
+#ifndef AMALGAM_NO_TLS
+  tls_ctx_free(tls);
+#else
+  (void)tls;
+#endif
+}
+
 int main(int argc, char **argv) {
-  enum { OPT_LISTEN = 1, OPT_START, OPT_SIZE, OPT_PLAIN, OPT_HELP };
+  enum { OPT_LISTEN = 1, OPT_START, OPT_SIZE, OPT_PLAIN, OPT_CERT, OPT_KEY, OPT_CA, OPT_HELP };
   static const struct option opts[] = {
       {"listen", required_argument, NULL, OPT_LISTEN},
       {"range-start", required_argument, NULL, OPT_START},
       {"range-size", required_argument, NULL, OPT_SIZE},
       {"plaintext-loopback", no_argument, NULL, OPT_PLAIN},
+      {"tls-cert", required_argument, NULL, OPT_CERT},
+      {"tls-key", required_argument, NULL, OPT_KEY},
+      {"tls-ca", required_argument, NULL, OPT_CA},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0},
   };
   const char *listen_arg = NULL, *start_arg = NULL, *size_arg = NULL;
+  const char *cert_arg = NULL, *key_arg = NULL, *ca_arg = NULL;
   int plaintext = 0, opt;
   while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (opt) {
@@ -166,6 +189,9 @@ int main(int argc, char **argv) {
     case OPT_START: start_arg = optarg; break;
     case OPT_SIZE: size_arg = optarg; break;
     case OPT_PLAIN: plaintext = 1; break;
+    case OPT_CERT: cert_arg = optarg; break;
+    case OPT_KEY: key_arg = optarg; break;
+    case OPT_CA: ca_arg = optarg; break;
     case OPT_HELP: fputs(usage, stdout); return 0;
     default: fputs(usage, stderr); return 2;
     }
@@ -174,13 +200,28 @@ int main(int argc, char **argv) {
     fprintf(stderr, "pageserver: unexpected argument: %s\n%s", argv[optind], usage);
     return 2;
   }
-  if (!plaintext) {
+  int tls_given = (cert_arg != NULL) + (key_arg != NULL) + (ca_arg != NULL);
+  if (plaintext == (tls_given > 0)) {
     fprintf(stderr,
-            "pageserver: refusing to start: this version serves only plaintext on loopback and "
-            "needs --plaintext-loopback (mutual TLS with the node certificates comes in the "
-            "next version)\n");
+            "pageserver: %s: give exactly one transport: mutual TLS with --tls-cert FILE "
+            "--tls-key FILE --tls-ca FILE, or --plaintext-loopback (plaintext on loopback only)\n",
+            plaintext ? "--plaintext-loopback and the --tls-* flags exclude each other"
+                      : "refusing to start without a transport");
     return 2;
   }
+  if (!plaintext && tls_given != 3) {
+    fprintf(stderr, "pageserver: TLS needs all three of --tls-cert, --tls-key and --tls-ca\n");
+    return 2;
+  }
+#ifdef AMALGAM_NO_TLS
+  if (!plaintext) {
+    fprintf(stderr,
+            "pageserver: this build has no TLS (OpenSSL headers were missing at build time): "
+            "install libssl-dev and rebuild with `make -C native`; only --plaintext-loopback "
+            "works\n");
+    return 2;
+  }
+#endif
   if (!listen_arg || !start_arg || !size_arg) {
     fprintf(stderr, "pageserver: --listen, --range-start and --range-size are required\n%s",
             usage);
@@ -200,6 +241,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "pageserver: --listen: expected HOST:PORT, got %s\n", listen_arg);
     return 2;
   }
+  struct ssl_ctx_st *tls = NULL;
+#ifndef AMALGAM_NO_TLS
+  if (!plaintext) {
+    char err[512];
+    if (tls_ctx_create(&tls, cert_arg, key_arg, ca_arg, err, sizeof err) < 0) {
+      fprintf(stderr, "pageserver: %s\n", err);
+      return 1;
+    }
+  }
+#endif
   struct memrange range;
   int rc = memrange_open(&range, start, size);
   if (rc < 0) {
@@ -207,32 +258,37 @@ int main(int argc, char **argv) {
             "pageserver: cannot map range start=0x%" PRIx64 " size=%" PRIu64
             " (start must be 8-aligned, the range must not wrap): %s\n",
             start, size, strerror(-rc));
+    free_tls(tls);
     return 1;
   }
-  int lfd = listen_loopback(host, port, bound, sizeof bound);
+  int lfd = listen_on(host, port, plaintext, bound, sizeof bound);
   if (lfd < 0) {
     if (lfd != -EPERM && lfd != -EINVAL)
       fprintf(stderr, "pageserver: cannot listen on %s: %s\n", listen_arg, strerror(-lfd));
     memrange_close(&range);
+    free_tls(tls);
     return 1;
   }
   struct server srv;
-  rc = server_init(&srv, lfd, &range);
+  rc = server_init(&srv, lfd, &range, tls);
   if (rc < 0) {
     fprintf(stderr, "pageserver: cannot start the event loop: %s\n", strerror(-rc));
     close(lfd);
     memrange_close(&range);
+    free_tls(tls);
     return 1;
   }
   printf("listening %s\n", bound);
   fflush(stdout);
   fprintf(stderr,
-          "pageserver: serving [0x%" PRIx64 ", 0x%" PRIx64 ") plaintext on loopback%s\n", start,
-          start + size, range.hugepages ? ", huge pages advised" : "");
+          "pageserver: serving [0x%" PRIx64 ", 0x%" PRIx64 ") %s%s\n", start, start + size,
+          plaintext ? "plaintext on loopback" : "over mutual TLS",
+          range.hugepages ? ", huge pages advised" : "");
   rc = server_run(&srv);
   server_close(&srv);
   close(lfd);
   memrange_close(&range);
+  free_tls(tls);
   if (rc < 0) {
     fprintf(stderr, "pageserver: event loop failed: %s\n", strerror(-rc));
     return 1;

@@ -12,6 +12,15 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
+#ifndef AMALGAM_NO_TLS
+#include <limits.h>
+#include <stdio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include "tls.h"
+#endif
+
 #define RBUF_INITIAL (64u * 1024u)
 #define RBUF_MAX (AMW_REQ_HEADER_SIZE + AMW_MAX_PAYLOAD)
 /* Stop reading requests while this much output is waiting for the client. */
@@ -20,15 +29,36 @@
 #define READ_CHUNK (256u * 1024u)
 
 enum conn_state {
+  CONN_HANDSHAKE,  /* TLS only: handshake in progress, no request read yet */
   CONN_READING,    /* reading request headers and payloads */
   CONN_DISCARDING, /* skipping the payload of a refused WRITE, without buffering it */
   CONN_DRAINING,   /* framing lost or peer gone: flush queued responses, then close */
+};
+
+struct conn;
+
+/*
+ * How a connection moves bytes: plain recv/send or SSL_read/SSL_write, so the
+ * request code is the same for both. read and write return the bytes moved
+ * (> 0), 0 for end of stream (read only), -EAGAIN when they must be called
+ * again after the event stored in rd_want / wr_want, or -errno.
+ */
+struct conn_io {
+  ssize_t (*read)(struct conn *c, void *buf, size_t len);
+  ssize_t (*write)(struct conn *c, const void *buf, size_t len);
+  int (*pending)(const struct conn *c); /* input already buffered inside the layer */
+  void (*release)(struct conn *c);      /* before close(fd): say goodbye, free state */
 };
 
 struct conn {
   struct server *srv;
   int fd;
   enum conn_state state;
+  const struct conn_io *io;
+  void *ssl;   /* SSL *, TLS connections only */
+  int rd_want; /* the event a blocked read (or handshake) waits for: AE_READABLE... */
+  int wr_want; /* ...and a blocked write: AE_WRITABLE, unless TLS says otherwise */
+  int tls_failed; /* a fatal TLS error: no close_notify */
   uint64_t discard_left; /* CONN_DISCARDING: payload bytes still to skip */
   uint8_t *rbuf;         /* received, unprocessed bytes in [rpos, rlen) */
   size_t rcap, rpos, rlen;
@@ -37,9 +67,121 @@ struct conn {
   int peer_closed;
 };
 
+/* ---- plaintext I/O ---- */
+
+static ssize_t plain_read(struct conn *c, void *buf, size_t len) {
+  for (;;) {
+    ssize_t n = recv(c->fd, buf, len, 0);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return -EAGAIN;
+    return -errno;
+  }
+}
+
+static ssize_t plain_write(struct conn *c, const void *buf, size_t len) {
+  for (;;) {
+    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return -EAGAIN;
+    return -errno;
+  }
+}
+
+static int plain_pending(const struct conn *c) {
+  (void)c;
+  return 0;
+}
+
+static void plain_release(struct conn *c) { (void)c; }
+
+static const struct conn_io plain_io = {plain_read, plain_write, plain_pending, plain_release};
+
+/* ---- TLS I/O (OpenSSL) ---- */
+#ifndef AMALGAM_NO_TLS
+
+/* Map a failed SSL_* call to -EAGAIN (setting *want), 0 (clean end), or -errno. */
+static ssize_t tls_status(struct conn *c, int ret, int *want) {
+  int e = SSL_get_error(c->ssl, ret);
+  switch (e) {
+  case SSL_ERROR_WANT_READ: *want = AE_READABLE; return -EAGAIN;
+  case SSL_ERROR_WANT_WRITE: *want = AE_WRITABLE; return -EAGAIN;
+  case SSL_ERROR_ZERO_RETURN: return 0; /* close_notify */
+  case SSL_ERROR_SYSCALL: {
+    int err = errno;
+    c->tls_failed = 1;
+    if (ERR_peek_error() != 0) return -EPROTO;
+    return err ? -err : 0; /* 0: the peer closed without close_notify */
+  }
+  default: c->tls_failed = 1; return -EPROTO;
+  }
+}
+
+static ssize_t tls_read(struct conn *c, void *buf, size_t len) {
+  ERR_clear_error();
+  errno = 0;
+  int n = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+  if (n > 0) {
+    c->rd_want = AE_READABLE;
+    return n;
+  }
+  return tls_status(c, n, &c->rd_want);
+}
+
+static ssize_t tls_write(struct conn *c, const void *buf, size_t len) {
+  ERR_clear_error();
+  errno = 0;
+  int n = SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+  if (n > 0) {
+    c->wr_want = AE_WRITABLE;
+    return n;
+  }
+  ssize_t r = tls_status(c, n, &c->wr_want);
+  return r == 0 ? -EPIPE : r;
+}
+
+static int tls_pending(const struct conn *c) { return SSL_has_pending(c->ssl); }
+
+static void tls_release(struct conn *c) {
+  if (!c->ssl) return;
+  if (!c->tls_failed && c->state != CONN_HANDSHAKE) {
+    ERR_clear_error();
+    (void)SSL_shutdown(c->ssl); /* best effort close_notify; we do not wait for the peer's */
+  }
+  ERR_clear_error();
+  SSL_free(c->ssl);
+  c->ssl = NULL;
+}
+
+static const struct conn_io tls_io = {tls_read, tls_write, tls_pending, tls_release};
+
+/* One step of the server handshake: 0 done, -EAGAIN (rd_want set), or -errno. */
+static int tls_handshake(struct conn *c) {
+  ERR_clear_error();
+  errno = 0;
+  int r = SSL_do_handshake(c->ssl);
+  if (r == 1) {
+    c->rd_want = AE_READABLE;
+    return 0;
+  }
+  ssize_t st = tls_status(c, r, &c->rd_want);
+  if (st == -EAGAIN) return -EAGAIN;
+  c->tls_failed = 1;
+  long vr = SSL_get_verify_result(c->ssl);
+  char detail[256];
+  tls_last_error(detail, sizeof detail);
+  fprintf(stderr, "pageserver: TLS handshake refused: %s%s%s\n",
+          vr != X509_V_OK ? X509_verify_cert_error_string(vr) : detail,
+          vr != X509_V_OK ? "; " : "", vr != X509_V_OK ? detail : "");
+  return st < 0 ? (int)st : -ECONNRESET;
+}
+#endif /* AMALGAM_NO_TLS */
+
 static void conn_close(struct server *srv, struct conn *c) {
   ae_del(srv->loop, c->fd, AE_READABLE | AE_WRITABLE);
   srv->conns[c->fd] = NULL;
+  c->io->release(c);
   close(c->fd);
   free(c->rbuf);
   free(c->wbuf);
@@ -142,19 +284,19 @@ static int conn_process(struct server *srv, struct conn *c) {
 /* Send queued output; returns 0 or -errno (-EPIPE etc. close the connection). */
 static int conn_flush(struct conn *c) {
   while (c->wpos < c->wlen) {
-    ssize_t n = send(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-      return -errno;
-    }
+    ssize_t n = c->io->write(c, c->wbuf + c->wpos, c->wlen - c->wpos);
+    if (n == -EAGAIN) return 0;
+    if (n < 0) return (int)n;
     c->wpos += (size_t)n;
   }
   c->wpos = c->wlen = 0;
   return 0;
 }
 
-/* Receive what is available into rbuf (at most READ_CHUNK per call). */
+/*
+ * Receive what is available into rbuf: one read per call (at most READ_CHUNK),
+ * more only while the I/O layer holds input it already took off the socket.
+ */
 static int conn_fill(struct conn *c) {
   if (c->rpos > 0 && c->rpos == c->rlen) c->rpos = c->rlen = 0;
   if (c->rcap - c->rlen < 4096 && c->rpos > 0) {
@@ -162,19 +304,21 @@ static int conn_fill(struct conn *c) {
     c->rlen -= c->rpos;
     c->rpos = 0;
   }
-  size_t room = c->rcap - c->rlen;
-  if (room == 0) return 0; /* a full request is buffered; conn_process will take it */
-  if (room > READ_CHUNK) room = READ_CHUNK;
-  ssize_t n = recv(c->fd, c->rbuf + c->rlen, room, 0);
-  if (n < 0) {
-    if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    return -errno;
-  }
-  if (n == 0) {
-    c->peer_closed = 1;
-    return 0;
-  }
-  c->rlen += (size_t)n;
+  size_t got = 0;
+  do {
+    size_t room = c->rcap - c->rlen;
+    if (room == 0) return 0; /* a full request is buffered; conn_process will take it */
+    if (room > READ_CHUNK - got) room = READ_CHUNK - got;
+    ssize_t n = c->io->read(c, c->rbuf + c->rlen, room);
+    if (n == -EAGAIN) return 0;
+    if (n < 0) return (int)n;
+    if (n == 0) {
+      c->peer_closed = 1;
+      return 0;
+    }
+    c->rlen += (size_t)n;
+    got += (size_t)n;
+  } while (got < READ_CHUNK && c->io->pending(c));
   return 0;
 }
 
@@ -184,9 +328,13 @@ static ae_file_proc conn_event;
 static int conn_update_events(struct server *srv, struct conn *c) {
   int want = AE_NONE;
   int pending = c->wlen > c->wpos;
-  if (pending) want |= AE_WRITABLE;
-  if (c->state != CONN_DRAINING && !c->peer_closed && c->wlen - c->wpos < WBUF_HIGH)
-    want |= AE_READABLE;
+  if (c->state == CONN_HANDSHAKE) {
+    want = c->rd_want;
+  } else {
+    if (pending) want |= c->wr_want;
+    if (c->state != CONN_DRAINING && !c->peer_closed && c->wlen - c->wpos < WBUF_HIGH)
+      want |= c->rd_want;
+  }
   int have = ae_mask(srv->loop, c->fd);
   int rc = 0;
   if (have & ~want) rc = ae_del(srv->loop, c->fd, have & ~want);
@@ -200,13 +348,42 @@ static void conn_event(ae_loop *loop, int fd, void *data, int mask) {
   struct conn *c = data;
   struct server *srv = c->srv;
   int rc = 0;
-  if ((mask & AE_READABLE) && c->state != CONN_DRAINING) rc = conn_fill(c);
+#ifndef AMALGAM_NO_TLS
+  if (c->state == CONN_HANDSHAKE) {
+    rc = tls_handshake(c);
+    if (rc == -EAGAIN) {
+      if (conn_update_events(srv, c) < 0) conn_close(srv, c);
+      return;
+    }
+    if (rc < 0) {
+      conn_close(srv, c);
+      return;
+    }
+    c->state = CONN_READING;
+    mask |= c->rd_want; /* requests may have arrived with the handshake's last flight */
+  }
+#endif
+  if ((mask & c->rd_want) && c->state != CONN_DRAINING) rc = conn_fill(c);
   if (rc == 0) rc = conn_process(srv, c);
   if (rc == 0) rc = conn_flush(c);
   /* output drained below the high-water mark: take the requests already buffered */
   if (rc == 0 && c->state != CONN_DRAINING && c->rlen > c->rpos) {
     rc = conn_process(srv, c);
     if (rc == 0) rc = conn_flush(c);
+  }
+  /*
+   * TLS may hold decrypted input the socket will not signal again: take it
+   * while we accept requests (when output is too high, the writable event
+   * that drains it comes back here).
+   */
+  while (rc == 0 && c->io->pending(c) && c->state != CONN_DRAINING && !c->peer_closed &&
+         c->wlen - c->wpos < WBUF_HIGH) {
+    size_t had = c->rlen - c->rpos;
+    rc = conn_fill(c);
+    int progressed = c->rlen - c->rpos != had || c->peer_closed;
+    if (rc == 0) rc = conn_process(srv, c);
+    if (rc == 0) rc = conn_flush(c);
+    if (!progressed) break; /* cannot happen (see conn_fill), but never spin */
   }
   int done = c->wpos == c->wlen && (c->state == CONN_DRAINING || c->peer_closed);
   if (rc < 0 || done) {
@@ -240,9 +417,32 @@ static void accept_event(ae_loop *loop, int fd, void *data, int mask) {
     c->srv = srv;
     c->fd = cfd;
     c->state = CONN_READING;
+    c->io = &plain_io;
+    c->rd_want = AE_READABLE;
+    c->wr_want = AE_WRITABLE;
     c->rbuf = rbuf;
     c->rcap = RBUF_INITIAL;
+#ifndef AMALGAM_NO_TLS
+    if (srv->tls) {
+      SSL *ssl = SSL_new(srv->tls);
+      if (!ssl || SSL_set_fd(ssl, cfd) != 1) {
+        char detail[256];
+        tls_last_error(detail, sizeof detail);
+        fprintf(stderr, "pageserver: cannot set up TLS for a connection: %s\n", detail);
+        SSL_free(ssl); /* NULL is fine */
+        free(rbuf);
+        free(c);
+        close(cfd);
+        continue;
+      }
+      SSL_set_accept_state(ssl);
+      c->ssl = ssl;
+      c->io = &tls_io;
+      c->state = CONN_HANDSHAKE;
+    }
+#endif
     if (ae_add(srv->loop, cfd, AE_READABLE, conn_event, c) < 0) {
+      c->io->release(c);
       free(rbuf);
       free(c);
       close(cfd);
@@ -261,8 +461,13 @@ static void signal_event(ae_loop *loop, int fd, void *data, int mask) {
   if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) ae_stop(loop);
 }
 
-int server_init(struct server *srv, int listen_fd, struct memrange *range) {
+int server_init(struct server *srv, int listen_fd, struct memrange *range,
+                struct ssl_ctx_st *tls) {
   memset(srv, 0, sizeof *srv);
+#ifdef AMALGAM_NO_TLS
+  if (tls) return -ENOTSUP;
+#endif
+  srv->tls = tls;
   srv->listen_fd = listen_fd;
   srv->signal_fd = -1;
   srv->range = range;

@@ -14,11 +14,19 @@ struct server {
   int signal_fd; /* SIGTERM/SIGINT arrive here and stop the loop */
   struct memrange *range;
   struct conn **conns; /* indexed by fd, for shutdown */
+  struct ssl_ctx_st *tls; /* SSL_CTX: mutual TLS on every connection; NULL: plaintext */
   int setsize;
 };
 
-/* Set up the loop around an already listening, non-blocking socket. */
-int server_init(struct server *srv, int listen_fd, struct memrange *range);
+struct ssl_ctx_st;
+
+/*
+ * Set up the loop around an already listening, non-blocking socket. With tls
+ * (an SSL_CTX from tls_ctx_create, still owned by the caller) every connection
+ * starts with a non-blocking TLS handshake; with NULL it is plaintext.
+ */
+int server_init(struct server *srv, int listen_fd, struct memrange *range,
+                struct ssl_ctx_st *tls);
 /* Serve until SIGTERM or SIGINT; returns 0 or -errno. */
 int server_run(struct server *srv);
 /* Close every connection and the loop (not the range). */
