@@ -1,0 +1,95 @@
+/**
+ * clusteragent: the per-node process (`clusteragent --config <home>/agent.json`).
+ * SIGTERM or SIGINT stops it gracefully: the page server is stopped first.
+ */
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { startAgent } from './agent.ts';
+import { type AgentConfig, loadAgentConfig } from './config.ts';
+
+const USAGE = `usage: clusteragent --config <home>/agent.json [--metrics-port N] [--log-level LEVEL]
+
+  -c, --config FILE     the agent config \`clusteradm join\` wrote (server, name, certFile,
+                        keyFile, caFile; optional heartbeatSeconds, pageserver, metricsPort)
+      --metrics-port N  serve /metrics on 127.0.0.1:N (default: the config's, else a free port)
+      --log-level LEVEL pino level (default info)
+  -h, --help            this text
+
+Heartbeats with this node's load, and runs the page server on the node's committed range.
+SIGTERM or SIGINT stops it (and the page server) cleanly.
+`;
+
+export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
+  let values: { config?: string; help?: boolean; 'metrics-port'?: string; 'log-level'?: string };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'metrics-port': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    process.stderr.write(`clusteragent: ${(err as Error).message}\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (!values.config) {
+    process.stderr.write(`clusteragent: --config is required\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  let config: AgentConfig;
+  try {
+    config = await loadAgentConfig(values.config);
+    const port = values['metrics-port'];
+    if (port !== undefined) {
+      const n = Number(port);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error('--metrics-port: 0..65535');
+      config.metricsPort = n;
+    }
+  } catch (err) {
+    process.stderr.write(`clusteragent: ${(err as Error).message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const logger = pino({ level: values['log-level'] ?? 'info' });
+  let agent: Awaited<ReturnType<typeof startAgent>>;
+  try {
+    agent = await startAgent({ config, logger });
+  } catch (err) {
+    logger.fatal({ err }, 'clusteragent did not start');
+    process.exitCode = 1;
+    return;
+  }
+  const stop = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      logger.error('close did not finish within 15 s; exiting');
+      process.exit(1);
+    }, 15_000).unref();
+    agent.close().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, 'close failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+const invokedDirectly =
+  process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (invokedDirectly) await main();
