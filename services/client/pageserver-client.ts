@@ -3,10 +3,32 @@
  * (native/include/amalgam_wire.h): 32-byte little-endian headers, request ids
  * echoed so many requests are in flight on one connection (pipelining).
  *
- * Plaintext over a plain socket only: the page server serves plaintext on
- * loopback only until mutual TLS lands.
+ * Two transports, as the page server has: mutual TLS with the cluster CA (the
+ * `tls` option; the server's certificate is its node certificate, so the
+ * chain is verified against the cluster CA and, when `node` is given, its
+ * subject must be CN `node:<name>` O `amalgam:nodes`), or plaintext, which the
+ * server only speaks on loopback with --plaintext-loopback.
  */
 import { connect, type Socket } from 'node:net';
+import { type PeerCertificate, connect as tlsConnect } from 'node:tls';
+
+/** Mutual TLS with the cluster: PEM strings (or Buffers). */
+export interface PageServerTlsOptions {
+  /** The cluster CA certificate: the only trust anchor. */
+  ca: string | Buffer;
+  /** This client's certificate (a node certificate or the admin credential) and key. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /**
+   * The node whose page server this is: its certificate must then carry CN
+   * `node:<node>`. Without it any certificate the cluster CA issued is accepted.
+   */
+  node?: string;
+}
+
+export interface PageServerConnectOptions {
+  tls?: PageServerTlsOptions;
+}
 
 export const WIRE_MAGIC = 0x474c4d41;
 export const WIRE_VERSION = 1;
@@ -74,6 +96,29 @@ export class PageServerConnectionError extends Error {
   override readonly name = 'PageServerConnectionError';
 }
 
+const NODE_ORGANIZATION = 'amalgam:nodes';
+
+/**
+ * The page server's certificate is its node certificate (DNS SAN `<name>`
+ * only, so no host name check): the chain was verified against the cluster
+ * CA; here the subject must name a node, and the expected one when given.
+ */
+function checkNodeIdentity(cert: PeerCertificate, node: string | undefined): Error | undefined {
+  const subject = cert.subject as unknown as Record<string, unknown> | undefined;
+  const cn = subject?.CN;
+  const o = subject?.O;
+  if (typeof cn !== 'string' || typeof o !== 'string' || o !== NODE_ORGANIZATION) {
+    return new Error('page server certificate does not name a cluster node');
+  }
+  if (!cn.startsWith('node:')) {
+    return new Error(`page server certificate names ${cn}, not a node`);
+  }
+  if (node !== undefined && cn !== `node:${node}`) {
+    return new Error(`page server certificate names ${cn}, expected node:${node}`);
+  }
+  return undefined;
+}
+
 interface Pending {
   opcode: number;
   resolve: (r: { flags: number; payload: Buffer }) => void;
@@ -95,10 +140,27 @@ export class PageServerClient {
     socket.on('close', () => this.failAll(new PageServerConnectionError('connection closed')));
   }
 
-  static connect(host: string, port: number): Promise<PageServerClient> {
+  static connect(
+    host: string,
+    port: number,
+    options: PageServerConnectOptions = {},
+  ): Promise<PageServerClient> {
+    const tls = options.tls;
     return new Promise((resolve, reject) => {
-      const socket = connect({ host, port });
-      socket.once('connect', () => {
+      const socket = tls
+        ? tlsConnect({
+            host,
+            port,
+            ca: tls.ca,
+            cert: tls.cert,
+            key: tls.key,
+            minVersion: 'TLSv1.2',
+            rejectUnauthorized: true,
+            ...(tls.node !== undefined ? { servername: tls.node } : {}),
+            checkServerIdentity: (_host, cert) => checkNodeIdentity(cert, tls.node),
+          })
+        : connect({ host, port });
+      socket.once(tls ? 'secureConnect' : 'connect', () => {
         socket.off('error', reject);
         resolve(new PageServerClient(socket));
       });
