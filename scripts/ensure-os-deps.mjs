@@ -6,6 +6,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 /** Debian package -> how we know it is installed. */
 const REQUIRED = [
@@ -13,6 +14,11 @@ const REQUIRED = [
     pkg: 'etcd-server',
     present: () => onPath('etcd'),
     why: 'real etcd members for the etcd backend suites',
+  },
+  {
+    pkg: 'libssl-dev',
+    present: () => existsSync('/usr/include/openssl/ssl.h'),
+    why: 'OpenSSL headers, so native/ builds the page server with mutual TLS',
   },
 ];
 
@@ -43,3 +49,7 @@ console.error(`installing ${names.join(' ')} with apt-get ...`);
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
 execFileSync('apt-get', ['install', '-y', '-qq', ...names], { stdio: 'inherit', env });
+// The page server was built without TLS while the headers were missing: rebuild it now.
+if (names.includes('libssl-dev')) execFileSync('make', ['-C', fileURLToPath(new URL('../native', import.meta.url))], {
+    stdio: 'inherit',
+  });
