@@ -50,6 +50,7 @@ const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
 execFileSync('apt-get', ['install', '-y', '-qq', ...names], { stdio: 'inherit', env });
 // The page server was built without TLS while the headers were missing: rebuild it now.
-if (names.includes('libssl-dev')) execFileSync('make', ['-C', fileURLToPath(new URL('../native', import.meta.url))], {
+if (names.includes('libssl-dev'))
+  execFileSync('make', ['-C', fileURLToPath(new URL('../native', import.meta.url))], {
     stdio: 'inherit',
   });
