@@ -1,0 +1,114 @@
+/**
+ * bin/clusteragent.mjs as a process: started with --config and --metrics-port,
+ * it runs the page server on the node's range; SIGTERM stops the page server
+ * and the agent exits 0.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { createClient } from '../../services/client/index.ts';
+import { PageServerClient } from '../../services/client/pageserver-client.ts';
+import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
+import { startClusterdReplicas } from '../harness/clusterd.ts';
+import { freePorts, pidExists } from '../harness/processes.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BINARY = join(ROOT, 'native', 'build', 'pageserver');
+if (!existsSync(BINARY)) execFileSync('make', ['-C', join(ROOT, 'native')], { stdio: 'ignore' });
+const MiB = 1024 * 1024;
+
+const cd = await startClusterdReplicas({ count: 1, store: { backend: 'embedded' } });
+t.teardown(() => cd.destroy());
+const dir = await mkdtemp(join(tmpdir(), 'amalgam-agent-proc-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+
+t.test('clusteragent --config: serves the range, exits 0 on SIGTERM', async (t) => {
+  const admin = createClient({
+    endpoints: cd.urls,
+    ca: cd.admin.ca,
+    cert: cd.admin.cert,
+    key: cd.admin.key,
+  });
+  t.teardown(() => admin.close());
+  const name = 'agent-proc';
+  const { token } = await admin.tokens.create({});
+  const { csrPem, keyPem } = await createKeyAndCsr({ commonName: name });
+  const anonymous = createClient({ endpoints: cd.urls, ca: cd.admin.ca });
+  const joined = await anonymous.nodes.join({
+    token,
+    name,
+    csr: csrPem,
+    capacity: {
+      memoryBytes: 64 * MiB,
+      swapBytes: 0,
+      contributedBytes: 8 * MiB,
+      cpus: 1,
+      cpuSpeed: 1,
+    },
+  });
+  await anonymous.close();
+  await writeFile(join(dir, 'node.crt'), joined.certificate);
+  await writeFile(join(dir, 'node.key'), keyPem, { mode: 0o600 });
+  await writeFile(join(dir, 'ca.crt'), joined.caCertificate);
+  await writeFile(
+    join(dir, 'agent.json'),
+    JSON.stringify({
+      server: cd.urls,
+      name,
+      certFile: 'node.crt',
+      keyFile: 'node.key',
+      caFile: 'ca.crt',
+      heartbeatSeconds: 1,
+    }),
+  );
+  const [metricsPort] = await freePorts(1);
+  const child = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'bin/clusteragent.mjs'),
+      '--config',
+      join(dir, 'agent.json'),
+      '--metrics-port',
+      String(metricsPort),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const started = new Promise<{ pid: number; port: number }>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; pid?: number; port?: number };
+        if (entry.msg === 'page server started' && entry.port)
+          resolve({ pid: entry.pid as number, port: entry.port });
+      } catch {}
+    });
+    void exited.then((code) => reject(new Error(`clusteragent exited ${code}`)));
+  });
+  const ps = await started;
+  const client = await PageServerClient.connect('127.0.0.1', ps.port);
+  const stats = await client.stat();
+  t.equal(
+    stats.rangeStart,
+    BigInt(joined.node.range.start),
+    'the page server serves the node range',
+  );
+  t.equal(stats.rangeSize, BigInt(joined.node.range.size));
+  await client.close();
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  t.match(metrics, /amalgam_pageserver_/, '/metrics on --metrics-port');
+
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'exits 0 on SIGTERM');
+  t.notOk(pidExists(ps.pid), 'the page server is stopped');
+});
