@@ -4,9 +4,10 @@
  *
  * The first run creates a cluster home in .amalgam-local/ (CA, admin
  * credential, clusterd config) with `clusteradm init`; every run starts
- * clusterd and joins this machine as a node with `clusteradm token create`
- * and `clusteradm join`, exactly as a user would on a real machine. Ctrl-C
- * stops clusterd; the state survives in .amalgam-local/ for the next start.
+ * clusterd, joins this machine as a node with `clusteradm token create` and
+ * `clusteradm join`, exactly as a user would on a real machine, and runs
+ * clusteragent for it (heartbeats, and the page server on the node's range).
+ * Ctrl-C stops both; the state survives in .amalgam-local/ for the next start.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -42,7 +43,11 @@ say('starting clusterd (Ctrl-C stops it)');
 const clusterd = spawn(process.execPath, [join(repo, 'bin/clusterd.mjs'), '--config', config], {
   stdio: ['ignore', 'inherit', 'inherit'],
 });
-const stop = () => clusterd.kill('SIGTERM');
+let agent;
+const stop = () => {
+  agent?.kill('SIGTERM');
+  clusterd.kill('SIGTERM');
+};
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
 clusterd.on('exit', (code, signal) => {
@@ -76,8 +81,23 @@ const joinLine = adm(['token', 'create', '--home', home, '--ttl', '10m', '--prin
 }).trim();
 const joinArgs = joinLine.split(/\s+/).slice(2); // drop "clusteradm join"
 adm(['join', ...joinArgs, '--name', name, '--home', nodeHome, '--no-agent']);
+say("starting clusteragent (heartbeats and the page server on this node's range)");
+agent = spawn(
+  process.execPath,
+  [
+    join(repo, 'bin/clusteragent.mjs'),
+    '--config',
+    join(nodeHome, 'agent.json'),
+    '--metrics-port',
+    '9464',
+  ],
+  { stdio: ['ignore', 'inherit', 'inherit'] },
+);
+agent.on('exit', (code, signal) => say(`clusteragent stopped (${signal ?? `exit ${code}`})`));
+await new Promise((r) => setTimeout(r, 4000)); // its first heartbeat makes the node Ready
 adm(['nodes', '--home', home]);
 say(`cluster "local" is up at ${url}; this machine is node "${name}".`);
+say('agent metrics (page server counters): http://127.0.0.1:9464/metrics');
 say(
   `try: node bin/clusteradm.mjs --home ${home} mem layout   (or: mem alloc 64Mi, nodes, node describe ${name})`,
 );
