@@ -1,0 +1,549 @@
+/*
+ * netmem.c - see netmem.h. One call = a list of ops (one request each), grouped
+ * by route (routes are sorted, so an address-ordered list is already grouped);
+ * a poll loop then pushes every route's requests and collects its responses
+ * concurrently.
+ */
+#include "netmem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "amalgam_wire.h"
+
+struct nm_route {
+  uint64_t start, size;
+  char *host;
+  uint16_t port;
+  int fd; /* -1: not connected */
+};
+
+struct netmem {
+  struct nm_route *r;
+  size_t n;
+  int timeout_ms;
+  uint64_t next_id;
+};
+
+struct nm_op {
+  size_t route;
+  uint8_t opcode;
+  uint64_t addr;
+  uint32_t len;   /* header length field */
+  uint8_t *rbuf;  /* READ: destination */
+  const uint8_t *wbuf; /* WRITE: source */
+  uint8_t req[AMW_REQ_HEADER_SIZE + 16]; /* header + atomic payload */
+  uint32_t plen;  /* payload bytes after the header */
+  uint64_t id;
+  uint8_t result[8]; /* atomics: old value (little-endian) */
+  uint16_t rflags;
+};
+
+/* Per-route progress of one call. */
+struct nm_xfer {
+  size_t route;
+  size_t first, end;      /* ops[first, end) go to this route */
+  size_t send_i, send_off; /* next op to send and bytes of it already sent */
+  size_t recv_i;           /* next op whose response is awaited */
+  uint8_t hdr[AMW_RESP_HEADER_SIZE];
+  size_t hdr_off;
+  size_t pay_off, pay_len;
+  uint64_t inflight; /* response bytes of sent, unanswered requests */
+  int err;  /* first error (status or connection) */
+  int dead; /* connection failed: stop */
+};
+
+static int cmp_route(const void *a, const void *b) {
+  const struct nm_route *x = a, *y = b;
+  return x->start < y->start ? -1 : x->start > y->start;
+}
+
+int netmem_open(const struct netmem_route *routes, size_t n, struct netmem **out) {
+  if (!out || (n && !routes)) return -EINVAL;
+  struct netmem *nm = calloc(1, sizeof *nm);
+  if (!nm) return -ENOMEM;
+  nm->timeout_ms = NETMEM_DEFAULT_TIMEOUT_MS;
+  nm->next_id = 1;
+  nm->r = calloc(n ? n : 1, sizeof *nm->r);
+  if (!nm->r) {
+    free(nm);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) nm->r[i].fd = -1;
+  nm->n = n;
+  int err = 0;
+  for (size_t i = 0; i < n && !err; i++) {
+    const struct netmem_route *s = &routes[i];
+    if (!s->size || !s->host || !*s->host || !s->port || s->start + s->size < s->start) {
+      err = -EINVAL;
+      break;
+    }
+    nm->r[i].start = s->start;
+    nm->r[i].size = s->size;
+    nm->r[i].port = s->port;
+    nm->r[i].host = strdup(s->host);
+    if (!nm->r[i].host) err = -ENOMEM;
+  }
+  if (!err) {
+    qsort(nm->r, n, sizeof *nm->r, cmp_route);
+    for (size_t i = 1; i < n; i++)
+      if (nm->r[i - 1].start + nm->r[i - 1].size > nm->r[i].start) err = -EINVAL;
+  }
+  if (err) {
+    netmem_close(nm);
+    return err;
+  }
+  *out = nm;
+  return 0;
+}
+
+static void route_disconnect(struct nm_route *r) {
+  if (r->fd >= 0) close(r->fd);
+  r->fd = -1;
+}
+
+void netmem_close(struct netmem *nm) {
+  if (!nm) return;
+  for (size_t i = 0; i < nm->n; i++) {
+    route_disconnect(&nm->r[i]);
+    free(nm->r[i].host);
+  }
+  free(nm->r);
+  free(nm);
+}
+
+int netmem_set_timeout_ms(struct netmem *nm, int ms) {
+  if (!nm || ms <= 0) return -EINVAL;
+  nm->timeout_ms = ms;
+  return 0;
+}
+
+/* Non-blocking connect bounded by the timeout. */
+static int route_connect(struct netmem *nm, struct nm_route *r) {
+  if (r->fd >= 0) return 0;
+  struct addrinfo hints = {0}, *ai = NULL;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  char port[8];
+  snprintf(port, sizeof port, "%u", (unsigned)r->port);
+  int rc = getaddrinfo(r->host, port, &hints, &ai);
+  if (rc) return rc == EAI_MEMORY ? -ENOMEM : -EHOSTUNREACH;
+  int err = -ECONNREFUSED;
+  for (struct addrinfo *p = ai; p; p = p->ai_next) {
+    int fd = socket(p->ai_family, p->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, p->ai_protocol);
+    if (fd < 0) {
+      err = -errno;
+      continue;
+    }
+    if (connect(fd, p->ai_addr, p->ai_addrlen) < 0) {
+      if (errno != EINPROGRESS) {
+        err = -errno;
+        close(fd);
+        continue;
+      }
+      struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+      int n;
+      do n = poll(&pfd, 1, nm->timeout_ms);
+      while (n < 0 && errno == EINTR);
+      int soerr = 0;
+      socklen_t sl = sizeof soerr;
+      if (n == 0) soerr = ETIMEDOUT;
+      else if (n < 0) soerr = errno;
+      else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
+      if (soerr) {
+        err = -soerr;
+        close(fd);
+        continue;
+      }
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    r->fd = fd;
+    err = 0;
+    break;
+  }
+  freeaddrinfo(ai);
+  return err;
+}
+
+static int status_errno(uint32_t status) {
+  switch (status) {
+  case AMW_OK: return 0;
+  case AMW_E_OUT_OF_RANGE: return -EFAULT;
+  case AMW_E_TOO_LARGE: return -EMSGSIZE;
+  case AMW_E_UNSUPPORTED: return -EOPNOTSUPP;
+  case AMW_E_UNALIGNED:
+  case AMW_E_BAD_REQUEST: return -EINVAL;
+  default: return -EPROTO;
+  }
+}
+
+static int sock_errno(int e) {
+  if (e == EPIPE || e == ECONNABORTED) return -ECONNRESET;
+  return -e;
+}
+
+static uint64_t resp_bytes(const struct nm_op *op) {
+  return AMW_RESP_HEADER_SIZE + (op->opcode == AMW_OP_READ ? op->len : 8u);
+}
+
+/* Whether the next request may go out: within NETMEM_WINDOW requests and
+ * NETMEM_WINDOW_BYTES of awaited response bytes (one request always may). */
+static int can_send(const struct nm_op *ops, const struct nm_xfer *x) {
+  if (x->send_i >= x->end) return 0;
+  if (x->send_off > 0 || x->send_i == x->recv_i) return 1;
+  return x->send_i - x->recv_i < NETMEM_WINDOW &&
+         x->inflight + resp_bytes(&ops[x->send_i]) <= NETMEM_WINDOW_BYTES;
+}
+
+/* Send as much as the socket takes, within the window. Returns 0 or -errno. */
+static int xfer_send(struct nm_op *ops, struct nm_xfer *x, int fd) {
+  while (can_send(ops, x)) {
+    struct nm_op *op = &ops[x->send_i];
+    if (x->send_off == 0) x->inflight += resp_bytes(op);
+    size_t hlen = AMW_REQ_HEADER_SIZE + (op->wbuf ? 0 : op->plen);
+    size_t total = AMW_REQ_HEADER_SIZE + op->plen;
+    struct iovec iov[2];
+    int cnt = 0;
+    if (x->send_off < hlen) {
+      iov[cnt].iov_base = op->req + x->send_off;
+      iov[cnt++].iov_len = hlen - x->send_off;
+    }
+    if (op->wbuf) {
+      size_t o = x->send_off > hlen ? x->send_off - hlen : 0;
+      iov[cnt].iov_base = (void *)(op->wbuf + o);
+      iov[cnt++].iov_len = op->plen - o;
+    }
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = cnt};
+    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      return sock_errno(errno);
+    }
+    x->send_off += (size_t)n;
+    if (x->send_off == total) {
+      x->send_i++;
+      x->send_off = 0;
+    }
+  }
+  return 0;
+}
+
+/* Read responses as far as available. Returns 0 or -errno (connection unusable). */
+static int xfer_recv(struct nm_op *ops, struct nm_xfer *x, int fd) {
+  while (x->recv_i < x->send_i) {
+    if (x->hdr_off < AMW_RESP_HEADER_SIZE) {
+      ssize_t n = recv(fd, x->hdr + x->hdr_off, AMW_RESP_HEADER_SIZE - x->hdr_off, 0);
+      if (n == 0) return -ECONNRESET;
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        return sock_errno(errno);
+      }
+      x->hdr_off += (size_t)n;
+      if (x->hdr_off < AMW_RESP_HEADER_SIZE) continue;
+      struct amw_resp_header h;
+      memcpy(&h, x->hdr, sizeof h);
+      uint64_t id = le64toh(h.request_id);
+      /* Match by id; the server answers in order, so this is the awaited op. */
+      struct nm_op *op = &ops[x->recv_i];
+      if (le32toh(h.magic) != AMW_MAGIC || h.version != AMW_VERSION || id != op->id ||
+          h.opcode != op->opcode)
+        return -EPROTO;
+      uint32_t status = le32toh(h.status), len = le32toh(h.length);
+      op->rflags = le16toh(h.flags);
+      if (status != AMW_OK) {
+        if (len != 0) return -EPROTO;
+        if (!x->err) x->err = status_errno(status);
+      } else {
+        uint32_t want = op->opcode == AMW_OP_READ ? op->len
+                        : op->opcode == AMW_OP_WRITE ? 0
+                                                     : 8;
+        if (len != want) return -EPROTO;
+      }
+      x->pay_len = len;
+      x->pay_off = 0;
+    }
+    struct nm_op *op = &ops[x->recv_i];
+    while (x->pay_off < x->pay_len) {
+      uint8_t *dst = op->opcode == AMW_OP_READ ? op->rbuf : op->result;
+      ssize_t n = recv(fd, dst + x->pay_off, x->pay_len - x->pay_off, 0);
+      if (n == 0) return -ECONNRESET;
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        return sock_errno(errno);
+      }
+      x->pay_off += (size_t)n;
+    }
+    x->inflight -= resp_bytes(op);
+    x->recv_i++;
+    x->hdr_off = 0;
+    x->pay_off = x->pay_len = 0;
+  }
+  return 0;
+}
+
+static int route_of(const struct netmem *nm, uint64_t addr) {
+  size_t lo = 0, hi = nm->n;
+  while (lo < hi) { /* last route with start <= addr */
+    size_t mid = lo + (hi - lo) / 2;
+    if (nm->r[mid].start <= addr) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == 0) return -1;
+  const struct nm_route *r = &nm->r[lo - 1];
+  return addr - r->start < r->size ? (int)(lo - 1) : -1;
+}
+
+/* Run ops (grouped by route, in route order). Returns the first error or 0. */
+static int run_ops(struct netmem *nm, struct nm_op *ops, size_t nops) {
+  size_t nx = 0;
+  for (size_t i = 0; i < nops; i++)
+    if (i == 0 || ops[i].route != ops[i - 1].route) nx++;
+  struct nm_xfer xs_small[4];
+  struct pollfd pfd_small[4];
+  struct nm_xfer *xs = nx <= 4 ? xs_small : calloc(nx, sizeof *xs);
+  struct pollfd *pfds = nx <= 4 ? pfd_small : calloc(nx, sizeof *pfds);
+  int err = 0;
+  if (!xs || !pfds) {
+    err = -ENOMEM;
+    goto out;
+  }
+  memset(xs, 0, nx * sizeof *xs);
+  size_t k = 0;
+  for (size_t i = 0; i < nops; i++) {
+    if (i == 0 || ops[i].route != ops[i - 1].route) {
+      xs[k].route = ops[i].route;
+      xs[k].first = xs[k].send_i = xs[k].recv_i = i;
+      k++;
+    }
+    xs[k - 1].end = i + 1;
+  }
+  /* Connect every owner first: a call that cannot reach an owner sends nothing. */
+  for (size_t j = 0; j < nx; j++) {
+    int rc = route_connect(nm, &nm->r[xs[j].route]);
+    if (rc) {
+      err = rc;
+      goto out;
+    }
+  }
+  for (;;) {
+    size_t np = 0;
+    for (size_t j = 0; j < nx; j++) {
+      struct nm_xfer *x = &xs[j];
+      if (x->dead || x->recv_i == x->end) continue;
+      pfds[np].fd = nm->r[x->route].fd;
+      pfds[np].events = POLLIN;
+      if (can_send(ops, x)) pfds[np].events |= POLLOUT;
+      pfds[np].revents = 0;
+      np++;
+    }
+    if (!np) break;
+    int n = poll(pfds, np, nm->timeout_ms);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err = -errno;
+      break;
+    }
+    size_t p = 0;
+    for (size_t j = 0; j < nx; j++) {
+      struct nm_xfer *x = &xs[j];
+      if (x->dead || x->recv_i == x->end) continue;
+      struct pollfd *pf = &pfds[p++];
+      struct nm_route *r = &nm->r[x->route];
+      int rc = 0;
+      if (n == 0) {
+        rc = -ETIMEDOUT; /* no progress anywhere within the timeout */
+      } else {
+        if (pf->revents & (POLLOUT | POLLERR)) rc = xfer_send(ops, x, r->fd);
+        if (!rc && (pf->revents & (POLLIN | POLLHUP | POLLERR))) rc = xfer_recv(ops, x, r->fd);
+        /* Sending may have freed window room on a socket that stays writable. */
+        if (!rc && (pf->revents & POLLIN)) rc = xfer_send(ops, x, r->fd);
+      }
+      if (rc) {
+        x->dead = 1;
+        x->err = rc; /* the connection error wins over a status */
+        route_disconnect(r);
+      }
+    }
+  }
+  for (size_t j = 0; j < nx && !err; j++) err = xs[j].err;
+out:
+  if (xs != xs_small) free(xs);
+  if (pfds != pfd_small) free(pfds);
+  return err;
+}
+
+/* Build the ops for [addr, addr+len) (split at route boundaries, chunked). */
+static int build_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t len, uint8_t *rbuf,
+                     const uint8_t *wbuf, struct nm_op **out, size_t *nout) {
+  if (len && addr + (len - 1) < addr) return -EFAULT;
+  /* First pass: check coverage and count. */
+  size_t count = 0;
+  uint64_t a = addr;
+  size_t left = len;
+  while (left) {
+    int ri = route_of(nm, a);
+    if (ri < 0) return -EFAULT;
+    const struct nm_route *r = &nm->r[ri];
+    uint64_t in_route = r->start + r->size - a; /* > 0 */
+    uint64_t take = in_route < left ? in_route : left;
+    count += (take + AMW_MAX_PAYLOAD - 1) / AMW_MAX_PAYLOAD;
+    a += take;
+    left -= take;
+  }
+  struct nm_op *ops = calloc(count ? count : 1, sizeof *ops);
+  if (!ops) return -ENOMEM;
+  size_t k = 0, off = 0;
+  a = addr;
+  left = len;
+  while (left) {
+    int ri = route_of(nm, a);
+    const struct nm_route *r = &nm->r[ri];
+    uint64_t in_route = r->start + r->size - a;
+    uint64_t take = in_route < left ? in_route : left;
+    if (take > AMW_MAX_PAYLOAD) take = AMW_MAX_PAYLOAD;
+    struct nm_op *op = &ops[k++];
+    op->route = (size_t)ri;
+    op->opcode = opcode;
+    op->addr = a;
+    op->len = (uint32_t)take;
+    op->id = nm->next_id++;
+    if (opcode == AMW_OP_READ) {
+      op->rbuf = rbuf + off;
+    } else {
+      op->wbuf = wbuf + off;
+      op->plen = (uint32_t)take;
+    }
+    amw_encode_request(op->req, opcode, op->id, a, op->len);
+    a += take;
+    off += take;
+    left -= take;
+  }
+  *out = ops;
+  *nout = k;
+  return 0;
+}
+
+static int rw(struct netmem *nm, uint8_t opcode, uint64_t addr, uint8_t *rbuf, const uint8_t *wbuf,
+              size_t len) {
+  if (!nm || (len && !rbuf && !wbuf)) return -EINVAL;
+  if (!len) return 0;
+  struct nm_op *ops;
+  size_t nops;
+  int rc = build_ops(nm, opcode, addr, len, rbuf, wbuf, &ops, &nops);
+  if (rc) return rc;
+  rc = run_ops(nm, ops, nops);
+  free(ops);
+  return rc;
+}
+
+int netmem_read(struct netmem *nm, uint64_t addr, void *buf, size_t len) {
+  return rw(nm, AMW_OP_READ, addr, buf, NULL, len);
+}
+
+int netmem_write(struct netmem *nm, uint64_t addr, const void *buf, size_t len) {
+  return rw(nm, AMW_OP_WRITE, addr, NULL, buf, len);
+}
+
+static int atomic_op(struct netmem *nm, uint8_t opcode, uint64_t addr, uint64_t a, uint64_t b,
+                     uint64_t *old, uint16_t *rflags) {
+  if (!nm) return -EINVAL;
+  if (addr & 7u) return -EINVAL;
+  int ri = route_of(nm, addr);
+  if (ri < 0 || route_of(nm, addr + 7) != ri) return -EFAULT;
+  struct nm_op op;
+  memset(&op, 0, sizeof op);
+  op.route = (size_t)ri;
+  op.opcode = opcode;
+  op.addr = addr;
+  op.len = 8;
+  op.id = nm->next_id++;
+  op.plen = opcode == AMW_OP_CAS64 ? 16u : 8u;
+  amw_encode_request(op.req, opcode, op.id, addr, 8);
+  uint64_t le = htole64(a);
+  memcpy(op.req + AMW_REQ_HEADER_SIZE, &le, 8);
+  le = htole64(b);
+  if (opcode == AMW_OP_CAS64) memcpy(op.req + AMW_REQ_HEADER_SIZE + 8, &le, 8);
+  int rc = run_ops(nm, &op, 1);
+  if (rc) return rc;
+  uint64_t v;
+  memcpy(&v, op.result, 8);
+  if (old) *old = le64toh(v);
+  if (rflags) *rflags = op.rflags;
+  return 0;
+}
+
+int netmem_cas64(struct netmem *nm, uint64_t addr, uint64_t expected, uint64_t desired,
+                 uint64_t *old) {
+  return atomic_op(nm, AMW_OP_CAS64, addr, expected, desired, old, NULL);
+}
+
+int netmem_fetch_add64(struct netmem *nm, uint64_t addr, uint64_t delta, uint64_t *old) {
+  return atomic_op(nm, AMW_OP_FETCH_ADD64, addr, delta, 0, old, NULL);
+}
+
+static int parse_num(const char *s, size_t n, int suffix, uint64_t *out) {
+  char tmp[32];
+  if (!n || n >= sizeof tmp || *s == '-' || *s == '+') return -EINVAL;
+  memcpy(tmp, s, n);
+  tmp[n] = 0;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(tmp, &end, 0);
+  if (errno || end == tmp) return -EINVAL;
+  uint64_t mul = 1;
+  if (suffix && *end) {
+    switch (*end) {
+    case 'K': case 'k': mul = 1ull << 10; break;
+    case 'M': case 'm': mul = 1ull << 20; break;
+    case 'G': case 'g': mul = 1ull << 30; break;
+    default: return -EINVAL;
+    }
+    end++;
+  }
+  if (*end || v > UINT64_MAX / mul) return -EINVAL;
+  *out = (uint64_t)v * mul;
+  return 0;
+}
+
+int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf,
+                       size_t hostbuf_len) {
+  if (!spec || !out || !hostbuf) return -EINVAL;
+  const char *colon = strchr(spec, ':');
+  const char *at = strchr(spec, '@');
+  if (!colon || !at || colon > at) return -EINVAL;
+  const char *pcolon = strrchr(at, ':');
+  if (!pcolon || pcolon == at) return -EINVAL;
+  uint64_t start, size, port;
+  if (parse_num(spec, (size_t)(colon - spec), 0, &start) ||
+      parse_num(colon + 1, (size_t)(at - colon - 1), 1, &size) ||
+      parse_num(pcolon + 1, strlen(pcolon + 1), 0, &port) || port == 0 || port > 65535)
+    return -EINVAL;
+  const char *h = at + 1;
+  size_t hl = (size_t)(pcolon - h);
+  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+    h++;
+    hl -= 2;
+  }
+  if (!hl || hl >= hostbuf_len) return -EINVAL;
+  memcpy(hostbuf, h, hl);
+  hostbuf[hl] = 0;
+  out->start = start;
+  out->size = size;
+  out->host = hostbuf;
+  out->port = (uint16_t)port;
+  return 0;
+}
