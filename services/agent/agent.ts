@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { type AmalgamClient, createClient } from '../client/index.ts';
 import { PageServerClient } from '../client/pageserver-client.ts';
-import type { NodeView } from '../controlplane/service/contracts.ts';
+import type { NodeView, PageServerEndpoint } from '../controlplane/service/contracts.ts';
 import type { AgentConfig } from './config.ts';
 import { fingerprint, procEnv } from './fingerprint/index.ts';
 import { type AgentMetrics, createAgentMetrics } from './metrics.ts';
@@ -169,6 +169,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       metrics.pageServerStarted();
       actual = { state: 'running', range, healthy: true };
       logger.info({ pid: p.pid, port: p.port, range }, 'page server started');
+      void publishEndpoint();
       void p.exited.then(({ code, signal }) => onExit(p, failures, code, signal));
       later(0, () => void healthCheck(p));
     } catch (err) {
@@ -240,14 +241,31 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
 
   // ---- heartbeats ----
+  /** Where the running page server listens (published on every beat), once it is up. */
+  const pageServerTls = !(config.pageserver?.plaintextLoopback ?? true);
+  function pageServerEndpoint(): PageServerEndpoint | undefined {
+    if (!proc) return undefined;
+    const host = proc.host.includes(':') ? `[${proc.host}]` : proc.host;
+    return { address: `${host}:${proc.port}`, tls: pageServerTls };
+  }
+
   let heartbeatFailures = 0;
+  /** One extra beat as soon as the page server is up, so clients find it without waiting. */
+  async function publishEndpoint(): Promise<void> {
+    try {
+      const inventory = await fingerprint(env);
+      if (!closed) await client.nodes.heartbeat(config.name, inventory.load, pageServerEndpoint());
+    } catch (err) {
+      logger.warn({ err }, 'cannot publish the page server endpoint; the next heartbeat will');
+    }
+  }
   async function heartbeat(): Promise<void> {
     try {
       const inventory = await fingerprint(env);
       for (const { name, error } of inventory.errors) {
         logger.warn({ err: error, fingerprinter: name }, 'fingerprinter failed');
       }
-      const node = await client.nodes.heartbeat(config.name, inventory.load);
+      const node = await client.nodes.heartbeat(config.name, inventory.load, pageServerEndpoint());
       metrics.heartbeat('ok');
       if (heartbeatFailures > 0)
         logger.info({ after: heartbeatFailures }, 'heartbeats acknowledged again');

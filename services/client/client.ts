@@ -15,6 +15,7 @@ import type {
   LoadReport,
   MemoryLayoutView,
   NodeView,
+  PageServerEndpoint,
   SegmentView,
   TokenView,
 } from '../controlplane/service/contracts.ts';
@@ -46,7 +47,8 @@ export interface AmalgamClient {
     join(request: JoinRequest): Promise<JoinResult>;
     list(): Promise<NodeView[]>;
     get(name: string): Promise<NodeView>;
-    heartbeat(name: string, load: LoadReport): Promise<NodeView>;
+    /** `pageserver`: where this node's page server listens, once it is up. */
+    heartbeat(name: string, load: LoadReport, pageserver?: PageServerEndpoint): Promise<NodeView>;
     drain(name: string): Promise<NodeView>;
     remove(name: string): Promise<void>;
   };
@@ -109,8 +111,12 @@ function createRestClient(options: TransportOptions): AmalgamClient {
       join: (request) => call<JoinResult>('POST', '/v1/join', request),
       list: async () => itemsOf(await call<Items<NodeView>>('GET', '/v1/nodes'), '/v1/nodes'),
       get: (name) => call<NodeView>('GET', `/v1/nodes/${segment(name)}`),
-      heartbeat: (name, load) =>
-        call<NodeView>('POST', `/v1/nodes/${segment(name)}/heartbeat`, load),
+      heartbeat: (name, load, pageserver) =>
+        call<NodeView>(
+          'POST',
+          `/v1/nodes/${segment(name)}/heartbeat`,
+          pageserver === undefined ? load : { ...load, pageserver },
+        ),
       drain: (name) => call<NodeView>('POST', `/v1/nodes/${segment(name)}/drain`, {}),
       remove: async (name) => {
         await call<void>('DELETE', `/v1/nodes/${segment(name)}`);

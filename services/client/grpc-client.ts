@@ -17,6 +17,7 @@ import type {
   LoadReport,
   MemoryLayoutView,
   NodeView,
+  PageServerEndpoint,
   ResourceEvent,
   SegmentView,
   TokenView,
@@ -38,12 +39,13 @@ function items(value: unknown): Message[] {
 
 /** Node: `lastHeartbeatAt` and `load` unset -> null, as REST answers. */
 export function nodeFromProto(value: Message): NodeView {
-  const { lastHeartbeatAt, load, labels, ...rest } = value;
+  const { lastHeartbeatAt, load, pageserver, labels, ...rest } = value;
   return {
     ...rest,
     labels: (labels ?? {}) as Record<string, string>,
     lastHeartbeatAt: absent(lastHeartbeatAt) ? null : (lastHeartbeatAt as string),
     load: absent(load) ? null : (load as LoadReport),
+    pageserver: absent(pageserver) ? null : (pageserver as PageServerEndpoint),
   } as NodeView;
 }
 
@@ -126,8 +128,14 @@ export function createGrpcClient(options: GrpcClientOptions): AmalgamClient {
       },
       list: async () => items(await read('Nodes', 'List')).map(nodeFromProto),
       get: async (name) => nodeFromProto(await read<Message>('Nodes', 'Get', { name })),
-      heartbeat: async (name, load) =>
-        nodeFromProto(await write<Message>('Nodes', 'Heartbeat', { name, load })),
+      heartbeat: async (name, load, pageserver) =>
+        nodeFromProto(
+          await write<Message>('Nodes', 'Heartbeat', {
+            name,
+            load,
+            ...(pageserver === undefined ? {} : { pageserver }),
+          }),
+        ),
       drain: async (name) => nodeFromProto(await write<Message>('Nodes', 'Drain', { name })),
       remove: async (name) => {
         await write('Nodes', 'Remove', { name });

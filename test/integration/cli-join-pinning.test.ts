@@ -57,6 +57,7 @@ function joinHandler(pki: TestPki): FakeHandler {
       joinedAt: new Date().toISOString(),
       lastHeartbeatAt: null,
       load: null,
+      pageserver: null,
     };
     const result: JoinResult = {
       node,

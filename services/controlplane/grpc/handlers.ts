@@ -18,6 +18,7 @@ import type {
   JoinRequest,
   LoadReport,
   NodeCapacity,
+  PageServerEndpoint,
   TokenUsage,
 } from '../service/contracts.ts';
 
@@ -109,7 +110,12 @@ export const unaryMethods: Record<string, Record<string, UnaryMethod>> = {
     Get: { handle: (runtime, caller, r) => runtime.nodes.get(caller, str(r.name)) },
     Heartbeat: {
       handle: (runtime, caller, r) =>
-        runtime.nodes.heartbeat(caller, str(r.name), message<LoadReport>(r.load) as LoadReport),
+        runtime.nodes.heartbeat(
+          caller,
+          str(r.name),
+          message<LoadReport>(r.load) as LoadReport,
+          message<PageServerEndpoint>(r.pageserver),
+        ),
     },
     Drain: { handle: (runtime, caller, r) => runtime.nodes.drain(caller, str(r.name)) },
     Remove: {

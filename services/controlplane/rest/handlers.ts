@@ -12,8 +12,8 @@ import type {
   Caller,
   ControlPlaneRuntime,
   CreateTokenRequest,
+  HeartbeatRequest,
   JoinRequest,
-  LoadReport,
 } from '../service/contracts.ts';
 
 export interface HandlerContext {
@@ -94,15 +94,18 @@ export const handlers: Record<string, Handler> = {
   listNodes: async ({ runtime, caller }) => json(200, items(await runtime.nodes.list(caller))),
   getNode: async (context) =>
     json(200, await context.runtime.nodes.get(context.caller, param(context, 'name'))),
-  heartbeatNode: async (context) =>
-    json(
+  heartbeatNode: async (context) => {
+    const { pageserver, ...load } = context.body as HeartbeatRequest;
+    return json(
       200,
       await context.runtime.nodes.heartbeat(
         context.caller,
         param(context, 'name'),
-        context.body as LoadReport,
+        load,
+        pageserver,
       ),
-    ),
+    );
+  },
   drainNode: async (context) =>
     json(200, await context.runtime.nodes.drain(context.caller, param(context, 'name'))),
   removeNode: async (context) => {

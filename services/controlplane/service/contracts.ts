@@ -32,6 +32,22 @@ export interface LoadReport {
   processes: number;
 }
 
+/** Where a node's page server listens, as the node itself reports it on its heartbeats. */
+export interface PageServerEndpoint {
+  /** `host:port` (an IPv6 host in brackets). */
+  address: string;
+  /** Mutual TLS with the cluster certificates; false: plaintext, loopback only. */
+  tls: boolean;
+}
+
+/**
+ * The REST heartbeat body: the load report's fields, plus where the page server
+ * listens once it is up (flat, so a body that is only a LoadReport stays valid).
+ */
+export interface HeartbeatRequest extends LoadReport {
+  pageserver?: PageServerEndpoint;
+}
+
 export interface NodeView {
   name: string;
   roles: string[];
@@ -45,6 +61,8 @@ export interface NodeView {
   joinedAt: string;
   lastHeartbeatAt: string | null;
   load: LoadReport | null;
+  /** The node's page server as its last live heartbeat reported it; null when unknown. */
+  pageserver: PageServerEndpoint | null;
 }
 
 export interface ClusterInfo {
@@ -140,7 +158,12 @@ export interface ControlPlane {
     list(caller: Caller): Promise<NodeView[]>;
     get(caller: Caller, name: string): Promise<NodeView>;
     /** Only the node itself. Renews its liveness lease; a NotReady node becomes Ready. */
-    heartbeat(caller: Caller, name: string, load: LoadReport): Promise<NodeView>;
+    heartbeat(
+      caller: Caller,
+      name: string,
+      load: LoadReport,
+      pageserver?: PageServerEndpoint,
+    ): Promise<NodeView>;
     drain(caller: Caller, name: string): Promise<NodeView>;
     /** Admin only. Marks the node Removed and frees its range (the only way a range is freed). */
     remove(caller: Caller, name: string): Promise<void>;

@@ -27,6 +27,7 @@ import type {
   NodeCapacity,
   NodeState,
   NodeView,
+  PageServerEndpoint,
 } from './contracts.ts';
 import { keys } from './keys.ts';
 import type { SegmentsRecord } from './memory-service.ts';
@@ -46,6 +47,7 @@ export interface NodeRecord {
 export interface HeartbeatRecord {
   at: number;
   load: LoadReport;
+  pageserver?: PageServerEndpoint;
 }
 
 export interface NodeServiceOptions {
@@ -93,6 +95,7 @@ export function toNodeView(
     joinedAt: new Date(node.joinedAt).toISOString(),
     lastHeartbeatAt: heartbeat ? new Date(heartbeat.at).toISOString() : null,
     load: heartbeat?.load ?? null,
+    pageserver: heartbeat?.pageserver ?? null,
   };
 }
 
@@ -144,6 +147,27 @@ function validateLoad(load: LoadReport): void {
       throw new AmalgamError('INVALID_ARGUMENT', `${field}: an integer >= 0`, { field });
     }
   }
+}
+
+const MAX_HOST_LENGTH = 253;
+
+/** `host:port` with port 1-65535; an IPv6 host is in brackets (`[::1]:7000`). */
+export function validatePageServerEndpoint(endpoint: PageServerEndpoint): PageServerEndpoint {
+  const fail = (field: string, message: string): never => {
+    throw new AmalgamError('INVALID_ARGUMENT', `${field}: ${message}`, { field });
+  };
+  if (typeof endpoint !== 'object' || endpoint === null || Array.isArray(endpoint)) {
+    fail('pageserver', 'an object {address, tls} is required');
+  }
+  if (typeof endpoint.tls !== 'boolean') fail('pageserver.tls', 'a boolean is required');
+  const address = endpoint.address;
+  if (typeof address !== 'string') return fail('pageserver.address', 'host:port is required');
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$/.exec(address);
+  const port = match ? Number(match[2]) : 0;
+  if (!match || (match[1] as string).length > MAX_HOST_LENGTH + 2 || port < 1 || port > 65535) {
+    fail('pageserver.address', 'host:port with port 1-65535 is required');
+  }
+  return { address, tls: endpoint.tls };
 }
 
 export function createNodeService(options: NodeServiceOptions): ControlPlane['nodes'] {
@@ -294,14 +318,26 @@ export function createNodeService(options: NodeServiceOptions): ControlPlane['no
       return viewOf(name);
     },
 
-    async heartbeat(caller: Caller, name: string, load: LoadReport): Promise<NodeView> {
+    async heartbeat(
+      caller: Caller,
+      name: string,
+      load: LoadReport,
+      pageserver?: PageServerEndpoint,
+    ): Promise<NodeView> {
       requireSelf(caller, name);
       validateLoad(load);
+      const endpoint =
+        pageserver === undefined ? undefined : validatePageServerEndpoint(pageserver);
       await readNode(name);
       // Each beat puts the liveness key on a fresh lease; the previous lease
-      // then holds nothing and expires by itself.
+      // then holds nothing and expires by itself. A beat without a page server
+      // clears it: the node reports what is up now.
       const lease = await options.store.grantLease(options.nodeGraceSeconds, { keepAlive: false });
-      const beat: HeartbeatRecord = { at: now(), load };
+      const beat: HeartbeatRecord = {
+        at: now(),
+        load,
+        ...(endpoint === undefined ? {} : { pageserver: endpoint }),
+      };
       await store.txn({
         compares: [{ key: keys.node(name), target: 'version', op: '>', value: 0 }],
         onSuccess: [putJson(keys.heartbeat(name), beat, lease.id)],

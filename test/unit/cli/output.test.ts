@@ -23,6 +23,7 @@ const node: NodeView = {
   joinedAt: '2026-01-01T00:00:00Z',
   lastHeartbeatAt: '2026-01-01T00:59:50Z',
   load: { load1: 0.5, load5: 0.25, load15: 0.125, memoryUsedBytes: 2 ** 30, processes: 120 },
+  pageserver: { address: '127.0.0.1:7070', tls: false },
 };
 
 t.test('a table pads columns to the widest cell, three spaces apart', async (t) => {

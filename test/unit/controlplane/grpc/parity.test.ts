@@ -63,9 +63,21 @@ const ops = {
     rest: { method: 'GET', url: `/v1/nodes/${name}` },
     grpc: { service: 'Nodes', method: 'Get', request: { name } },
   }),
-  heartbeat: (name: string, load: Record<string, number>): Op => ({
-    rest: { method: 'POST', url: `/v1/nodes/${name}/heartbeat`, payload: load },
-    grpc: { service: 'Nodes', method: 'Heartbeat', request: { name, load } },
+  heartbeat: (
+    name: string,
+    load: Record<string, number>,
+    pageserver?: { address: string; tls: boolean },
+  ): Op => ({
+    rest: {
+      method: 'POST',
+      url: `/v1/nodes/${name}/heartbeat`,
+      payload: pageserver ? { ...load, pageserver } : load,
+    },
+    grpc: {
+      service: 'Nodes',
+      method: 'Heartbeat',
+      request: pageserver ? { name, load, pageserver } : { name, load },
+    },
   }),
   drain: (name: string): Op => ({
     rest: { method: 'POST', url: `/v1/nodes/${name}/drain` },
@@ -218,6 +230,18 @@ const scenario: Step[] = [
     who: 'node:node-a',
     op: () => ops.heartbeat('node-a', LOAD),
   },
+  {
+    what: 'heartbeat publishing the page server',
+    who: 'node:node-a',
+    op: () => ops.heartbeat('node-a', LOAD, { address: '127.0.0.1:7070', tls: false }),
+  },
+  {
+    what: 'heartbeat with a bad page server address',
+    who: 'node:node-a',
+    op: () => ops.heartbeat('node-a', LOAD, { address: '127.0.0.1:70000', tls: true }),
+    fails: 'INVALID_ARGUMENT',
+  },
+  { what: 'list nodes with a page server', who: 'admin', op: () => ops.listNodes() },
   { what: 'get a node', who: 'node:node-a', op: () => ops.getNode('node-a') },
   { what: 'cluster info', who: 'admin', op: () => ops.cluster() },
   {

@@ -154,6 +154,37 @@ t.test('authorization: anonymous, other nodes and non-admins are refused', async
   const beat = await cp.nodes.heartbeat(node('a'), 'a', load);
   t.equal(beat.state, 'Ready', 'a heartbeat makes a joining node Ready');
   t.same(beat.load, load);
+  t.equal(beat.pageserver, null, 'no page server published yet');
+});
+
+t.test('heartbeat: the node publishes where its page server listens', async (t) => {
+  const { cp } = await setup(t);
+  const { token } = await cp.tokens.create(admin, {});
+  await cp.nodes.join(await joinRequest(token, 'a'));
+  const load = { load1: 0, load5: 0, load15: 0, memoryUsedBytes: 0, processes: 1 };
+  const endpoint = { address: '127.0.0.1:7070', tls: false };
+  await t.rejects(cp.nodes.heartbeat(admin, 'a', load, endpoint), { code: 'FORBIDDEN' });
+  const beat = await cp.nodes.heartbeat(node('a'), 'a', load, endpoint);
+  t.same(beat.pageserver, endpoint);
+  t.same((await cp.nodes.list(admin))[0]?.pageserver, endpoint, 'lists show it');
+  const v6 = { address: '[::1]:65535', tls: true };
+  t.same((await cp.nodes.heartbeat(node('a'), 'a', load, v6)).pageserver, v6);
+  for (const address of ['127.0.0.1', '127.0.0.1:0', 'host:65536', ':80', 'a b:80', '::1:80']) {
+    await t.rejects(
+      cp.nodes.heartbeat(node('a'), 'a', load, { address, tls: false }),
+      { code: 'INVALID_ARGUMENT', details: { field: 'pageserver.address' } },
+      address,
+    );
+  }
+  await t.rejects(
+    cp.nodes.heartbeat(node('a'), 'a', load, { address: 'h:1', tls: 'yes' as never }),
+    { code: 'INVALID_ARGUMENT', details: { field: 'pageserver.tls' } },
+  );
+  t.equal(
+    (await cp.nodes.heartbeat(node('a'), 'a', load)).pageserver,
+    null,
+    'a beat without it clears it',
+  );
 });
 
 t.test('50 machines join at once: 50 disjoint ranges, every byte accounted for', async (t) => {
