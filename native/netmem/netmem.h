@@ -43,7 +43,9 @@
 /* Response bytes awaited per connection. Kept below the page server's 4 MiB
  * output high-water mark: a server whose output reaches it with requests still
  * buffered can stall until the client sends more (see native/README.md). */
+#ifndef NETMEM_WINDOW_BYTES
 #define NETMEM_WINDOW_BYTES (3u << 20)
+#endif
 
 struct netmem;
 
