@@ -366,10 +366,19 @@ static void conn_event(ae_loop *loop, int fd, void *data, int mask) {
   if ((mask & c->rd_want) && c->state != CONN_DRAINING) rc = conn_fill(c);
   if (rc == 0) rc = conn_process(srv, c);
   if (rc == 0) rc = conn_flush(c);
-  /* output drained below the high-water mark: take the requests already buffered */
-  if (rc == 0 && c->state != CONN_DRAINING && c->rlen > c->rpos) {
+  /*
+   * Output drained below the high-water mark: take the requests already
+   * buffered, for as long as they make progress. A client that has sent all
+   * its requests signals no more input, so stopping after one round here
+   * would leave the rest unanswered (a pipelined 40 MiB read stalled so).
+   * When the socket is full, the writable event brings us back here.
+   */
+  while (rc == 0 && c->state != CONN_DRAINING && c->rlen > c->rpos &&
+         c->wlen - c->wpos < WBUF_HIGH) {
+    size_t waiting = c->rlen - c->rpos;
     rc = conn_process(srv, c);
     if (rc == 0) rc = conn_flush(c);
+    if (c->rlen - c->rpos >= waiting) break; /* only a partial request is left: wait for input */
   }
   /*
    * TLS may hold decrypted input the socket will not signal again: take it
