@@ -11,13 +11,13 @@ import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { Registry } from 'prom-client';
 import t, { type Test } from 'tap';
-import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
-import { createClusterCa, createKeyAndCsr } from '../../../../services/controlplane/pki/index.ts';
-import { buildApp } from '../../../../services/controlplane/rest/app.ts';
-import type { ResourceEvent } from '../../../../services/controlplane/service/contracts.ts';
-import { openEmbeddedStore } from '../../../../services/store/embedded-store.ts';
-import type { Store, Watch } from '../../../../services/store/store.ts';
-import { callerFromHeader, GiB, logger } from './rest-harness.ts';
+import { createControlPlane } from '../../services/controlplane/control-plane.ts';
+import { createClusterCa, createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
+import { buildApp } from '../../services/controlplane/rest/app.ts';
+import type { ResourceEvent } from '../../services/controlplane/service/contracts.ts';
+import { openEmbeddedStore } from '../../services/store/embedded-store.ts';
+import type { Store, Watch } from '../../services/store/store.ts';
+import { callerFromHeader, GiB, logger } from '../unit/controlplane/rest/rest-harness.ts';
 
 const ca = await createClusterCa();
 

@@ -14,20 +14,20 @@ import * as protoLoader from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
 import { pino } from 'pino';
 import type { Test } from 'tap';
-import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
-import { amalgamCodeOf } from '../../../../services/controlplane/grpc/errors.ts';
-import { LOADER_OPTIONS, loadAmalgamProto } from '../../../../services/controlplane/grpc/proto.ts';
-import { startGrpcServer } from '../../../../services/controlplane/grpc/server.ts';
+import { createControlPlane } from '../../../services/controlplane/control-plane.ts';
+import { amalgamCodeOf } from '../../../services/controlplane/grpc/errors.ts';
+import { LOADER_OPTIONS, loadAmalgamProto } from '../../../services/controlplane/grpc/proto.ts';
+import { startGrpcServer } from '../../../services/controlplane/grpc/server.ts';
 import {
   type ClusterCa,
   createClusterCa,
   createKeyAndCsr,
   issueAdminCredential,
   signCsr,
-} from '../../../../services/controlplane/pki/index.ts';
-import type { ControlPlaneRuntime } from '../../../../services/controlplane/service/contracts.ts';
-import { openEmbeddedStore } from '../../../../services/store/embedded-store.ts';
-import type { Store } from '../../../../services/store/store.ts';
+} from '../../../services/controlplane/pki/index.ts';
+import type { ControlPlaneRuntime } from '../../../services/controlplane/service/contracts.ts';
+import { openEmbeddedStore } from '../../../services/store/embedded-store.ts';
+import type { Store } from '../../../services/store/store.ts';
 
 export const logger = pino({ level: 'silent' });
 

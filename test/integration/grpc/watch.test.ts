@@ -7,11 +7,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
-import { createKeyAndCsr } from '../../../../services/controlplane/pki/index.ts';
+import { createKeyAndCsr } from '../../../services/controlplane/pki/index.ts';
 import type {
   ControlPlaneRuntime,
   ResourceWatch,
-} from '../../../../services/controlplane/service/contracts.ts';
+} from '../../../services/controlplane/service/contracts.ts';
 import { codeOf, type GrpcHarness, startGrpcHarness } from './grpc-harness.ts';
 
 const GiB = 1024 ** 3;
