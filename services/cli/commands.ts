@@ -7,9 +7,12 @@ import type { CliCommand } from './context.ts';
 import { init } from './init.ts';
 import { join } from './join.ts';
 import { memAlloc } from './mem-alloc.ts';
+import { memCas } from './mem-cas.ts';
 import { memFree } from './mem-free.ts';
 import { memLayout } from './mem-layout.ts';
 import { memList } from './mem-list.ts';
+import { memRead } from './mem-read.ts';
+import { memWrite } from './mem-write.ts';
 import { nodeDescribe } from './node-describe.ts';
 import { nodeDrain } from './node-drain.ts';
 import { nodeRemove } from './node-remove.ts';
@@ -32,6 +35,9 @@ export const COMMANDS: CliCommand[] = [
   memAlloc,
   memFree,
   memList,
+  memRead,
+  memWrite,
+  memCas,
 ];
 
 /** What the nouns that only group verbs stand for, in `--help`. */

@@ -183,6 +183,12 @@ export const ERRORS = {
     retryable: false,
     message: 'the name is already taken by another object',
   },
+  ADDRESS_UNMAPPED: {
+    http: 400,
+    grpc: GrpcStatus.OUT_OF_RANGE,
+    retryable: false,
+    message: 'no node owns this address of the network memory space',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

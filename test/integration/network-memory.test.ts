@@ -1,0 +1,311 @@
+/**
+ * The network memory space end to end: one clusterd (embedded store), three
+ * nodes each with an in-process clusteragent and its page server on loopback.
+ * A 64 MiB segment spread over all three is written through one node's
+ * NetworkMemory and read back through another's; pieces that cross range
+ * boundaries round-trip; 3 concurrent clients x 500 atomics on one word end at
+ * exactly 1,500; an address no node owns is ADDRESS_UNMAPPED; and
+ * `clusteradm mem write` / `mem read` of a segment offset round-trip.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import t from 'tap';
+import { type Agent, startAgent } from '../../services/agent/agent.ts';
+import { runClusteradm } from '../../services/cli/main.ts';
+import { type AmalgamClient, createClient } from '../../services/client/index.ts';
+import { NetworkMemory } from '../../services/client/network-memory.ts';
+import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
+import type { NodeView, SegmentView } from '../../services/controlplane/service/contracts.ts';
+import { startClusterdReplicas } from '../harness/clusterd.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BINARY = join(ROOT, 'native', 'build', 'pageserver');
+if (!existsSync(BINARY)) execFileSync('make', ['-C', join(ROOT, 'native')], { stdio: 'ignore' });
+
+const MiB = 1024 * 1024;
+const NAMES = ['nm-a', 'nm-b', 'nm-c'];
+
+async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${lastError ?? ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Deterministic bytes: a xorshift stream from a seed. */
+function pattern(length: number, seed: number): Buffer {
+  const out = Buffer.alloc(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i + 4 <= length; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.writeUInt32LE(x >>> 0, i);
+  }
+  return out;
+}
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+const cd = await startClusterdReplicas({ count: 1, store: { backend: 'embedded' } });
+t.teardown(() => cd.destroy());
+const dir = await mkdtemp(join(tmpdir(), 'amalgam-netmem-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+
+const admin = createClient({
+  endpoints: cd.urls,
+  ca: cd.admin.ca,
+  cert: cd.admin.cert,
+  key: cd.admin.key,
+});
+t.teardown(() => admin.close());
+
+/** Joins a node, starts its agent; returns the node's own client (its certificate). */
+async function startNode(name: string): Promise<{ agent: Agent; client: AmalgamClient }> {
+  const { token } = await admin.tokens.create({ description: name });
+  const { csrPem, keyPem } = await createKeyAndCsr({ commonName: name });
+  const anonymous = createClient({ endpoints: cd.urls, ca: cd.admin.ca });
+  const joined = await anonymous.nodes.join({
+    token,
+    name,
+    csr: csrPem,
+    capacity: {
+      memoryBytes: 256 * MiB,
+      swapBytes: 0,
+      contributedBytes: 32 * MiB,
+      cpus: 1,
+      cpuSpeed: 1,
+    },
+  });
+  await anonymous.close();
+  const home = join(dir, name);
+  await mkdir(home);
+  const files = {
+    certFile: join(home, 'node.crt'),
+    keyFile: join(home, 'node.key'),
+    caFile: join(home, 'ca.crt'),
+  };
+  await writeFile(files.certFile, joined.certificate);
+  await writeFile(files.keyFile, keyPem, { mode: 0o600 });
+  await writeFile(files.caFile, joined.caCertificate);
+  const agent = await startAgent({
+    config: {
+      server: cd.urls,
+      name,
+      ...files,
+      heartbeatSeconds: 1,
+      pageserver: { binary: BINARY },
+    },
+    logger: pino({ level: process.env.AGENT_LOG ?? 'silent' }),
+    healthMs: 500,
+  });
+  const client = createClient({
+    endpoints: cd.urls,
+    ca: joined.caCertificate,
+    cert: joined.certificate,
+    key: keyPem,
+  });
+  return { agent, client };
+}
+
+const nodes = await Promise.all(NAMES.map(startNode));
+t.teardown(async () => {
+  await Promise.all(nodes.map(async (n) => Promise.all([n.agent.close(), n.client.close()])));
+});
+
+const published: NodeView[] = await until('all three page servers published', async () => {
+  const list = (await admin.nodes.list()).filter((n) => NAMES.includes(n.name));
+  return list.length === 3 && list.every((n) => n.pageserver !== null) ? list : undefined;
+});
+
+const [nodeA, nodeB, nodeC] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+
+t.test('each node publishes the page server its agent runs', async (t) => {
+  for (const [i, node] of nodes.entries()) {
+    const view = published.find((n) => n.name === NAMES[i]) as NodeView;
+    const ps = node.agent.pageServer();
+    t.ok(ps, `${NAMES[i]} runs a page server`);
+    t.same(view.pageserver, { address: `${ps?.host}:${ps?.port}`, tls: false });
+  }
+});
+
+let segment: SegmentView;
+
+t.test('64 MiB written from node A read back from node C, byte for byte', async (t) => {
+  segment = await nodeA.client.memory.allocateSegment({ size: 64 * MiB, id: 'netmem-64' });
+  t.same(
+    [...new Set(segment.extents.map((e) => e.node))].sort(),
+    [...NAMES].sort(),
+    'the segment has extents on all three nodes',
+  );
+  const data = pattern(64 * MiB, 42);
+  const fromA = await NetworkMemory.open({ client: nodeA.client });
+  const fromC = await NetworkMemory.open({ client: nodeC.client });
+  t.teardown(() => Promise.all([fromA.close(), fromC.close()]));
+  await fromA.writeSegment(segment, 0, data);
+  const back = await fromC.readSegment(segment, 0, 64 * MiB);
+  t.equal(sha256(back), sha256(data), 'the checksums match');
+
+  // Extent by extent through global addresses too.
+  let offset = 0;
+  for (const extent of segment.extents) {
+    const slice = await fromC.read(extent.start, Math.min(extent.size, 4096));
+    t.ok(slice.equals(data.subarray(offset, offset + slice.length)), `extent at ${extent.start}`);
+    offset += extent.size;
+  }
+});
+
+t.test('reads and writes that cross a range boundary round-trip', async (t) => {
+  const layout = (await admin.memory.layout()).layout;
+  const ranges = layout.ranges.filter((r) => NAMES.includes(r.node));
+  const fromB = await NetworkMemory.open({ client: nodeB.client });
+  const fromC = await NetworkMemory.open({ client: nodeC.client });
+  t.teardown(() => Promise.all([fromB.close(), fromC.close()]));
+  let crossed = 0;
+  for (let i = 0; i + 1 < ranges.length; i++) {
+    const left = ranges[i] as { start: number; size: number; node: string };
+    const right = ranges[i + 1] as { start: number; node: string };
+    if (left.start + left.size !== right.start) continue; // a gap: no byte crosses it
+    const at = right.start - 3000;
+    const bytes = pattern(7001, 7 + i);
+    await fromB.write(at, bytes);
+    t.ok((await fromC.read(at, bytes.length)).equals(bytes), `${left.node} -> ${right.node}`);
+    crossed++;
+  }
+  t.ok(crossed >= 1, 'at least one boundary between adjacent ranges was crossed');
+
+  // A segment offset spanning two extents on different nodes.
+  const first = segment.extents[0] as { size: number };
+  const bytes = pattern(10_000, 99);
+  await fromB.writeSegment(segment, first.size - 5000, bytes);
+  t.ok((await fromC.readSegment(segment, first.size - 5000, bytes.length)).equals(bytes));
+});
+
+t.test('3 concurrent clients x 500 CAS64 and FETCH_ADD64 end at exactly 1,500', async (t) => {
+  const counter = (segment.extents[1] as { start: number }).start + 64;
+  const clients = await Promise.all(nodes.map((n) => NetworkMemory.open({ client: n.client })));
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  await clients[0]?.write(counter, Buffer.alloc(16));
+
+  await Promise.all(
+    clients.map(async (memory) => {
+      for (let i = 0; i < 500; i++) await memory.fetchAdd64(counter, 1n);
+    }),
+  );
+  t.equal((await clients[1]?.read(counter, 8))?.readBigUInt64LE(0), 1500n, 'fetchAdd64');
+
+  const word = counter + 8;
+  await Promise.all(
+    clients.map(async (memory) => {
+      for (let i = 0; i < 500; ) {
+        const old = (await memory.read(word, 8)).readBigUInt64LE(0);
+        if ((await memory.cas64(word, old, old + 1n)).swapped) i++;
+      }
+    }),
+  );
+  t.equal((await clients[2]?.read(word, 8))?.readBigUInt64LE(0), 1500n, 'cas64 loops');
+});
+
+t.test('an address no node owns is ADDRESS_UNMAPPED', async (t) => {
+  const memory = await NetworkMemory.open({ client: nodeA.client });
+  t.teardown(() => memory.close());
+  const { layout } = await admin.memory.layout();
+  const last = layout.ranges.at(-1) as { start: number; size: number };
+  const beyond = last.start + last.size + 64 * MiB;
+  await t.rejects(memory.read(beyond, 16), {
+    code: 'ADDRESS_UNMAPPED',
+    details: { address: beyond },
+  });
+  await t.rejects(memory.read(0, 16), { code: 'ADDRESS_UNMAPPED' }, 'below the space');
+  await t.rejects(memory.fetchAdd64(beyond, 1n), { code: 'ADDRESS_UNMAPPED' });
+  await t.rejects(memory.fetchAdd64(last.start + 3, 1n), { code: 'INVALID_ARGUMENT' });
+  // Part mapped, part not: nothing is read.
+  await t.rejects(memory.read(last.start + last.size - 8, 16), { code: 'ADDRESS_UNMAPPED' });
+});
+
+t.test('clusteradm mem write then mem read of a segment offset', async (t) => {
+  const home = join(dir, 'admin');
+  await mkdir(home);
+  await writeFile(join(home, 'ca.crt'), cd.admin.ca);
+  await writeFile(join(home, 'admin.crt'), cd.admin.cert);
+  await writeFile(join(home, 'admin.key'), cd.admin.key, { mode: 0o600 });
+  await writeFile(
+    join(home, 'admin.json'),
+    JSON.stringify({
+      server: cd.urls,
+      caFile: 'ca.crt',
+      certFile: 'admin.crt',
+      keyFile: 'admin.key',
+    }),
+  );
+  const cli = async (...args: string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const code = await runClusteradm([...args, '--home', home], {
+      stdout: (text) => {
+        stdout += text;
+      },
+      stderr: (text) => {
+        stderr += text;
+      },
+      env: {},
+      userHome: tmpdir(),
+      cwd: dir,
+      now: Date.now,
+      hostname,
+    });
+    return { code, stdout, stderr };
+  };
+  const first = segment.extents[0] as { size: number };
+  const at = `netmem-64:${first.size - 6}`; // crosses into the second extent
+
+  const wrote = await cli('mem', 'write', at, '--data', 'hello, network memory', '-o', 'json');
+  t.equal(wrote.code, 0, wrote.stderr);
+  t.same(JSON.parse(wrote.stdout), { segment: 'netmem-64', offset: first.size - 6, length: 21 });
+
+  const read = await cli('mem', 'read', at, '21');
+  t.equal(read.code, 0, read.stderr);
+  t.equal(read.stdout, 'hello, network memory');
+
+  const hex = await cli('mem', 'read', at, '5', '-o', 'json');
+  t.equal(JSON.parse(hex.stdout).hex, Buffer.from('hello').toString('hex'));
+
+  const file = join(dir, 'out.bin');
+  const bin = await cli('mem', 'write', 'netmem-64:4096', '--hex', '00ff10', '-o', 'json');
+  t.equal(bin.code, 0, bin.stderr);
+  const toFile = await cli('mem', 'read', 'netmem-64:4096', '3', '--file', file);
+  t.equal(toFile.code, 0, toFile.stderr);
+  t.same([...(await readFile(file))], [0, 255, 16]);
+
+  const word = `0x${((segment.extents[0] as { start: number }).start + 8192).toString(16)}`;
+  await cli('mem', 'write', word, '--hex', '0700000000000000');
+  const cas = await cli('mem', 'cas', word, '7', '9', '-o', 'json');
+  t.equal(cas.code, 0, cas.stderr);
+  t.same(JSON.parse(cas.stdout), { address: word, swapped: true, old: '7' });
+  const again = await cli('mem', 'cas', word, '7', '11', '-o', 'json');
+  t.same(JSON.parse(again.stdout), { address: word, swapped: false, old: '9' });
+
+  const unmapped = await cli('mem', 'read', '0x10', '8');
+  t.equal(unmapped.code, 1);
+  t.match(unmapped.stderr, /ADDRESS_UNMAPPED/);
+  const usage = await cli('mem', 'write', 'netmem-64:0');
+  t.equal(usage.code, 2, 'a write needs exactly one source');
+});
