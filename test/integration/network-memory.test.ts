@@ -309,3 +309,28 @@ t.test('clusteradm mem write then mem read of a segment offset', async (t) => {
   const usage = await cli('mem', 'write', 'netmem-64:0');
   t.equal(usage.code, 2, 'a write needs exactly one source');
 });
+
+t.test('a killed page server: a clear error or the restarted one, never a hang', async (t) => {
+  const memory = await NetworkMemory.open({ client: nodeA.client });
+  t.teardown(() => memory.close());
+  const extent = segment.extents.find((e) => e.node === 'nm-b') as { start: number };
+  await memory.read(extent.start, 8); // a connection to nm-b's page server is open
+  const before = nodeB.agent.pageServer();
+  process.kill(before?.pid as number, 'SIGKILL');
+
+  const started = Date.now();
+  const first = await memory.read(extent.start, 8).then(
+    () => 'read',
+    (err: { code?: string }) => err.code,
+  );
+  t.ok(['read', 'UNAVAILABLE'].includes(first as string), `settled as ${first}`);
+  t.ok(Date.now() - started < 10_000, 'within the connect timeout');
+
+  // The agent restarts it on a new port and publishes it; the same NetworkMemory follows.
+  await until('a read through the restarted page server', async () => {
+    const after = nodeB.agent.pageServer();
+    if (!after || after.pid === before?.pid) return undefined;
+    return (await memory.read(extent.start, 8)).length === 8 || undefined;
+  });
+  t.pass('the routing table followed the restarted page server');
+});
