@@ -65,7 +65,7 @@ function pattern(length: number, seed: number): Buffer {
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
-const cd = await startClusterdReplicas({ count: 1, store: { backend: 'embedded' } });
+const cd = await startClusterdReplicas({ count: 1, store: { backend: 'embedded' }, grpc: true });
 t.teardown(() => cd.destroy());
 const dir = await mkdtemp(join(tmpdir(), 'amalgam-netmem-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -148,6 +148,22 @@ t.test('each node publishes the page server its agent runs', async (t) => {
 });
 
 let segment: SegmentView;
+
+t.test('the gRPC transport shows the same page servers', async (t) => {
+  const grpc = createClient({
+    transport: 'grpc',
+    endpoints: cd.grpcUrls,
+    ca: cd.admin.ca,
+    cert: cd.admin.cert,
+    key: cd.admin.key,
+  });
+  t.teardown(() => grpc.close());
+  const byName = (list: NodeView[]) =>
+    Object.fromEntries(
+      list.filter((n) => NAMES.includes(n.name)).map((n) => [n.name, n.pageserver]),
+    );
+  t.same(byName(await grpc.nodes.list()), byName(await admin.nodes.list()));
+});
 
 t.test('64 MiB written from node A read back from node C, byte for byte', async (t) => {
   segment = await nodeA.client.memory.allocateSegment({ size: 64 * MiB, id: 'netmem-64' });
