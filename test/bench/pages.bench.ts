@@ -25,8 +25,12 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
+  HEADER_SIZE,
+  Opcode,
   PageServerClient,
   type PageServerConnectOptions,
+  WIRE_MAGIC,
+  WIRE_VERSION,
 } from '../../services/client/pageserver-client.ts';
 import {
   createClusterCa,
@@ -44,7 +48,7 @@ import {
 } from '../harness/processes.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 3);
 const CONCURRENCY = [1, 50];
 const PAGE = 4096;
@@ -315,6 +319,68 @@ async function bulkPageServer(port: number): Promise<number> {
   }
 }
 
+/**
+ * The same bulk read with a lean reader of the wire protocol (no
+ * PageServerClient): each response's payload is copied once into a
+ * preallocated 1 MiB buffer. Separates the server's cost from the client's.
+ */
+async function bulkRawWire(port: number): Promise<number> {
+  const t0 = performance.now();
+  const s = await connectSocket(port);
+  const chunks = BULK_BYTES / BULK_CHUNK;
+  const header = (i: number) => {
+    const h = Buffer.alloc(HEADER_SIZE);
+    h.writeUInt32LE(WIRE_MAGIC, 0);
+    h.writeUInt8(WIRE_VERSION, 4);
+    h.writeUInt8(Opcode.READ, 5);
+    h.writeBigUInt64LE(BigInt(i + 1), 8);
+    h.writeBigUInt64LE(RANGE_START + BigInt(i * BULK_CHUNK), 16);
+    h.writeUInt32LE(BULK_CHUNK, 24);
+    return h;
+  };
+  let sent = 0;
+  let done = 0;
+  let bytes = 0;
+  const target = Buffer.alloc(BULK_CHUNK);
+  let hdr = Buffer.alloc(0); // partial response header
+  let payloadLeft = 0;
+  let payloadOff = 0;
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.on('data', (chunk: Buffer) => {
+      let off = 0;
+      while (off < chunk.length) {
+        if (payloadLeft === 0) {
+          const need = HEADER_SIZE - hdr.length;
+          hdr = Buffer.concat([hdr, chunk.subarray(off, off + need)]);
+          off += Math.min(need, chunk.length - off);
+          if (hdr.length < HEADER_SIZE) return;
+          if (hdr.readUInt32LE(16) !== 0) return reject(new Error('bulk read: error status'));
+          payloadLeft = hdr.readUInt32LE(20);
+          payloadOff = 0;
+          hdr = Buffer.alloc(0);
+        }
+        const n = Math.min(payloadLeft, chunk.length - off);
+        chunk.copy(target, payloadOff, off, off + n);
+        off += n;
+        payloadOff += n;
+        payloadLeft -= n;
+        bytes += n;
+        if (payloadLeft === 0) {
+          done++;
+          if (done === chunks) return resolve();
+          if (sent < chunks) s.write(header(sent++));
+        }
+      }
+    });
+    while (sent < BULK_WINDOW) s.write(header(sent++));
+  });
+  const secs = (performance.now() - t0) / 1000;
+  s.destroy();
+  if (bytes !== BULK_BYTES) throw new Error(`raw bulk read got ${bytes} bytes`);
+  return BULK_BYTES / 1e6 / secs;
+}
+
 async function bulkPlainSocket(port: number): Promise<number> {
   const t0 = performance.now();
   const s = await connectSocket(port);
@@ -541,14 +607,17 @@ async function main(): Promise<void> {
     }
 
     let pagesBulk = 0;
+    let rawBulk = 0;
     let plainBulk = 0;
     for (let round = 1; round <= BULK_ROUNDS; round++) {
       const p = await bulkPageServer(plainPort);
+      const r = await bulkRawWire(plainPort);
       const s = await bulkPlainSocket(sourcePort);
       process.stderr.write(
-        `  bulk round ${round}: page server ${p.toFixed(0)} MB/s, plain socket ${s.toFixed(0)} MB/s\n`,
+        `  bulk round ${round}: page server ${p.toFixed(0)} MB/s (raw wire ${r.toFixed(0)}), plain socket ${s.toFixed(0)} MB/s\n`,
       );
       pagesBulk = Math.max(pagesBulk, p);
+      rawBulk = Math.max(rawBulk, r);
       plainBulk = Math.max(plainBulk, s);
     }
 
@@ -577,6 +646,7 @@ async function main(): Promise<void> {
         bulk: 'page server, 1 MiB reads x3 in flight, 1 conn',
         'MB/s': Math.round(pagesBulk),
       },
+      { bulk: 'same, lean wire reader (no PageServerClient)', 'MB/s': Math.round(rawBulk) },
       { bulk: 'plain socket copy (C writer)', 'MB/s': Math.round(plainBulk) },
     ]);
 
@@ -586,6 +656,7 @@ async function main(): Promise<void> {
       pages_ops_vs_redis: round2(get('pages_plain_c50').opsPerSec / get('redis_c50').opsPerSec),
       pages_p50_vs_redis: round2(get('pages_plain_c1').p50 / get('redis_c1').p50),
       bulk_vs_plain_socket: round2(pagesBulk / plainBulk),
+      bulk_raw_wire_vs_plain_socket: round2(rawBulk / plainBulk),
       tls_vs_plaintext: round2(get('pages_tls_c50').opsPerSec / get('pages_plain_c50').opsPerSec),
       pages_ops_vs_echo: round2(get('pages_plain_c50').opsPerSec / get('tcp_echo_c50').opsPerSec),
     };
@@ -600,6 +671,9 @@ async function main(): Promise<void> {
     console.log(
       `  bulk_vs_plain_socket >= 0.7  -> ${ratios.bulk_vs_plain_socket} ${verdict(ratios.bulk_vs_plain_socket >= 0.7)}`,
     );
+    console.log(
+      `  (bulk with a lean wire reader instead of PageServerClient: ${ratios.bulk_raw_wire_vs_plain_socket})`,
+    );
     console.log(`  tls_vs_plaintext (no goal)   -> ${ratios.tls_vs_plaintext}`);
     console.log(`  pages_ops_vs_echo (ceiling)  -> ${ratios.pages_ops_vs_echo}`);
 
@@ -610,6 +684,7 @@ async function main(): Promise<void> {
       results[`${id}_p99_us`] = Math.round(m.p99);
     }
     results.pages_bulk_MBps = Math.round(pagesBulk);
+    results.pages_bulk_raw_wire_MBps = Math.round(rawBulk);
     results.plain_socket_bulk_MBps = Math.round(plainBulk);
     console.log(JSON.stringify({ bench: 'pages', results, ratios }));
   } finally {
