@@ -107,7 +107,8 @@ t.test('tokens, joins, memory and removal', async (t) => {
 
   const nodes = json<{ items: NodeView[] }>((await admin(['nodes', '-o', 'json'])).stdout).items;
   t.same(nodes.map((n) => n.name).sort(), ['node-a', 'node-b']);
-  for (const node of nodes) t.ok(['Joining', 'Ready'].includes(node.state), node.state);
+  // No agent runs here: a node is Joining until its grace period passes, then NotReady.
+  for (const node of nodes) t.ok(['Joining', 'NotReady'].includes(node.state), node.state);
   const [a, b] = [...nodes].sort((x, y) => x.range.start - y.range.start) as [NodeView, NodeView];
   t.ok(a.range.start + a.range.size <= b.range.start, 'the ranges are disjoint');
   t.equal(nodes.find((n) => n.name === 'node-a')?.range.size, 1024 * MIB);
