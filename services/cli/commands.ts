@@ -11,7 +11,9 @@ import { memCas } from './mem-cas.ts';
 import { memFree } from './mem-free.ts';
 import { memLayout } from './mem-layout.ts';
 import { memList } from './mem-list.ts';
+import { memLock } from './mem-lock.ts';
 import { memRead } from './mem-read.ts';
+import { memUnlock } from './mem-unlock.ts';
 import { memWrite } from './mem-write.ts';
 import { nodeDescribe } from './node-describe.ts';
 import { nodeDrain } from './node-drain.ts';
@@ -38,6 +40,8 @@ export const COMMANDS: CliCommand[] = [
   memRead,
   memWrite,
   memCas,
+  memLock,
+  memUnlock,
 ];
 
 /** What the nouns that only group verbs stand for, in `--help`. */

@@ -189,6 +189,19 @@ export const ERRORS = {
     retryable: false,
     message: 'no node owns this address of the network memory space',
   },
+  LOCK_TIMEOUT: {
+    http: 409,
+    grpc: GrpcStatus.ABORTED,
+    retryable: true,
+    message: 'the network-memory lock is held by another owner; it was not acquired in time',
+  },
+  LOCK_NOT_HELD: {
+    http: 409,
+    grpc: GrpcStatus.FAILED_PRECONDITION,
+    retryable: false,
+    message:
+      'the network-memory lock is not held by this owner (released, or expired and taken over)',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -5,7 +5,11 @@
  * NetworkMemory and read back through another's; pieces that cross range
  * boundaries round-trip; 3 concurrent clients x 500 atomics on one word end at
  * exactly 1,500; an address no node owns is ADDRESS_UNMAPPED; and
- * `clusteradm mem write` / `mem read` of a segment offset round-trip.
+ * `clusteradm mem write` / `mem read` of a segment offset round-trip; 16
+ * NetworkMemory clients x 200 FETCH_ADD64 on one word end at exactly 3,200; a
+ * NetworkLock (CAS64 lease) keeps a non-atomic read-modify-write counter of 3
+ * clients x 100 exact, a crashed holder is taken over after its ttl, and a
+ * non-holder cannot unlock (also through `clusteradm mem lock|unlock`).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -19,6 +23,7 @@ import t from 'tap';
 import { type Agent, startAgent } from '../../services/agent/agent.ts';
 import { runClusteradm } from '../../services/cli/main.ts';
 import { type AmalgamClient, createClient } from '../../services/client/index.ts';
+import { NetworkLock } from '../../services/client/network-lock.ts';
 import { NetworkMemory } from '../../services/client/network-memory.ts';
 import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
 import type { NodeView, SegmentView } from '../../services/controlplane/service/contracts.ts';
@@ -240,6 +245,118 @@ t.test('3 concurrent clients x 500 CAS64 and FETCH_ADD64 end at exactly 1,500', 
   t.equal((await clients[2]?.read(word, 8))?.readBigUInt64LE(0), 1500n, 'cas64 loops');
 });
 
+t.test('16 concurrent clients x 200 FETCH_ADD64 on one word end at exactly 3,200', async (t) => {
+  const word = (segment.extents[2] as { start: number }).start + 256;
+  const clients = await Promise.all(
+    Array.from({ length: 16 }, (_, i) =>
+      NetworkMemory.open({ client: (nodes[i % 3] as (typeof nodes)[0]).client }),
+    ),
+  );
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  await clients[0]?.write(word, Buffer.alloc(8));
+  const olds = await Promise.all(
+    clients.map(async (memory) => {
+      const seen: bigint[] = [];
+      for (let i = 0; i < 200; i++) seen.push(await memory.fetchAdd64(word, 1n));
+      return seen;
+    }),
+  );
+  t.equal((await clients[5]?.read(word, 8))?.readBigUInt64LE(0), 3200n, 'the exact sum');
+  const all = olds.flat().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  t.ok(
+    all.every((v, i) => v === BigInt(i)),
+    'every old value 0..3199 was returned exactly once',
+  );
+});
+
+t.test('a NetworkLock: mutual exclusion, takeover after the ttl, no foreign unlock', async (t) => {
+  const base = (segment.extents[1] as { start: number }).start + 1024;
+  const lockWordAt = base;
+  const counter = base + 64;
+  const clients = await Promise.all(nodes.map((n) => NetworkMemory.open({ client: n.client })));
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  await clients[0]?.write(base, Buffer.alloc(128));
+
+  // 3 holders in turn, each a non-atomic read, +1, write under the lock.
+  let inside = 0;
+  let overlaps = 0;
+  await Promise.all(
+    clients.map(async (memory) => {
+      for (let i = 0; i < 100; i++) {
+        const lock = new NetworkLock(memory, lockWordAt);
+        await lock.acquire({ ttlSeconds: 30, timeoutMs: 30_000 });
+        if (++inside > 1) overlaps++;
+        const value = (await memory.read(counter, 8)).readBigUInt64LE(0);
+        await new Promise((r) => setImmediate(r)); // widen the race window
+        const next = Buffer.alloc(8);
+        next.writeBigUInt64LE(value + 1n);
+        await memory.write(counter, next);
+        inside--;
+        await lock.release();
+      }
+    }),
+  );
+  t.equal(overlaps, 0, 'never two holders at once');
+  t.equal((await clients[1]?.read(counter, 8))?.readBigUInt64LE(0), 300n, 'exactly 300');
+  t.equal((await clients[2]?.read(lockWordAt, 8))?.readBigUInt64LE(0), 0n, 'free at the end');
+
+  // A holder that crashes (never releases) is taken over after its ttl.
+  const crashed = new NetworkLock(clients[0] as NetworkMemory, lockWordAt);
+  const { expiry } = await crashed.acquire({ ttlSeconds: 1 });
+  const other = new NetworkLock(clients[1] as NetworkMemory, lockWordAt);
+  await t.rejects(other.acquire({ ttlSeconds: 5, timeoutMs: 0 }), {
+    code: 'LOCK_TIMEOUT',
+    details: { holder: crashed.token },
+  });
+  const started = Date.now();
+  await other.acquire({ ttlSeconds: 5, timeoutMs: 5000 });
+  t.ok(Date.now() >= expiry * 1000, 'taken only once the lease expired');
+  t.ok(Date.now() - started < 3000, 'taken soon after the lease expired');
+  t.match(await other.peek(), { owner: other.owner, expired: false }, 'the new holder');
+
+  // The crashed holder cannot renew or release what is no longer its lock.
+  await t.rejects(crashed.release(), { code: 'LOCK_NOT_HELD', details: { holder: other.token } });
+  await t.rejects(crashed.renew({ ttlSeconds: 5 }), { code: 'LOCK_NOT_HELD' });
+  // A client that never held it cannot unlock it either.
+  const stranger = new NetworkLock(clients[2] as NetworkMemory, lockWordAt);
+  await t.rejects(stranger.release(), { code: 'LOCK_NOT_HELD' });
+  const renewed = await other.renew({ ttlSeconds: 10 });
+  t.ok(renewed.expiry > Date.now() / 1000 + 8, 'renew extends the lease');
+  // The token alone resumes the lock (what `mem unlock --token` does).
+  await new NetworkLock(clients[2] as NetworkMemory, lockWordAt, { token: other.token }).release();
+  t.equal(await other.peek(), null, 'released');
+  await t.rejects(other.release(), { code: 'LOCK_NOT_HELD' }, 'a second release');
+});
+
+t.test('clusteradm mem lock / mem unlock', async (t) => {
+  const cli = await adminCli('admin-lock');
+  const word = `0x${((segment.extents[0] as { start: number }).start + 16_384).toString(16)}`;
+  await cli('mem', 'write', word, '--hex', '0000000000000000');
+  const locked = await cli('mem', 'lock', word, '--ttl', '30s');
+  t.equal(locked.code, 0, locked.stderr);
+  const token = locked.stdout.trim();
+  t.match(token, /^[0-9a-f]{8}$/, 'prints the token');
+
+  const busy = await cli('mem', 'lock', word, '--wait', '0');
+  t.equal(busy.code, 1);
+  t.match(busy.stderr, /LOCK_TIMEOUT/);
+  t.match(busy.stderr, new RegExp(token));
+
+  const wrong = await cli('mem', 'unlock', word, '--token', 'abcdef12');
+  t.equal(wrong.code, 1);
+  t.match(wrong.stderr, /LOCK_NOT_HELD/);
+
+  const unlocked = await cli('mem', 'unlock', word, '--token', token, '-o', 'json');
+  t.equal(unlocked.code, 0, unlocked.stderr);
+  t.same(JSON.parse(unlocked.stdout), { address: word, unlocked: true });
+
+  const json = await cli('mem', 'lock', 'netmem-64:16384', '--ttl', '1', '-o', 'json');
+  t.equal(json.code, 0, json.stderr);
+  t.match(JSON.parse(json.stdout), { segment: 'netmem-64', offset: 16384, token: /^[0-9a-f]{8}$/ });
+  const again = await cli('mem', 'unlock', word, '--token', JSON.parse(json.stdout).token);
+  t.equal(again.code, 0, 'a segment offset and its global address name the same word');
+});
+
 t.test('an address no node owns is ADDRESS_UNMAPPED', async (t) => {
   const memory = await NetworkMemory.open({ client: nodeA.client });
   t.teardown(() => memory.close());
@@ -257,8 +374,9 @@ t.test('an address no node owns is ADDRESS_UNMAPPED', async (t) => {
   await t.rejects(memory.read(last.start + last.size - 8, 16), { code: 'ADDRESS_UNMAPPED' });
 });
 
-t.test('clusteradm mem write then mem read of a segment offset', async (t) => {
-  const home = join(dir, 'admin');
+/** `clusteradm` with an admin home of its own under `dir`. */
+async function adminCli(name: string) {
+  const home = join(dir, name);
   await mkdir(home);
   await writeFile(join(home, 'ca.crt'), cd.admin.ca);
   await writeFile(join(home, 'admin.crt'), cd.admin.cert);
@@ -290,6 +408,11 @@ t.test('clusteradm mem write then mem read of a segment offset', async (t) => {
     });
     return { code, stdout, stderr };
   };
+  return cli;
+}
+
+t.test('clusteradm mem write then mem read of a segment offset', async (t) => {
+  const cli = await adminCli('admin');
   const first = segment.extents[0] as { size: number };
   const at = `netmem-64:${first.size - 6}`; // crosses into the second extent
 
