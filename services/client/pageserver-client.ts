@@ -131,6 +131,11 @@ export class PageServerClient {
   private nextId = 1n;
   private readonly pending = new Map<bigint, Pending>();
   private buf: Buffer = Buffer.alloc(0);
+  /** Chunks received but not yet copied into `buf`: copied once a whole frame is there. */
+  private parts: Buffer[] = [];
+  private partsBytes = 0;
+  /** Bytes `buf` must hold before the next frame can be parsed. */
+  private need = HEADER_SIZE;
   private closedError: Error | null = null;
 
   private constructor(private readonly socket: Socket) {
@@ -252,7 +257,18 @@ export class PageServerClient {
   }
 
   private onData(chunk: Buffer): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    // Appending each chunk to the buffer copies a 1 MiB answer once per chunk
+    // (quadratic); collect chunks and copy once when the frame is complete.
+    this.parts.push(chunk);
+    this.partsBytes += chunk.length;
+    if (this.buf.length + this.partsBytes < this.need) return;
+    this.buf =
+      this.buf.length === 0 && this.parts.length === 1
+        ? (this.parts[0] as Buffer)
+        : Buffer.concat([this.buf, ...this.parts]);
+    this.parts = [];
+    this.partsBytes = 0;
+    this.need = HEADER_SIZE;
     while (this.buf.length >= HEADER_SIZE) {
       const magic = this.buf.readUInt32LE(0);
       const length = this.buf.readUInt32LE(20);
@@ -261,7 +277,10 @@ export class PageServerClient {
         this.socket.destroy();
         return;
       }
-      if (this.buf.length < HEADER_SIZE + length) return;
+      if (this.buf.length < HEADER_SIZE + length) {
+        this.need = HEADER_SIZE + length;
+        return;
+      }
       const flags = this.buf.readUInt16LE(6);
       const id = this.buf.readBigUInt64LE(8);
       const status = this.buf.readUInt32LE(16);
