@@ -20,6 +20,11 @@ const REQUIRED = [
     present: () => existsSync('/usr/include/openssl/ssl.h'),
     why: 'OpenSSL headers, so native/ builds the page server with mutual TLS',
   },
+  {
+    pkg: 'clang',
+    present: () => onPath('clang'),
+    why: 'libFuzzer (-fsanitize=fuzzer) for the request-parser fuzz test in test/fuzz',
+  },
 ];
 
 function onPath(cmd) {

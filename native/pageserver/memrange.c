@@ -79,7 +79,8 @@ int memrange_execute(struct memrange *mr, const struct amw_req *req, const uint8
     mr->stats[AMW_STAT_ERRORS]++;
     return 0;
   }
-  uint8_t *p = mr->base + (req->addr - mr->start);
+  /* STAT ignores addr (unchecked above): do not form a pointer from it. */
+  uint8_t *p = req->opcode == AMW_OP_STAT ? mr->base : mr->base + (req->addr - mr->start);
   switch (req->opcode) {
   case AMW_OP_READ:
     memcpy(out, p, req->length);
