@@ -12,6 +12,19 @@
  *   page server before a range of size > 0 is committed; restarts it with
  *   exponential back-off when it exits; health-checks it with STAT (which also
  *   feeds the metrics) and restarts it after 3 failed checks in a row.
+ * - NotReady only when the page server cannot be restarted: once
+ *   `failuresBeforeNotReady` (default 3) attempts in a row to have one failed
+ *   (reconcile.ts `pageServerFailed`: a start that failed, e.g. a missing
+ *   binary, or a process that exited before passing a health check; the crash
+ *   that began the streak counts), the agent withholds its heartbeats while it
+ *   keeps retrying with back-off. The design is the simplest honest one: the
+ *   control plane needs no new field or rule, its node-lifecycle controller
+ *   marks the node NotReady when the heartbeat lease expires, exactly as for a
+ *   dead agent (a node that cannot serve its range is, to clients, down). A
+ *   restart that succeeds sends a heartbeat at once (`publishEndpoint`) and the
+ *   node is Ready again; a SIGKILL followed by a good restart never withholds
+ *   a beat, so the node stays Ready. The watch and the resync keep the desired
+ *   range current meanwhile (they do not depend on heartbeats).
  * - `/metrics` (plain HTTP on loopback), its own prom-client registry.
  */
 import { readFile } from 'node:fs/promises';
@@ -25,7 +38,14 @@ import type { AgentConfig } from './config.ts';
 import { fingerprint, procEnv } from './fingerprint/index.ts';
 import { type AgentMetrics, createAgentMetrics } from './metrics.ts';
 import { type RunningPageServer, startPageServer } from './pageserver-process.ts';
-import { type Actual, backoffMs, type Desired, decide, type Range } from './reconcile.ts';
+import {
+  type Actual,
+  backoffMs,
+  type Desired,
+  decide,
+  pageServerFailed,
+  type Range,
+} from './reconcile.ts';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -34,6 +54,8 @@ export interface AgentOptions {
   resyncMs?: number;
   /** Health check (STAT) period. Default 2 s. */
   healthMs?: number;
+  /** Withhold heartbeats (the node goes NotReady) after this many failed page-server attempts in a row. Default 3. */
+  failuresBeforeNotReady?: number;
 }
 
 export interface Agent {
@@ -62,6 +84,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const heartbeatMs = (config.heartbeatSeconds ?? 5) * 1000;
   const resyncMs = options.resyncMs ?? 10_000;
   const healthMs = options.healthMs ?? 2000;
+  const failuresBeforeNotReady = options.failuresBeforeNotReady ?? 3;
   const [ca, cert, key] = await Promise.all(
     [config.caFile, config.certFile, config.keyFile].map((f) => readFile(f, 'utf8')),
   );
@@ -259,7 +282,22 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       logger.warn({ err }, 'cannot publish the page server endpoint; the next heartbeat will');
     }
   }
+  let withholding = false;
   async function heartbeat(): Promise<void> {
+    const failed = pageServerFailed(desired, actual, failuresBeforeNotReady);
+    if (failed !== withholding) {
+      withholding = failed;
+      if (failed) {
+        logger.error(
+          { failures: actual.state === 'stopped' ? actual.failures : 0 },
+          'the page server cannot be restarted; withholding heartbeats so the node turns NotReady',
+        );
+      } else logger.info('the page server runs again; heartbeats resume');
+    }
+    if (failed) {
+      later(jitter(heartbeatMs), () => void heartbeat());
+      return;
+    }
     try {
       const inventory = await fingerprint(env);
       for (const { name, error } of inventory.errors) {

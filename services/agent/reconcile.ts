@@ -56,3 +56,14 @@ export function backoffMs(failures: number, baseMs = 200, maxMs = 30_000): numbe
   if (failures <= 0) return 0;
   return Math.min(maxMs, baseMs * 2 ** Math.min(failures - 1, 20));
 }
+
+/**
+ * Whether the node should stop claiming to be Ready: a range is committed
+ * (so a page server should run) and the last `limit` attempts in a row to have
+ * one failed (a start that failed, or a process that exited before passing a
+ * health check; the crash that began the streak counts as the first). A
+ * restart that succeeds ends the streak.
+ */
+export function pageServerFailed(desired: Desired, actual: Actual, limit: number): boolean {
+  return isCommitted(desired) && actual.state === 'stopped' && actual.failures >= limit;
+}

@@ -2,11 +2,13 @@
  * clusteragent in-process against a real clusterd (embedded store): the node
  * turns Ready by the agent's heartbeats; the agent serves exactly the node's
  * committed range with a page server, restarts it after SIGKILL, exports its
- * counters on /metrics, stops it on close; the node then turns NotReady.
+ * counters on /metrics, stops it on close; the node then turns NotReady. The
+ * node stays Ready across a SIGKILL that the agent repairs, and turns NotReady
+ * only when the page server cannot be restarted (then Ready again once it can).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -171,6 +173,12 @@ t.test('an agent serves its node range and keeps it served', async (t) => {
   t.not(second.pid, first.pid, 'restarted as a new process');
   t.same(second.range, range);
   await check(second.port, 'restarted process');
+  // A restart that succeeds never withholds a heartbeat: Ready through more than the grace.
+  const readyUntil = Date.now() + 4000; // nodeGraceSeconds is 3
+  while (Date.now() < readyUntil) {
+    t.equal((await admin.nodes.get(name)).state, 'Ready', 'Ready after a repaired SIGKILL');
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 
   const text = await until('page server counters on /metrics', async () => {
     const body = await (await fetch(agent.metricsUrl)).text();
@@ -191,4 +199,76 @@ t.test('an agent serves its node range and keeps it served', async (t) => {
     async () => (await admin.nodes.get(name)).state === 'NotReady' || undefined,
   );
   t.pass('NotReady after the grace period');
+});
+
+t.test('a page server that cannot be restarted turns the node NotReady', async (t) => {
+  const name = 'agent-2';
+  const home = join(dir, name);
+  await mkdir(home);
+  const { token } = await admin.tokens.create({ description: 'agent failure test' });
+  const { csrPem, keyPem } = await createKeyAndCsr({ commonName: name });
+  const anonymous = createClient({ endpoints: cd.urls, ca: cd.admin.ca });
+  const joined = await anonymous.nodes.join({
+    token,
+    name,
+    csr: csrPem,
+    capacity: {
+      memoryBytes: 256 * MiB,
+      swapBytes: 0,
+      contributedBytes: 32 * MiB,
+      cpus: 1,
+      cpuSpeed: 1,
+    },
+  });
+  await anonymous.close();
+  const files = {
+    certFile: join(home, 'node.crt'),
+    keyFile: join(home, 'node.key'),
+    caFile: join(home, 'ca.crt'),
+  };
+  await writeFile(files.certFile, joined.certificate);
+  await writeFile(files.keyFile, keyPem, { mode: 0o600 });
+  await writeFile(files.caFile, joined.caCertificate);
+  // A page server that starts only while a flag file exists, else exits at once.
+  const flag = join(home, 'may-start');
+  const wrapper = join(home, 'pageserver.sh');
+  await writeFile(
+    wrapper,
+    `#!/bin/sh\n[ -e '${flag}' ] && exec '${BINARY}' "$@"\necho 'refusing to start' >&2\nexit 1\n`,
+  );
+  await chmod(wrapper, 0o755);
+  await writeFile(flag, '');
+
+  const agent = await startAgent({
+    config: {
+      server: cd.urls,
+      name,
+      ...files,
+      heartbeatSeconds: 1,
+      pageserver: { binary: wrapper },
+    },
+    logger: pino({ level: process.env.AGENT_LOG ?? 'silent' }),
+    healthMs: 300,
+  });
+  t.teardown(() => agent.close());
+  const state = async () => (await admin.nodes.get(name)).state;
+
+  await until('the node to be Ready', async () => (await state()) === 'Ready' || undefined);
+  const first = await until('the page server', () => agent.pageServer() ?? undefined);
+  await until('a passed health check', async () => {
+    const body = await (await fetch(agent.metricsUrl)).text();
+    return /amalgam_pageserver_up 1/.test(body) || undefined;
+  });
+
+  await rm(flag);
+  process.kill(first.pid, 'SIGKILL');
+  await until('the node to turn NotReady', async () => (await state()) === 'NotReady' || undefined);
+  t.equal(agent.pageServer(), null, 'no page server runs');
+  t.pass('NotReady while every restart fails');
+
+  await writeFile(flag, '');
+  const again = await until('a restarted page server', () => agent.pageServer() ?? undefined);
+  t.not(again.pid, first.pid);
+  await until('the node to be Ready again', async () => (await state()) === 'Ready' || undefined);
+  t.pass('Ready again once a restart succeeds');
 });

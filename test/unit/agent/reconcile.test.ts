@@ -1,5 +1,10 @@
 import t from 'tap';
-import { type Actual, backoffMs, decide } from '../../../services/agent/reconcile.ts';
+import {
+  type Actual,
+  backoffMs,
+  decide,
+  pageServerFailed,
+} from '../../../services/agent/reconcile.ts';
 
 const R = { start: 2 * 1024 * 1024, size: 64 * 1024 * 1024 };
 const stopped: Actual = { state: 'stopped', failures: 0, retryAt: 0 };
@@ -50,3 +55,18 @@ t.test('back-off doubles and is capped', async (t) => {
   t.equal(backoffMs(5), 3200);
   t.equal(backoffMs(100), 30_000);
 });
+
+t.test(
+  'the page server counts as failed only after `limit` failed attempts in a row',
+  async (t) => {
+    const after = (failures: number): Actual => ({ state: 'stopped', failures, retryAt: 0 });
+    t.notOk(pageServerFailed(R, after(1), 3), 'a crash whose restart is pending');
+    t.notOk(pageServerFailed(R, after(2), 3));
+    t.ok(pageServerFailed(R, after(3), 3), 'the third failure in a row');
+    t.ok(pageServerFailed(R, after(7), 3));
+    t.notOk(pageServerFailed(R, { state: 'running', range: R, healthy: true }, 3), 'restarted');
+    t.notOk(pageServerFailed(R, { state: 'starting', range: R }, 3), 'a start in progress');
+    t.notOk(pageServerFailed(null, after(9), 3), 'no range: no page server is owed');
+    t.notOk(pageServerFailed({ start: 0, size: 0 }, after(9), 3));
+  },
+);
