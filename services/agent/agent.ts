@@ -37,7 +37,11 @@ import type { NodeView, PageServerEndpoint } from '../controlplane/service/contr
 import type { AgentConfig } from './config.ts';
 import { fingerprint, procEnv } from './fingerprint/index.ts';
 import { type AgentMetrics, createAgentMetrics } from './metrics.ts';
-import { type RunningPageServer, startPageServer } from './pageserver-process.ts';
+import {
+  type PageServerOptions,
+  type RunningPageServer,
+  startPageServer,
+} from './pageserver-process.ts';
 import {
   type Actual,
   backoffMs,
@@ -96,6 +100,31 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   });
   const metrics = createAgentMetrics();
   const env = procEnv(config.contributeBytes);
+  // The page server speaks mutual TLS with this node's own certificate when the
+  // config says `pageserver.tls` (what every multi-machine cluster needs);
+  // plaintext is for loopback only, and is the default until deployments set it.
+  const pageServerTls = config.pageserver?.tls === true;
+  const pageServerOptions: PageServerOptions = pageServerTls
+    ? {
+        ...config.pageserver,
+        plaintextLoopback: false,
+        extraArgs: [
+          '--tls-cert',
+          config.certFile,
+          '--tls-key',
+          config.keyFile,
+          '--tls-ca',
+          config.caFile,
+          ...(config.pageserver?.extraArgs ?? []),
+        ],
+      }
+    : (config.pageserver ?? {});
+  const nodeTls = () => ({
+    ca: ca as string,
+    cert: cert as string,
+    key: key as string,
+    node: config.name,
+  });
   const timers = new Set<NodeJS.Timeout>();
   let closed = false;
 
@@ -181,7 +210,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     const failures = actual.state === 'stopped' ? actual.failures : 0;
     actual = { state: 'starting', range };
     try {
-      const p = await startPageServer(config.pageserver ?? {}, range);
+      const p = await startPageServer(pageServerOptions, range);
       if (closed) {
         await p.stop();
         return;
@@ -239,7 +268,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     let ok = false;
     let conn: PageServerClient | null = null;
     try {
-      conn = await withTimeout(PageServerClient.connect(p.host, p.port), 2000);
+      conn = await withTimeout(
+        PageServerClient.connect(p.host, p.port, pageServerTls ? { tls: nodeTls() } : {}),
+        2000,
+      );
       const stats = await withTimeout(conn.stat(), 2000);
       ok = BigInt(p.range.start) === stats.rangeStart && BigInt(p.range.size) === stats.rangeSize;
       if (proc === p) {
@@ -264,8 +296,6 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
 
   // ---- heartbeats ----
-  /** Where the running page server listens (published on every beat), once it is up. */
-  const pageServerTls = !(config.pageserver?.plaintextLoopback ?? true);
   function pageServerEndpoint(): PageServerEndpoint | undefined {
     if (!proc) return undefined;
     const host = proc.host.includes(':') ? `[${proc.host}]` : proc.host;

@@ -16,8 +16,13 @@ export interface PageServerOptions {
   listenHost?: string;
   /** Port; default 0 (any free port). */
   listenPort?: number;
-  /** Serve plaintext on loopback (`--plaintext-loopback`). Default true until TLS lands. */
+  /** Serve plaintext on loopback (`--plaintext-loopback`). Default true unless `tls`. */
   plaintextLoopback?: boolean;
+  /**
+   * Serve mutual TLS with the node's own certificate (the agent passes its
+   * cert, key and the cluster CA); only cluster members can connect.
+   */
+  tls?: boolean;
   /** More arguments (e.g. the TLS files, when the page server takes them). */
   extraArgs?: string[];
   /** How long to wait for `listening`. Default 10 s. */
