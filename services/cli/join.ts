@@ -114,7 +114,7 @@ export const join = defineCommand<Options, [string]>({
           .argParser(parseContribution)
           .default('auto', 'auto: RAM + swap'),
       )
-      .option('--no-agent', 'do not mention starting clusteragent')
+      .option('--no-agent', 'do not print how to start clusteragent')
       .addOption(outputOption());
   },
   async run(context, { args: [server], options }) {
@@ -198,7 +198,7 @@ export const join = defineCommand<Options, [string]>({
     }
     if (options.agent) {
       progress(
-        'clusteragent is not started yet (it comes with a later release); --no-agent hides this',
+        `start the node agent with: clusteragent --config ${agentFile} (join does not start it yet; --no-agent hides this)`,
       );
     }
   },
