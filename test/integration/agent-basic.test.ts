@@ -1,17 +1,6 @@
-/**
- * clusteragent in-process against a real clusterd (embedded store): the node
- * turns Ready by the agent's heartbeats; the agent serves exactly the node's
- * committed range with a page server, restarts it after SIGKILL, exports its
- * counters on /metrics, stops it on close; the node then turns NotReady. The
- * node stays Ready across a SIGKILL that the agent repairs, and turns NotReady
- * only when the page server cannot be restarted (then Ready again once it can).
- */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import t from 'tap';
 import { startAgent } from '../../services/agent/agent.ts';
@@ -23,32 +12,13 @@ import {
 } from '../../services/client/pageserver-client.ts';
 import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
+import { pageServerBinary } from '../harness/native.ts';
 import { pidExists } from '../harness/processes.ts';
+import { until } from '../harness/until.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BINARY = join(ROOT, 'native', 'build', 'pageserver');
-if (!existsSync(BINARY)) execFileSync('make', ['-C', join(ROOT, 'native')], { stdio: 'ignore' });
+const BINARY = pageServerBinary();
 
 const MiB = 1024 * 1024;
-
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${lastError ?? ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const cd = await startClusterdReplicas({
   count: 1,

@@ -1,15 +1,6 @@
-/**
- * With `pageserver.tls`, the agent runs its page server on mutual TLS with the
- * node's own certificate: it publishes `tls: true`, health-checks it over TLS
- * (the node turns Ready), members (the admin credential) read and write
- * through it, and a plaintext client gets nothing.
- */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import t from 'tap';
 import { startAgent } from '../../services/agent/agent.ts';
@@ -18,28 +9,11 @@ import { createClient } from '../../services/client/index.ts';
 import { PageServerClient } from '../../services/client/pageserver-client.ts';
 import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
+import { pageServerBinary } from '../harness/native.ts';
+import { until } from '../harness/until.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const NATIVE = join(ROOT, 'native');
-const BINARY = join(NATIVE, 'build', 'pageserver');
-if (!existsSync(BINARY) || !existsSync(join(NATIVE, 'build', 'obj', '.mode-tls'))) {
-  execFileSync('make', ['-C', NATIVE], { stdio: 'ignore' });
-}
+const BINARY = pageServerBinary();
 const MiB = 1024 * 1024;
-
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 t.test('an agent serves its range over mutual TLS', async (t) => {
   const cd = await startClusterdReplicas({ count: 1, store: { backend: 'embedded' } });

@@ -1,23 +1,7 @@
-/**
- * The network memory space end to end: one clusterd (embedded store), three
- * nodes each with an in-process clusteragent and its page server on loopback.
- * A 64 MiB segment spread over all three is written through one node's
- * NetworkMemory and read back through another's; pieces that cross range
- * boundaries round-trip; 3 concurrent clients x 500 atomics on one word end at
- * exactly 1,500; an address no node owns is ADDRESS_UNMAPPED; and
- * `clusteradm mem write` / `mem read` of a segment offset round-trip; 16
- * NetworkMemory clients x 200 FETCH_ADD64 on one word end at exactly 3,200; a
- * NetworkLock (CAS64 lease) keeps a non-atomic read-modify-write counter of 3
- * clients x 100 exact, a crashed holder is taken over after its ttl, and a
- * non-holder cannot unlock (also through `clusteradm mem lock|unlock`).
- */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import t from 'tap';
 import { type Agent, startAgent } from '../../services/agent/agent.ts';
@@ -28,32 +12,13 @@ import { NetworkMemory } from '../../services/client/network-memory.ts';
 import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
 import type { NodeView, SegmentView } from '../../services/controlplane/service/contracts.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
+import { pageServerBinary } from '../harness/native.ts';
+import { until } from '../harness/until.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BINARY = join(ROOT, 'native', 'build', 'pageserver');
-if (!existsSync(BINARY)) execFileSync('make', ['-C', join(ROOT, 'native')], { stdio: 'ignore' });
+const BINARY = pageServerBinary();
 
 const MiB = 1024 * 1024;
 const NAMES = ['nm-a', 'nm-b', 'nm-c'];
-
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${lastError ?? ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Deterministic bytes: a xorshift stream from a seed. */
 function pattern(length: number, seed: number): Buffer {
