@@ -4,8 +4,8 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { closeOnSignals, parseDaemonArgs } from '../daemon/daemon.ts';
 import { startAgent } from './agent.ts';
 import { type AgentConfig, loadAgentConfig } from './config.ts';
 
@@ -22,37 +22,15 @@ SIGTERM or SIGINT stops it (and the page server) cleanly.
 `;
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
-  let values: { config?: string; help?: boolean; 'metrics-port'?: string; 'log-level'?: string };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string', short: 'c' },
-        'metrics-port': { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    process.stderr.write(`clusteragent: ${(err as Error).message}\n\n${USAGE}`);
-    process.exitCode = 2;
-    return;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if (!values.config) {
-    process.stderr.write(`clusteragent: --config is required\n\n${USAGE}`);
-    process.exitCode = 2;
-    return;
-  }
+  const values = parseDaemonArgs('clusteragent', USAGE, argv, {
+    'metrics-port': { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  if (!values) return;
   let config: AgentConfig;
   try {
     config = await loadAgentConfig(values.config);
-    const port = values['metrics-port'];
+    const port = values['metrics-port'] as string | undefined;
     if (port !== undefined) {
       const n = Number(port);
       if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error('--metrics-port: 0..65535');
@@ -63,7 +41,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     process.exitCode = 2;
     return;
   }
-  const logger = pino({ level: values['log-level'] ?? 'info' });
+  const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info' });
   let agent: Awaited<ReturnType<typeof startAgent>>;
   try {
     agent = await startAgent({ config, logger });
@@ -72,22 +50,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     process.exitCode = 1;
     return;
   }
-  const stop = (signal: NodeJS.Signals): void => {
-    logger.info({ signal }, 'shutting down');
-    setTimeout(() => {
-      logger.error('close did not finish within 15 s; exiting');
-      process.exit(1);
-    }, 15_000).unref();
-    agent.close().then(
-      () => process.exit(0),
-      (err) => {
-        logger.error({ err }, 'close failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  closeOnSignals(logger, () => agent.close());
 }
 
 const invokedDirectly =

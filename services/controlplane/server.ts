@@ -11,10 +11,10 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { type Logger, pino } from 'pino';
 import { Registry } from 'prom-client';
 import { ERRORS, isAmalgamError } from '../core/errors.ts';
+import { closeOnSignals, parseDaemonArgs } from '../daemon/daemon.ts';
 import { openEmbeddedStore } from '../store/embedded-store.ts';
 import { EtcdStore } from '../store/etcd-store.ts';
 import type { Store } from '../store/store.ts';
@@ -146,31 +146,8 @@ export async function startClusterd(
 
 /** The command line: exit 0 on a clean signal-driven close, 2 on a usage or config error. */
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
-  let values: { config?: string | undefined; help?: boolean | undefined };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    process.stderr.write(`clusterd: ${(err as Error).message}\n\n${USAGE}`);
-    process.exitCode = 2;
-    return;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if (!values.config) {
-    process.stderr.write(`clusterd: --config is required\n\n${USAGE}`);
-    process.exitCode = 2;
-    return;
-  }
+  const values = parseDaemonArgs('clusterd', USAGE, argv);
+  if (!values) return;
 
   let config: ClusterdConfig;
   try {
@@ -197,23 +174,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     return;
   }
 
-  const stop = (signal: NodeJS.Signals) => {
-    logger.info({ signal }, 'shutting down');
-    // A close that hangs (a store that never answers) must not keep the process forever.
-    setTimeout(() => {
-      logger.error('close did not finish within 15 s; exiting');
-      process.exit(1);
-    }, 15_000).unref();
-    running.close().then(
-      () => process.exit(0),
-      (err) => {
-        logger.error({ err }, 'close failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  closeOnSignals(logger, () => running.close());
 }
 
 const invokedDirectly =
