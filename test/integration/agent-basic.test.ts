@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -13,6 +13,7 @@ import {
 import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { pageServerBinary } from '../harness/native.ts';
+import { joinNode } from '../harness/node.ts';
 import { pidExists } from '../harness/processes.ts';
 import { until } from '../harness/until.ts';
 
@@ -174,31 +175,11 @@ t.test('an agent serves its node range and keeps it served', async (t) => {
 t.test('a page server that cannot be restarted turns the node NotReady', async (t) => {
   const name = 'agent-2';
   const home = join(dir, name);
-  await mkdir(home);
-  const { token } = await admin.tokens.create({ description: 'agent failure test' });
-  const { csrPem, keyPem } = await createKeyAndCsr({ commonName: name });
-  const anonymous = createClient({ endpoints: cd.urls, ca: cd.admin.ca });
-  const joined = await anonymous.nodes.join({
-    token,
-    name,
-    csr: csrPem,
-    capacity: {
-      memoryBytes: 256 * MiB,
-      swapBytes: 0,
-      contributedBytes: 32 * MiB,
-      cpus: 1,
-      cpuSpeed: 1,
-    },
+  const { joined, files } = await joinNode(cd, name, {
+    home,
+    contributedBytes: 32 * MiB,
+    memoryBytes: 256 * MiB,
   });
-  await anonymous.close();
-  const files = {
-    certFile: join(home, 'node.crt'),
-    keyFile: join(home, 'node.key'),
-    caFile: join(home, 'ca.crt'),
-  };
-  await writeFile(files.certFile, joined.certificate);
-  await writeFile(files.keyFile, keyPem, { mode: 0o600 });
-  await writeFile(files.caFile, joined.caCertificate);
   // A page server that starts only while a flag file exists, else exits at once.
   const flag = join(home, 'may-start');
   const wrapper = join(home, 'pageserver.sh');

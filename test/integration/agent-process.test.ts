@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { createClient } from '../../services/client/index.ts';
 import { PageServerClient } from '../../services/client/pageserver-client.ts';
-import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
+import { joinNode } from '../harness/node.ts';
 import { freePorts, pidExists } from '../harness/processes.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -36,25 +36,7 @@ t.test('clusteragent --config: serves the range, exits 0 on SIGTERM', async (t) 
   });
   t.teardown(() => admin.close());
   const name = 'agent-proc';
-  const { token } = await admin.tokens.create({});
-  const { csrPem, keyPem } = await createKeyAndCsr({ commonName: name });
-  const anonymous = createClient({ endpoints: cd.urls, ca: cd.admin.ca });
-  const joined = await anonymous.nodes.join({
-    token,
-    name,
-    csr: csrPem,
-    capacity: {
-      memoryBytes: 64 * MiB,
-      swapBytes: 0,
-      contributedBytes: 8 * MiB,
-      cpus: 1,
-      cpuSpeed: 1,
-    },
-  });
-  await anonymous.close();
-  await writeFile(join(dir, 'node.crt'), joined.certificate);
-  await writeFile(join(dir, 'node.key'), keyPem, { mode: 0o600 });
-  await writeFile(join(dir, 'ca.crt'), joined.caCertificate);
+  const { joined } = await joinNode(cd, name, { home: dir, contributedBytes: 8 * MiB });
   await writeFile(
     join(dir, 'agent.json'),
     JSON.stringify({

@@ -7,9 +7,9 @@ import { startAgent } from '../../services/agent/agent.ts';
 import { loadAgentConfig } from '../../services/agent/config.ts';
 import { createClient } from '../../services/client/index.ts';
 import { PageServerClient } from '../../services/client/pageserver-client.ts';
-import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { pageServerBinary } from '../harness/native.ts';
+import { joinNode } from '../harness/node.ts';
 import { until } from '../harness/until.ts';
 
 const BINARY = pageServerBinary();
@@ -24,25 +24,7 @@ t.test('an agent serves its range over mutual TLS', async (t) => {
   t.teardown(() => admin.close());
 
   const name = 'tls-node';
-  const { token } = await admin.tokens.create({});
-  const { csrPem, keyPem } = await createKeyAndCsr({ commonName: name });
-  const anonymous = createClient({ endpoints: cd.urls, ca: cd.admin.ca });
-  const joined = await anonymous.nodes.join({
-    token,
-    name,
-    csr: csrPem,
-    capacity: {
-      memoryBytes: 64 * MiB,
-      swapBytes: 0,
-      contributedBytes: 16 * MiB,
-      cpus: 1,
-      cpuSpeed: 1,
-    },
-  });
-  await anonymous.close();
-  await writeFile(join(dir, 'node.crt'), joined.certificate);
-  await writeFile(join(dir, 'node.key'), keyPem, { mode: 0o600 });
-  await writeFile(join(dir, 'ca.crt'), joined.caCertificate);
+  const { joined } = await joinNode(cd, name, { home: dir, contributedBytes: 16 * MiB });
   await writeFile(
     join(dir, 'agent.json'),
     JSON.stringify({

@@ -9,10 +9,10 @@ import { runClusteradm } from '../../services/cli/main.ts';
 import { type AmalgamClient, createClient } from '../../services/client/index.ts';
 import { NetworkLock } from '../../services/client/network-lock.ts';
 import { NetworkMemory } from '../../services/client/network-memory.ts';
-import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
 import type { NodeView, SegmentView } from '../../services/controlplane/service/contracts.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { pageServerBinary } from '../harness/native.ts';
+import { joinNode } from '../harness/node.ts';
 import { until } from '../harness/until.ts';
 
 const BINARY = pageServerBinary();
@@ -50,32 +50,11 @@ t.teardown(() => admin.close());
 
 /** Joins a node, starts its agent; returns the node's own client (its certificate). */
 async function startNode(name: string): Promise<{ agent: Agent; client: AmalgamClient }> {
-  const { token } = await admin.tokens.create({ description: name });
-  const { csrPem, keyPem } = await createKeyAndCsr({ commonName: name });
-  const anonymous = createClient({ endpoints: cd.urls, ca: cd.admin.ca });
-  const joined = await anonymous.nodes.join({
-    token,
-    name,
-    csr: csrPem,
-    capacity: {
-      memoryBytes: 256 * MiB,
-      swapBytes: 0,
-      contributedBytes: 32 * MiB,
-      cpus: 1,
-      cpuSpeed: 1,
-    },
+  const { joined, keyPem, files } = await joinNode(cd, name, {
+    home: join(dir, name),
+    contributedBytes: 32 * MiB,
+    memoryBytes: 256 * MiB,
   });
-  await anonymous.close();
-  const home = join(dir, name);
-  await mkdir(home);
-  const files = {
-    certFile: join(home, 'node.crt'),
-    keyFile: join(home, 'node.key'),
-    caFile: join(home, 'ca.crt'),
-  };
-  await writeFile(files.certFile, joined.certificate);
-  await writeFile(files.keyFile, keyPem, { mode: 0o600 });
-  await writeFile(files.caFile, joined.caCertificate);
   const agent = await startAgent({
     config: {
       server: cd.urls,

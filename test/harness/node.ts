@@ -1,0 +1,55 @@
+/**
+ * A machine joined to a test cluster as `clusteradm join` would do it: a fresh
+ * key and CSR, a bootstrap token, the join, and the node's certificate, key
+ * and CA written into its own home directory.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createClient } from '../../services/client/index.ts';
+import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
+import type { JoinResult } from '../../services/controlplane/service/contracts.ts';
+import type { ClusterdReplicas } from './clusterd.ts';
+
+export interface JoinedNode {
+  joined: JoinResult;
+  keyPem: string;
+  /** Absolute paths of the node's credentials, as agent.json names them. */
+  files: { certFile: string; keyFile: string; caFile: string };
+}
+
+export async function joinNode(
+  cd: ClusterdReplicas,
+  name: string,
+  options: { home: string; contributedBytes: number; memoryBytes?: number },
+): Promise<JoinedNode> {
+  const admin = createClient({ endpoints: cd.urls, ...cd.admin });
+  const anonymous = createClient({ endpoints: cd.urls, ca: cd.admin.ca });
+  try {
+    const { token } = await admin.tokens.create({ description: `test node ${name}` });
+    const { csrPem, keyPem } = await createKeyAndCsr({ commonName: name });
+    const joined = await anonymous.nodes.join({
+      token,
+      name,
+      csr: csrPem,
+      capacity: {
+        memoryBytes: options.memoryBytes ?? 4 * options.contributedBytes,
+        swapBytes: 0,
+        contributedBytes: options.contributedBytes,
+        cpus: 1,
+        cpuSpeed: 1,
+      },
+    });
+    await mkdir(options.home, { recursive: true });
+    const files = {
+      certFile: join(options.home, 'node.crt'),
+      keyFile: join(options.home, 'node.key'),
+      caFile: join(options.home, 'ca.crt'),
+    };
+    await writeFile(files.certFile, joined.certificate);
+    await writeFile(files.keyFile, keyPem, { mode: 0o600 });
+    await writeFile(files.caFile, joined.caCertificate);
+    return { joined, keyPem, files };
+  } finally {
+    await Promise.all([admin.close(), anonymous.close()]);
+  }
+}
