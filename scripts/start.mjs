@@ -5,8 +5,8 @@
  * The first run creates a cluster home in .amalgam-local/ (CA, admin
  * credential, clusterd config) with `clusteradm init`; every run starts
  * clusterd, joins this machine as a node with `clusteradm token create` and
- * `clusteradm join`, exactly as a user would on a real machine, and runs
- * clusteragent for it (heartbeats, and the page server on the node's range).
+ * `clusteradm join --foreground`, exactly as a user would on a real machine;
+ * join runs clusteragent (heartbeats, the page server on the node's range).
  * Ctrl-C stops both; the state survives in .amalgam-local/ for the next start.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -80,24 +80,40 @@ const joinLine = adm(['token', 'create', '--home', home, '--ttl', '10m', '--prin
   capture: true,
 }).trim();
 const joinArgs = joinLine.split(/\s+/).slice(2); // drop "clusteradm join"
-adm(['join', ...joinArgs, '--name', name, '--home', nodeHome, '--no-agent']);
-say("starting clusteragent (heartbeats and the page server on this node's range)");
+say("joining this machine; clusteradm join runs clusteragent (heartbeats, the page server on this node's range)");
 agent = spawn(
   process.execPath,
   [
-    join(repo, 'bin/clusteragent.mjs'),
-    '--config',
-    join(nodeHome, 'agent.json'),
+    clusteradm,
+    'join',
+    ...joinArgs,
+    '--name',
+    name,
+    '--home',
+    nodeHome,
     '--metrics-port',
     '9464',
+    '--foreground',
   ],
   { stdio: ['ignore', 'inherit', 'inherit'] },
 );
 agent.on('exit', (code, signal) => say(`clusteragent stopped (${signal ?? `exit ${code}`})`));
-await new Promise((r) => setTimeout(r, 4000)); // its first heartbeat makes the node Ready
+for (let i = 0; ; i++) {
+  const res = spawnSync(process.execPath, [clusteradm, 'nodes', '--home', home, '-o', 'json'], {
+    encoding: 'utf8',
+  });
+  const node = res.status === 0 ? JSON.parse(res.stdout).items.find((n) => n.name === name) : null;
+  if (node?.state === 'Ready' && node.pageserver) break;
+  if (i > 120 || agent.exitCode !== null) {
+    say('the node did not turn Ready');
+    stop();
+    process.exit(1);
+  }
+  await new Promise((r) => setTimeout(r, 500));
+}
 adm(['nodes', '--home', home]);
 say(`cluster "local" is up at ${url}; this machine is node "${name}".`);
 say('agent metrics (page server counters): http://127.0.0.1:9464/metrics');
 say(
-  `try: node bin/clusteradm.mjs --home ${home} mem layout   (or: mem alloc 64Mi, nodes, node describe ${name})`,
+  `try: AMALGAM_HOME=${home} node bin/clusteradm.mjs mem layout   (or: mem alloc 64Mi, nodes, node describe ${name})`,
 );

@@ -100,10 +100,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   });
   const metrics = createAgentMetrics();
   const env = procEnv(config.contributeBytes);
-  // The page server speaks mutual TLS with this node's own certificate when the
-  // config says `pageserver.tls` (what every multi-machine cluster needs);
-  // plaintext is for loopback only, and is the default until deployments set it.
-  const pageServerTls = config.pageserver?.tls === true;
+  // The page server speaks mutual TLS with this node's own certificate, so only
+  // cluster members reach its bytes. Plaintext only when the config asks for it
+  // (`pageserver.plaintextLoopback`), and the page server itself refuses that
+  // on anything but a loopback address: it exists to measure what TLS costs.
+  const pageServerTls = config.pageserver?.plaintextLoopback !== true;
   const pageServerOptions: PageServerOptions = pageServerTls
     ? {
         ...config.pageserver,

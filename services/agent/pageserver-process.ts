@@ -16,13 +16,11 @@ export interface PageServerOptions {
   listenHost?: string;
   /** Port; default 0 (any free port). */
   listenPort?: number;
-  /** Serve plaintext on loopback (`--plaintext-loopback`). Default true unless `tls`. */
-  plaintextLoopback?: boolean;
   /**
-   * Serve mutual TLS with the node's own certificate (the agent passes its
-   * cert, key and the cluster CA); only cluster members can connect.
+   * Serve plaintext (`--plaintext-loopback`; loopback addresses only) instead
+   * of mutual TLS with the node's own certificate, the default.
    */
-  tls?: boolean;
+  plaintextLoopback?: boolean;
   /** More arguments (e.g. the TLS files, when the page server takes them). */
   extraArgs?: string[];
   /** How long to wait for `listening`. Default 10 s. */
@@ -46,7 +44,7 @@ export function pageServerArgs(options: PageServerOptions, range: Range): string
     String(range.start),
     '--range-size',
     String(range.size),
-    ...((options.plaintextLoopback ?? true) ? ['--plaintext-loopback'] : []),
+    ...(options.plaintextLoopback === true ? ['--plaintext-loopback'] : []),
     ...(options.extraArgs ?? []),
   ];
 }

@@ -14,6 +14,7 @@ export const CLI_ERRORS = {
   CLUSTERD_START_FAILED: 'clusterd did not become ready',
   CA_HASH_MISMATCH: "the server's CA does not match --ca-cert-hash; nothing was sent to it",
   NODE_KEY_INVALID: 'the existing node key cannot be used',
+  AGENT_START_FAILED: 'clusteragent did not bring the node to Ready',
 } as const;
 
 export type CliErrorCode = keyof typeof CLI_ERRORS;

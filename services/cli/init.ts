@@ -19,9 +19,10 @@ import {
   type InitSpec,
   urlHost,
 } from './cluster-home.ts';
-import { processAlive, startClusterd, waitUntilReady } from './clusterd-process.ts';
+import { startClusterd, waitUntilReady } from './clusterd-process.ts';
 import { resolveHome } from './config.ts';
 import { defineCommand } from './context.ts';
+import { runningPid } from './daemon-process.ts';
 import { CliError, usageError } from './errors.ts';
 import { joinCommand } from './join-command.ts';
 import { type OutputFormat, outputOption, toJson } from './output.ts';
@@ -146,8 +147,8 @@ export const init = defineCommand<Options>({
           { home: layout.home },
         );
       }
-      const pid = Number.parseInt(await readFile(layout.pid, 'utf8').catch(() => ''), 10);
-      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+      const pid = await runningPid(layout.pid);
+      if (pid !== undefined) {
         throw new CliError('CLUSTERD_RUNNING', `pid ${pid} from ${layout.home}; stop it first`, {
           pid,
         });
@@ -209,7 +210,7 @@ export const init = defineCommand<Options>({
       key: key as string,
     });
     try {
-      await waitUntilReady(client, started, layout, options.waitTimeout * 1000);
+      await waitUntilReady(client, started, options.waitTimeout * 1000);
       progress(`clusterd is ready (pid ${started.pid})`);
       const token = await client.tokens.create({ description: 'created by clusteradm init' });
       const command = joinCommand(created.server, token.token, created.caCertHash);

@@ -16,6 +16,13 @@ import { verifyCaCertHash } from '../controlplane/pki/index.ts';
 import type { JoinResult } from '../controlplane/service/contracts.ts';
 import { parseBootstrapToken } from '../core/bootstrap-token.ts';
 import { isValidNodeName } from '../core/names.ts';
+import {
+  agentLog,
+  runAgentForeground,
+  startAgentDaemon,
+  stopRunningAgent,
+  waitForAgent,
+} from './agent-process.ts';
 import { readCapacity } from './capacity.ts';
 import { resolveNodeHome } from './config.ts';
 import { defineCommand } from './context.ts';
@@ -32,6 +39,9 @@ interface Options {
   home?: string;
   contribute: number | 'auto';
   agent: boolean;
+  foreground?: boolean;
+  metricsPort?: number;
+  waitTimeout: number;
   output: OutputFormat;
 }
 
@@ -42,6 +52,7 @@ export interface AgentConfig {
   certFile: string;
   keyFile: string;
   caFile: string;
+  metricsPort?: number;
 }
 
 const PIN = /^sha256:[0-9a-fA-F]{64}$/;
@@ -76,6 +87,20 @@ function parseNodeName(text: string): string {
     throw new InvalidArgumentError('a DNS label is required (a-z, 0-9, -; at most 63)');
   }
   return text;
+}
+
+function parsePort(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535)
+    throw new InvalidArgumentError('a port 0..65535 is required');
+  return n;
+}
+
+function parseSeconds(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1)
+    throw new InvalidArgumentError('whole seconds >= 1 are required');
+  return n;
 }
 
 function parseContribution(text: string): number | 'auto' {
@@ -114,7 +139,23 @@ export const join = defineCommand<Options, [string]>({
           .argParser(parseContribution)
           .default('auto', 'auto: RAM + swap'),
       )
-      .option('--no-agent', 'do not print how to start clusteragent')
+      .option('--no-agent', 'do not start clusteragent (print how to start it)')
+      .addOption(
+        new Option(
+          '--foreground',
+          'run clusteragent on this terminal until Ctrl-C (default: in the background, logging to <home>/agent.log)',
+        ).conflicts('agent'),
+      )
+      .option(
+        '--metrics-port <port>',
+        "the agent's /metrics port on 127.0.0.1 (default: a free one)",
+        parsePort,
+      )
+      .addOption(
+        new Option('--wait-timeout <seconds>', 'how long to wait for the node to turn Ready')
+          .argParser(parseSeconds)
+          .default(60),
+      )
       .addOption(outputOption());
   },
   async run(context, { args: [server], options }) {
@@ -174,15 +215,45 @@ export const join = defineCommand<Options, [string]>({
       certFile: joinPath(home, 'node.crt'),
       keyFile,
       caFile: joinPath(home, 'ca.crt'),
+      ...(options.metricsPort === undefined ? {} : { metricsPort: options.metricsPort }),
     };
     await writeFileAtomic(files.certFile, result.certificate, PUBLIC);
     await writeFileAtomic(files.caFile, ca, PUBLIC);
     const agentFile = joinPath(home, 'agent.json');
     await writeJson(agentFile, files);
 
-    const { node } = result;
+    // 5. The agent: replaced when one runs from this home (the credentials may be new).
+    const replaced = options.agent ? await stopRunningAgent(home) : undefined;
+    if (replaced !== undefined)
+      progress(`stopped the agent that ran from ${home} (pid ${replaced})`);
+    let node = result.node;
+    let agentPid: number | undefined;
+    if (options.agent && !options.foreground) {
+      const started = await startAgentDaemon({ home, config: agentFile });
+      agentPid = started.pid;
+      progress(`started clusteragent (pid ${started.pid}, log ${started.log}); waiting for Ready`);
+      const member = createClient({
+        endpoints: [server],
+        ca,
+        cert: result.certificate,
+        key: keyPem,
+      });
+      try {
+        node = await waitForAgent(member, node.name, started, options.waitTimeout * 1000);
+      } finally {
+        await member.close();
+      }
+    }
+
     if (options.output === 'json') {
-      context.stdout(toJson({ node, rejoined: result.rejoined, agentConfig: agentFile }));
+      context.stdout(
+        toJson({
+          node,
+          rejoined: result.rejoined,
+          agentConfig: agentFile,
+          agent: agentPid === undefined ? null : { pid: agentPid, log: agentLog(home) },
+        }),
+      );
     } else {
       context.stdout(
         renderFields([
@@ -193,13 +264,24 @@ export const join = defineCommand<Options, [string]>({
           ['State', node.state],
           ['Range', `${formatRange(node.range)} (${formatBytes(node.range.size)})`],
           ['Agent config', agentFile],
+          ...(agentPid === undefined
+            ? []
+            : ([
+                ['Agent', `pid ${agentPid}, log ${agentLog(home)}`],
+                ['Page server', node.pageserver?.address ?? '-'],
+              ] as [string, string][])),
         ]),
       );
     }
-    if (options.agent) {
+    if (!options.agent) {
       progress(
-        `start the node agent with: clusteragent --config ${agentFile} (join does not start it yet; --no-agent hides this)`,
+        `not starting the agent (--no-agent); start it with: clusteragent --config ${agentFile}`,
       );
+    }
+    if (options.foreground) {
+      progress('running clusteragent in the foreground (Ctrl-C stops it)');
+      const code = await runAgentForeground({ home, config: agentFile });
+      if (code !== 0) throw new CliError('AGENT_START_FAILED', `clusteragent exited with ${code}`);
     }
   },
 });

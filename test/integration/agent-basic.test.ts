@@ -79,7 +79,7 @@ t.test('an agent serves its node range and keeps it served', async (t) => {
   t.equal(config.certFile, join(dir, 'node.crt'), 'file names relative to agent.json');
 
   const agent = await startAgent({
-    config: { ...config, pageserver: { binary: BINARY } },
+    config: { ...config, pageserver: { binary: BINARY, plaintextLoopback: true } },
     logger: pino({ level: process.env.AGENT_LOG ?? 'silent' }),
     healthMs: 300,
   });
@@ -196,7 +196,7 @@ t.test('a page server that cannot be restarted turns the node NotReady', async (
       name,
       ...files,
       heartbeatSeconds: 1,
-      pageserver: { binary: wrapper },
+      pageserver: { binary: wrapper, plaintextLoopback: true },
     },
     logger: pino({ level: process.env.AGENT_LOG ?? 'silent' }),
     healthMs: 300,

@@ -34,7 +34,7 @@ t.test('an agent serves its range over mutual TLS', async (t) => {
       keyFile: 'node.key',
       caFile: 'ca.crt',
       heartbeatSeconds: 1,
-      pageserver: { binary: BINARY, tls: true },
+      pageserver: { binary: BINARY },
     }),
   );
   const agent = await startAgent({

@@ -1,10 +1,13 @@
 /**
  * clusteradm end to end on the embedded store: `init` (the binary) starts a
  * real clusterd, a token is made, two machines (two node homes, each join run
- * by the binary) join, the nodes get disjoint ranges, a segment is allocated
- * and freed, a node is removed. The admin commands run in process (the same
- * code, without a process start each). The clusterd that init started is
- * killed at the end, whatever happened.
+ * by the binary) join — node-a as a user would, so join starts its
+ * clusteragent and page server (mutual TLS); node-b with --no-agent — the
+ * nodes get disjoint ranges, bytes go through node-a's page server, a segment
+ * is allocated and freed, a node is removed. The admin commands run in
+ * process (the same code, without a process start each). The clusterd that
+ * init started and the agent that join started are stopped at the end,
+ * whatever happened.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -38,11 +41,11 @@ async function stopProcess(pid: number): Promise<void> {
 const root = await mkdtemp(join(tmpdir(), 'amalgam-cli-e2e-'));
 const home = join(root, 'admin');
 t.teardown(async () => {
-  const pid = Number.parseInt(
-    await readFile(join(home, 'clusterd.pid'), 'utf8').catch(() => ''),
-    10,
-  );
-  if (Number.isInteger(pid) && pid > 0) await stopProcess(pid);
+  // The agent first (it stops its page server), then clusterd.
+  for (const pidFile of [join(root, 'node-a', 'agent.pid'), join(home, 'clusterd.pid')]) {
+    const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10);
+    if (Number.isInteger(pid) && pid > 0) await stopProcess(pid);
+  }
   await rm(root, { recursive: true, force: true });
 });
 
@@ -83,9 +86,10 @@ t.test('tokens, joins, memory and removal', async (t) => {
   const listed = await admin(['token', 'list', '-o', 'json']);
   t.ok(json<{ items: { id: string }[] }>(listed.stdout).items.some((x) => x.id === id));
 
-  for (const [name, contribute] of [
-    ['node-a', '1Gi'],
-    ['node-b', '2Gi'],
+  let agentPid = 0;
+  for (const [name, contribute, agent] of [
+    ['node-a', '1Gi', []],
+    ['node-b', '2Gi', ['--no-agent']],
   ] as const) {
     const joined = await runCli([
       'join',
@@ -100,15 +104,61 @@ t.test('tokens, joins, memory and removal', async (t) => {
       join(root, name),
       '--contribute',
       contribute,
-      '--no-agent',
+      ...agent,
+      '-o',
+      'json',
     ]);
     t.equal(joined.code, 0, `join ${name}: ${joined.stderr}`);
+    const out = json<{ node: NodeView; agent: { pid: number; log: string } | null }>(joined.stdout);
+    if (agent.length === 0) {
+      t.equal(out.node.state, 'Ready', 'join returns once its agent made the node Ready');
+      t.equal(out.node.pageserver?.tls, true, 'with a page server on mutual TLS (the default)');
+      t.ok(out.agent && alive(out.agent.pid), 'the agent keeps running after join returns');
+      agentPid = out.agent?.pid ?? 0;
+    } else {
+      t.equal(out.agent, null, '--no-agent starts none');
+      t.match(joined.stderr, /--no-agent.*clusteragent --config/);
+    }
   }
 
   const nodes = json<{ items: NodeView[] }>((await admin(['nodes', '-o', 'json'])).stdout).items;
   t.same(nodes.map((n) => n.name).sort(), ['node-a', 'node-b']);
-  // No agent runs here: a node is Joining until its grace period passes, then NotReady.
-  for (const node of nodes) t.ok(['Joining', 'NotReady'].includes(node.state), node.state);
+  t.equal(nodes.find((n) => n.name === 'node-a')?.state, 'Ready');
+  // No agent runs for node-b: it is Joining until its grace period passes, then NotReady.
+  const stateB = nodes.find((n) => n.name === 'node-b')?.state as string;
+  t.ok(['Joining', 'NotReady'].includes(stateB), stateB);
+
+  // The admin reaches node-a's bytes through its TLS page server.
+  const pinned = json<SegmentView>(
+    (await admin(['mem', 'alloc', '4Mi', '--pinned', 'node-a', '-o', 'json'])).stdout,
+  );
+  const wrote = await admin(['mem', 'write', `${pinned.id}:100`, '--data', 'through join']);
+  t.equal(wrote.code, 0, wrote.stderr);
+  const read = await admin(['mem', 'read', `${pinned.id}:100`, '12']);
+  t.equal(read.stdout, 'through join');
+  t.equal((await admin(['mem', 'free', pinned.id])).code, 0);
+
+  // Joining again from the same home replaces the running agent (new credentials).
+  const rejoined = await runCli([
+    'join',
+    cluster.server,
+    '--token',
+    token,
+    '--ca-cert-hash',
+    cluster.caCertHash,
+    '--name',
+    'node-a',
+    '--home',
+    join(root, 'node-a'),
+    '-o',
+    'json',
+  ]);
+  t.equal(rejoined.code, 0, rejoined.stderr);
+  const again = json<{ rejoined: boolean; agent: { pid: number } }>(rejoined.stdout);
+  t.ok(again.rejoined);
+  t.not(again.agent.pid, agentPid, 'a new agent');
+  t.notOk(alive(agentPid), 'the old agent was stopped');
+  t.match(rejoined.stderr, new RegExp(`stopped the agent that ran from .* \\(pid ${agentPid}\\)`));
   const [a, b] = [...nodes].sort((x, y) => x.range.start - y.range.start) as [NodeView, NodeView];
   t.ok(a.range.start + a.range.size <= b.range.start, 'the ranges are disjoint');
   t.equal(nodes.find((n) => n.name === 'node-a')?.range.size, 1024 * MIB);

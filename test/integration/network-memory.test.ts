@@ -48,8 +48,15 @@ const admin = createClient({
 });
 t.teardown(() => admin.close());
 
-/** Joins a node, starts its agent; returns the node's own client (its certificate). */
-async function startNode(name: string): Promise<{ agent: Agent; client: AmalgamClient }> {
+interface StartedNode {
+  agent: Agent;
+  /** The node's own API client and page-server credentials (its certificate). */
+  client: AmalgamClient;
+  tls: { ca: string; cert: string; key: string };
+}
+
+/** Joins a node and starts its agent (page server on mutual TLS, the default). */
+async function startNode(name: string): Promise<StartedNode> {
   const { joined, keyPem, files } = await joinNode(cd, name, {
     home: join(dir, name),
     contributedBytes: 32 * MiB,
@@ -72,8 +79,16 @@ async function startNode(name: string): Promise<{ agent: Agent; client: AmalgamC
     cert: joined.certificate,
     key: keyPem,
   });
-  return { agent, client };
+  return {
+    agent,
+    client,
+    tls: { ca: joined.caCertificate, cert: joined.certificate, key: keyPem },
+  };
 }
+
+/** Network memory as this node sees it, over mutual TLS with its certificate. */
+const openMemory = (node: StartedNode): Promise<NetworkMemory> =>
+  NetworkMemory.open({ client: node.client, tls: node.tls });
 
 const nodes = await Promise.all(NAMES.map(startNode));
 t.teardown(async () => {
@@ -92,7 +107,7 @@ t.test('each node publishes the page server its agent runs', async (t) => {
     const view = published.find((n) => n.name === NAMES[i]) as NodeView;
     const ps = node.agent.pageServer();
     t.ok(ps, `${NAMES[i]} runs a page server`);
-    t.same(view.pageserver, { address: `${ps?.host}:${ps?.port}`, tls: false });
+    t.same(view.pageserver, { address: `${ps?.host}:${ps?.port}`, tls: true });
   }
 });
 
@@ -122,8 +137,8 @@ t.test('64 MiB written from node A read back from node C, byte for byte', async 
     'the segment has extents on all three nodes',
   );
   const data = pattern(64 * MiB, 42);
-  const fromA = await NetworkMemory.open({ client: nodeA.client });
-  const fromC = await NetworkMemory.open({ client: nodeC.client });
+  const fromA = await openMemory(nodeA);
+  const fromC = await openMemory(nodeC);
   t.teardown(() => Promise.all([fromA.close(), fromC.close()]));
   await fromA.writeSegment(segment, 0, data);
   const back = await fromC.readSegment(segment, 0, 64 * MiB);
@@ -141,8 +156,8 @@ t.test('64 MiB written from node A read back from node C, byte for byte', async 
 t.test('reads and writes that cross a range boundary round-trip', async (t) => {
   const layout = (await admin.memory.layout()).layout;
   const ranges = layout.ranges.filter((r) => NAMES.includes(r.node));
-  const fromB = await NetworkMemory.open({ client: nodeB.client });
-  const fromC = await NetworkMemory.open({ client: nodeC.client });
+  const fromB = await openMemory(nodeB);
+  const fromC = await openMemory(nodeC);
   t.teardown(() => Promise.all([fromB.close(), fromC.close()]));
   let crossed = 0;
   for (let i = 0; i + 1 < ranges.length; i++) {
@@ -166,7 +181,7 @@ t.test('reads and writes that cross a range boundary round-trip', async (t) => {
 
 t.test('3 concurrent clients x 500 CAS64 and FETCH_ADD64 end at exactly 1,500', async (t) => {
   const counter = (segment.extents[1] as { start: number }).start + 64;
-  const clients = await Promise.all(nodes.map((n) => NetworkMemory.open({ client: n.client })));
+  const clients = await Promise.all(nodes.map(openMemory));
   t.teardown(() => Promise.all(clients.map((c) => c.close())));
   await clients[0]?.write(counter, Buffer.alloc(16));
 
@@ -193,7 +208,7 @@ t.test('16 concurrent clients x 200 FETCH_ADD64 on one word end at exactly 3,200
   const word = (segment.extents[2] as { start: number }).start + 256;
   const clients = await Promise.all(
     Array.from({ length: 16 }, (_, i) =>
-      NetworkMemory.open({ client: (nodes[i % 3] as (typeof nodes)[0]).client }),
+      openMemory(nodes[i % 3] as StartedNode),
     ),
   );
   t.teardown(() => Promise.all(clients.map((c) => c.close())));
@@ -217,7 +232,7 @@ t.test('a NetworkLock: mutual exclusion, takeover after the ttl, no foreign unlo
   const base = (segment.extents[1] as { start: number }).start + 1024;
   const lockWordAt = base;
   const counter = base + 64;
-  const clients = await Promise.all(nodes.map((n) => NetworkMemory.open({ client: n.client })));
+  const clients = await Promise.all(nodes.map(openMemory));
   t.teardown(() => Promise.all(clients.map((c) => c.close())));
   await clients[0]?.write(base, Buffer.alloc(128));
 
@@ -302,7 +317,7 @@ t.test('clusteradm mem lock / mem unlock', async (t) => {
 });
 
 t.test('an address no node owns is ADDRESS_UNMAPPED', async (t) => {
-  const memory = await NetworkMemory.open({ client: nodeA.client });
+  const memory = await openMemory(nodeA);
   t.teardown(() => memory.close());
   const { layout } = await admin.memory.layout();
   const last = layout.ranges.at(-1) as { start: number; size: number };
@@ -394,7 +409,7 @@ t.test('clusteradm mem write then mem read of a segment offset', async (t) => {
 });
 
 t.test('a killed page server: a clear error or the restarted one, never a hang', async (t) => {
-  const memory = await NetworkMemory.open({ client: nodeA.client });
+  const memory = await openMemory(nodeA);
   t.teardown(() => memory.close());
   const extent = segment.extents.find((e) => e.node === 'nm-b') as { start: number };
   await memory.read(extent.start, 8); // a connection to nm-b's page server is open
