@@ -130,12 +130,16 @@ export type Address = bigint | number;
 export class PageServerClient {
   private nextId = 1n;
   private readonly pending = new Map<bigint, Pending>();
-  private buf: Buffer = Buffer.alloc(0);
-  /** Chunks received but not yet copied into `buf`: copied once a whole frame is there. */
-  private parts: Buffer[] = [];
-  private partsBytes = 0;
-  /** Bytes `buf` must hold before the next frame can be parsed. */
-  private need = HEADER_SIZE;
+  /** The response header being received, and how much of it is there. */
+  private readonly header = Buffer.alloc(HEADER_SIZE);
+  private headerFill = 0;
+  /**
+   * The payload of the frame whose header is complete: allocated at its full
+   * length once, and filled straight from the socket's chunks, so every answer
+   * byte is copied exactly once however the stream is cut.
+   */
+  private payload: Buffer | null = null;
+  private payloadFill = 0;
   private closedError: Error | null = null;
 
   private constructor(private readonly socket: Socket) {
@@ -257,44 +261,48 @@ export class PageServerClient {
   }
 
   private onData(chunk: Buffer): void {
-    // Appending each chunk to the buffer copies a 1 MiB answer once per chunk
-    // (quadratic); collect chunks and copy once when the frame is complete.
-    this.parts.push(chunk);
-    this.partsBytes += chunk.length;
-    if (this.buf.length + this.partsBytes < this.need) return;
-    this.buf =
-      this.buf.length === 0 && this.parts.length === 1
-        ? (this.parts[0] as Buffer)
-        : Buffer.concat([this.buf, ...this.parts]);
-    this.parts = [];
-    this.partsBytes = 0;
-    this.need = HEADER_SIZE;
-    while (this.buf.length >= HEADER_SIZE) {
-      const magic = this.buf.readUInt32LE(0);
-      const length = this.buf.readUInt32LE(20);
-      if (magic !== WIRE_MAGIC || this.buf.readUInt8(4) !== WIRE_VERSION) {
-        this.failAll(new PageServerConnectionError('bad response header from the page server'));
-        this.socket.destroy();
-        return;
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.payload === null) {
+        const n = Math.min(HEADER_SIZE - this.headerFill, chunk.length - off);
+        chunk.copy(this.header, this.headerFill, off, off + n);
+        this.headerFill += n;
+        off += n;
+        if (this.headerFill < HEADER_SIZE) return;
+        if (
+          this.header.readUInt32LE(0) !== WIRE_MAGIC ||
+          this.header.readUInt8(4) !== WIRE_VERSION
+        ) {
+          this.failAll(new PageServerConnectionError('bad response header from the page server'));
+          this.socket.destroy();
+          return;
+        }
+        this.payload = Buffer.allocUnsafe(this.header.readUInt32LE(20));
+        this.payloadFill = 0;
       }
-      if (this.buf.length < HEADER_SIZE + length) {
-        this.need = HEADER_SIZE + length;
-        return;
-      }
-      const flags = this.buf.readUInt16LE(6);
-      const id = this.buf.readBigUInt64LE(8);
-      const status = this.buf.readUInt32LE(16);
-      const opcode = this.buf.readUInt8(5);
-      const payload = Buffer.from(this.buf.subarray(HEADER_SIZE, HEADER_SIZE + length));
-      this.buf = this.buf.subarray(HEADER_SIZE + length);
-      const p = this.pending.get(id);
-      if (!p) continue; // an answer to a raw (untracked) request
-      this.pending.delete(id);
-      if (status !== WireStatus.OK) {
-        p.reject(new PageServerError(status, STATUS_NAMES.get(status) ?? 'UNKNOWN', opcode, id));
-      } else {
-        p.resolve({ flags, payload });
-      }
+      const n = Math.min(this.payload.length - this.payloadFill, chunk.length - off);
+      chunk.copy(this.payload, this.payloadFill, off, off + n);
+      this.payloadFill += n;
+      off += n;
+      if (this.payloadFill === this.payload.length) this.complete(this.payload);
+    }
+  }
+
+  /** One whole frame is in: `header` and its payload; settle its request. */
+  private complete(payload: Buffer): void {
+    const flags = this.header.readUInt16LE(6);
+    const id = this.header.readBigUInt64LE(8);
+    const status = this.header.readUInt32LE(16);
+    const opcode = this.header.readUInt8(5);
+    this.payload = null;
+    this.headerFill = 0;
+    const p = this.pending.get(id);
+    if (!p) return; // an answer to a raw (untracked) request
+    this.pending.delete(id);
+    if (status !== WireStatus.OK) {
+      p.reject(new PageServerError(status, STATUS_NAMES.get(status) ?? 'UNKNOWN', opcode, id));
+    } else {
+      p.resolve({ flags, payload });
     }
   }
 
