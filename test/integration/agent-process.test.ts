@@ -36,7 +36,10 @@ t.test('clusteragent --config: serves the range, exits 0 on SIGTERM', async (t) 
   });
   t.teardown(() => admin.close());
   const name = 'agent-proc';
-  const { joined } = await joinNode(cd, name, { home: dir, contributedBytes: 8 * MiB });
+  const { joined, keyPem } = await joinNode(cd, name, {
+    home: dir,
+    contributedBytes: 8 * MiB,
+  });
   await writeFile(
     join(dir, 'agent.json'),
     JSON.stringify({
@@ -78,7 +81,10 @@ t.test('clusteragent --config: serves the range, exits 0 on SIGTERM', async (t) 
     void exited.then((code) => reject(new Error(`clusteragent exited ${code}`)));
   });
   const ps = await started;
-  const client = await PageServerClient.connect('127.0.0.1', ps.port);
+  // The page server speaks mutual TLS by default; the node's own certificate is a member's.
+  const client = await PageServerClient.connect('127.0.0.1', ps.port, {
+    tls: { ca: joined.caCertificate, cert: joined.certificate, key: keyPem, node: name },
+  });
   const stats = await client.stat();
   t.equal(
     stats.rangeStart,
