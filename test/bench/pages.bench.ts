@@ -1,37 +1,33 @@
 /**
  * npm run bench:pages — the native page server against its peers, on
- * loopback, all measured in the same run:
+ * loopback, all measured in the same run by one C load generator
+ * (test/bench/pages/loadgen.c: a thread per connection, blocking sockets,
+ * OpenSSL for TLS), so the figures compare servers, not clients:
  *
  * - 4 KiB random reads and writes (50/50) at 1 and 50 connections, each
  *   connection a closed loop (one request in flight), for the page server in
  *   plaintext (--plaintext-loopback) and with mutual TLS (node certificates
- *   from the PKI library), Redis (GET/SET of 4096-byte values, a minimal RESP
- *   client over `net` written here: no pipelining, same closed loop) and a
- *   4 KiB TCP echo (test/bench/pages/peer.c, C + epoll: the ceiling).
+ *   from the PKI library), Redis (GET/SET of 4096-byte values) and a 4 KiB
+ *   TCP echo (test/bench/pages/peer.c, C + epoll: the ceiling).
  * - Bulk: 256 MiB read from the page server in 1 MiB reads pipelined on one
  *   plaintext connection (3 in flight, under the server's 4 MiB output
- *   window), against a C server that writes 256 MiB to a plain socket.
+ *   window), against a C server that writes 256 MiB to a plain socket read to
+ *   its end by the same load generator. The same bulk read through the
+ *   shipped TypeScript PageServerClient is printed too (no goal).
  *
- * Every client is the same Node process (the shipped PageServerClient for the
- * page server), so the load generator's cost is the same for all systems.
- * Every child runs under setpriv --pdeathsig and is killed on exit.
+ * Rounds interleave the systems (the machine is shared and noisy) and each
+ * cell keeps its best round. Every child runs under setpriv --pdeathsig and
+ * is killed on exit.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import {
-  HEADER_SIZE,
-  Opcode,
-  PageServerClient,
-  type PageServerConnectOptions,
-  WIRE_MAGIC,
-  WIRE_VERSION,
-} from '../../services/client/pageserver-client.ts';
+import { PageServerClient } from '../../services/client/pageserver-client.ts';
 import {
   createClusterCa,
   createKeyAndCsr,
@@ -48,10 +44,9 @@ import {
 } from '../harness/processes.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 3);
 const CONCURRENCY = [1, 50];
-const PAGE = 4096;
 /** Random ops touch this many 4 KiB pages (64 MiB; Redis is prefilled with as many keys). */
 const PAGES = Number(process.env.BENCH_PAGES ?? 16384);
 const BULK_BYTES = 256 * 1024 * 1024;
@@ -60,242 +55,29 @@ const BULK_WINDOW = 3;
 const RANGE_START = 0x4000_0000n;
 const RANGE_SIZE = BULK_BYTES; // covers the random pages and the bulk read
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, '..', '..');
 const NATIVE = join(ROOT, 'native');
 const PAGESERVER = join(NATIVE, 'build', 'pageserver');
-const PEER_SOURCE = join(dirname(fileURLToPath(import.meta.url)), 'pages', 'peer.c');
 
 interface Measured {
   opsPerSec: number;
-  p50: number; // microseconds
-  p99: number;
+  p50us: number;
+  p99us: number;
   ops: number;
 }
 
-/** One connection of one system: do one 4 KiB op (read or write), resolve when answered. */
-interface Conn {
-  op(write: boolean, page: number): Promise<unknown>;
-  close(): Promise<void> | void;
-}
-
-interface System {
-  name: string;
-  open(): Promise<Conn>;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
-async function measure(system: System, concurrency: number): Promise<Measured> {
-  const conns = await Promise.all(Array.from({ length: concurrency }, () => system.open()));
-  try {
-    // A short warm-up so connection setup and JIT are not in the figures.
-    const warmUntil = performance.now() + 200;
-    await Promise.all(
-      conns.map(async (c) => {
-        while (performance.now() < warmUntil) {
-          await c.op(Math.random() < 0.5, Math.floor(Math.random() * PAGES));
-        }
-      }),
-    );
-    const latencies: number[] = [];
-    const started = performance.now();
-    const endAt = started + SECONDS * 1000;
-    await Promise.all(
-      conns.map(async (c) => {
-        while (performance.now() < endAt) {
-          const write = Math.random() < 0.5;
-          const page = Math.floor(Math.random() * PAGES);
-          const t0 = performance.now();
-          await c.op(write, page);
-          latencies.push((performance.now() - t0) * 1000);
-        }
-      }),
-    );
-    const elapsed = (performance.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
-    return {
-      opsPerSec: latencies.length / elapsed,
-      p50: percentile(latencies, 50),
-      p99: percentile(latencies, 99),
-      ops: latencies.length,
-    };
-  } finally {
-    await Promise.all(conns.map((c) => c.close()));
-  }
-}
-
-// ---------------------------------------------------------------- systems
-
-function pageServerSystem(
-  name: string,
-  port: number,
-  options: PageServerConnectOptions,
-  payload: Buffer,
-): System {
-  return {
-    name,
-    async open() {
-      const c = await PageServerClient.connect('127.0.0.1', port, options);
-      return {
-        op: (write, page) => {
-          const addr = RANGE_START + BigInt(page * PAGE);
-          return write ? c.write(addr, payload) : c.read(addr, PAGE);
-        },
-        close: () => c.close(),
-      };
-    },
-  };
-}
-
-function connectSocket(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.off('error', reject);
-      s.setNoDelay(true);
-      resolve(s);
-    });
-    s.once('error', reject);
+/** Runs the load generator; its last stdout line is one JSON object. */
+function loadgen<T>(binary: string, args: string[]): T {
+  const out = execFileSync(binary, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
+  return JSON.parse(out.trim().split('\n').at(-1) as string) as T;
 }
 
-function closeSocket(s: Socket): Promise<void> {
-  return new Promise((resolve) => {
-    if (s.destroyed) return resolve();
-    s.once('close', () => resolve());
-    s.end();
-  });
-}
-
-type RespReply = string | Buffer | null;
-
-/**
- * The smallest RESP2 client that does the job: commands as arrays of bulk
- * strings, replies `+`, `-`, `:` and `$` (no arrays needed for GET/SET/PING),
- * answered in order. One command in flight per connection in this benchmark.
- */
-class RespConnection {
-  private buf: Buffer = Buffer.alloc(0);
-  private readonly waiters: Array<{ resolve: (r: RespReply) => void; reject: (e: Error) => void }> =
-    [];
-
-  private constructor(private readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    const fail = (e: Error) => {
-      for (const w of this.waiters.splice(0)) w.reject(e);
-    };
-    socket.on('error', fail);
-    socket.on('close', () => fail(new Error('redis connection closed')));
-  }
-
-  static async connect(port: number): Promise<RespConnection> {
-    return new RespConnection(await connectSocket(port));
-  }
-
-  command(args: Array<string | Buffer>): Promise<RespReply> {
-    const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
-    for (const a of args) {
-      const b = typeof a === 'string' ? Buffer.from(a) : a;
-      parts.push(Buffer.from(`$${b.length}\r\n`), b, CRLF);
-    }
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      this.socket.write(Buffer.concat(parts));
-    });
-  }
-
-  close(): Promise<void> {
-    return closeSocket(this.socket);
-  }
-
-  private onData(chunk: Buffer): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    for (;;) {
-      const eol = this.buf.indexOf(CRLF);
-      if (eol < 0) return;
-      const kind = this.buf[0];
-      const line = this.buf.toString('latin1', 1, eol);
-      let reply: RespReply | Error;
-      let consumed: number;
-      if (kind === 0x24 /* $ */) {
-        const len = Number(line);
-        if (len < 0) {
-          reply = null;
-          consumed = eol + 2;
-        } else {
-          if (this.buf.length < eol + 2 + len + 2) return;
-          reply = this.buf.subarray(eol + 2, eol + 2 + len);
-          consumed = eol + 2 + len + 2;
-        }
-      } else if (kind === 0x2d /* - */) {
-        reply = new Error(`redis: ${line}`);
-        consumed = eol + 2;
-      } else {
-        reply = line;
-        consumed = eol + 2;
-      }
-      this.buf = this.buf.subarray(consumed);
-      const w = this.waiters.shift();
-      if (!w) continue;
-      if (reply instanceof Error) w.reject(reply);
-      else w.resolve(reply);
-    }
-  }
-}
-
-const CRLF = Buffer.from('\r\n');
-
-function redisSystem(port: number, payload: Buffer): System {
-  return {
-    name: 'redis',
-    async open() {
-      const c = await RespConnection.connect(port);
-      return {
-        op: async (write, page) => {
-          if (write) return c.command(['SET', `p${page}`, payload]);
-          const v = await c.command(['GET', `p${page}`]);
-          if (!Buffer.isBuffer(v) || v.length !== PAGE) throw new Error('redis GET: bad value');
-          return v;
-        },
-        close: () => c.close(),
-      };
-    },
-  };
-}
-
-/** 4 KiB out, 4 KiB back: the request/response ceiling of a socket. */
-function echoSystem(port: number, payload: Buffer): System {
-  return {
-    name: 'tcp_echo',
-    async open() {
-      const s = await connectSocket(port);
-      let received = 0;
-      const waiters: Array<() => void> = [];
-      s.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-        while (received >= PAGE && waiters.length > 0) {
-          received -= PAGE;
-          waiters.shift()?.();
-        }
-      });
-      return {
-        op: () =>
-          new Promise<void>((resolve) => {
-            waiters.push(resolve);
-            s.write(payload);
-          }),
-        close: () => closeSocket(s),
-      };
-    },
-  };
-}
-
-// ---------------------------------------------------------------- bulk
-
-async function bulkPageServer(port: number): Promise<number> {
+/** The same bulk read through the shipped TypeScript client (informational). */
+async function bulkTypeScriptClient(port: number): Promise<number> {
   const c = await PageServerClient.connect('127.0.0.1', port);
   try {
     const chunks = BULK_BYTES / BULK_CHUNK;
@@ -317,85 +99,6 @@ async function bulkPageServer(port: number): Promise<number> {
   } finally {
     await c.close();
   }
-}
-
-/**
- * The same bulk read with a lean reader of the wire protocol (no
- * PageServerClient): each response's payload is copied once into a
- * preallocated 1 MiB buffer. Separates the server's cost from the client's.
- */
-async function bulkRawWire(port: number): Promise<number> {
-  const t0 = performance.now();
-  const s = await connectSocket(port);
-  const chunks = BULK_BYTES / BULK_CHUNK;
-  const header = (i: number) => {
-    const h = Buffer.alloc(HEADER_SIZE);
-    h.writeUInt32LE(WIRE_MAGIC, 0);
-    h.writeUInt8(WIRE_VERSION, 4);
-    h.writeUInt8(Opcode.READ, 5);
-    h.writeBigUInt64LE(BigInt(i + 1), 8);
-    h.writeBigUInt64LE(RANGE_START + BigInt(i * BULK_CHUNK), 16);
-    h.writeUInt32LE(BULK_CHUNK, 24);
-    return h;
-  };
-  let sent = 0;
-  let done = 0;
-  let bytes = 0;
-  const target = Buffer.alloc(BULK_CHUNK);
-  let hdr = Buffer.alloc(0); // partial response header
-  let payloadLeft = 0;
-  let payloadOff = 0;
-  await new Promise<void>((resolve, reject) => {
-    s.once('error', reject);
-    s.on('data', (chunk: Buffer) => {
-      let off = 0;
-      while (off < chunk.length) {
-        if (payloadLeft === 0) {
-          const need = HEADER_SIZE - hdr.length;
-          hdr = Buffer.concat([hdr, chunk.subarray(off, off + need)]);
-          off += Math.min(need, chunk.length - off);
-          if (hdr.length < HEADER_SIZE) return;
-          if (hdr.readUInt32LE(16) !== 0) return reject(new Error('bulk read: error status'));
-          payloadLeft = hdr.readUInt32LE(20);
-          payloadOff = 0;
-          hdr = Buffer.alloc(0);
-        }
-        const n = Math.min(payloadLeft, chunk.length - off);
-        chunk.copy(target, payloadOff, off, off + n);
-        off += n;
-        payloadOff += n;
-        payloadLeft -= n;
-        bytes += n;
-        if (payloadLeft === 0) {
-          done++;
-          if (done === chunks) return resolve();
-          if (sent < chunks) s.write(header(sent++));
-        }
-      }
-    });
-    while (sent < BULK_WINDOW) s.write(header(sent++));
-  });
-  const secs = (performance.now() - t0) / 1000;
-  s.destroy();
-  if (bytes !== BULK_BYTES) throw new Error(`raw bulk read got ${bytes} bytes`);
-  return BULK_BYTES / 1e6 / secs;
-}
-
-async function bulkPlainSocket(port: number): Promise<number> {
-  const t0 = performance.now();
-  const s = await connectSocket(port);
-  let bytes = 0;
-  await new Promise<void>((resolve, reject) => {
-    s.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-    });
-    s.once('end', () => resolve());
-    s.once('error', reject);
-  });
-  const secs = (performance.now() - t0) / 1000;
-  s.destroy();
-  if (bytes !== BULK_BYTES) throw new Error(`plain socket copy got ${bytes} bytes`);
-  return BULK_BYTES / 1e6 / secs;
 }
 
 // ---------------------------------------------------------------- processes
@@ -429,18 +132,23 @@ function listeningPort(child: ChildProcess, what: string): Promise<number> {
   });
 }
 
+/** PING over a fresh connection: resolves true on +PONG. */
+function redisPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('error', () => resolve(false));
+    s.once('connect', () => s.write('PING\r\n'));
+    s.once('data', (d: Buffer) => {
+      s.destroy();
+      resolve(d.toString().startsWith('+PONG'));
+    });
+  });
+}
+
 async function waitForRedis(port: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 10_000;
-  for (;;) {
+  while (!(await redisPing(port))) {
     if (!isAlive(child)) throw new Error('redis-server exited at start');
-    try {
-      const c = await RespConnection.connect(port);
-      const pong = await c.command(['PING']);
-      await c.close();
-      if (pong === 'PONG') return;
-    } catch {
-      // not up yet
-    }
     if (Date.now() > deadline) throw new Error('redis-server did not answer PING within 10 s');
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -487,11 +195,11 @@ async function main(): Promise<void> {
     console.error('bench:pages needs redis-server: apt-get install redis-server');
     process.exit(1);
   }
-  const haveOpenssl = existsSync('/usr/include/openssl/ssl.h');
-  if (
-    !existsSync(PAGESERVER) ||
-    (haveOpenssl && !existsSync(join(NATIVE, 'build', 'obj', '.mode-tls')))
-  ) {
+  if (!existsSync('/usr/include/openssl/ssl.h')) {
+    console.error('bench:pages needs the OpenSSL headers: apt-get install libssl-dev');
+    process.exit(1);
+  }
+  if (!existsSync(PAGESERVER) || !existsSync(join(NATIVE, 'build', 'obj', '.mode-tls'))) {
     process.stderr.write('building native/ (make -C native) ...\n');
     execFileSync('make', ['-C', NATIVE], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
@@ -502,7 +210,25 @@ async function main(): Promise<void> {
   installHandlers();
   try {
     const peer = join(root, 'peer');
-    execFileSync('gcc', ['-O2', '-std=c11', PEER_SOURCE, '-o', peer], { stdio: 'inherit' });
+    const gen = join(root, 'loadgen');
+    execFileSync('gcc', ['-O2', '-std=c11', join(HERE, 'pages', 'peer.c'), '-o', peer], {
+      stdio: 'inherit',
+    });
+    execFileSync(
+      'gcc',
+      [
+        '-O2',
+        '-std=c11',
+        '-pthread',
+        `-I${join(NATIVE, 'include')}`,
+        join(HERE, 'pages', 'loadgen.c'),
+        '-o',
+        gen,
+        '-lssl',
+        '-lcrypto',
+      ],
+      { stdio: 'inherit' },
+    );
 
     // Mutual TLS material: the server is node:a, the client node:b, both from one cluster CA.
     const ca = await createClusterCa({ commonName: 'amalgam-bench-ca' });
@@ -525,6 +251,7 @@ async function main(): Promise<void> {
       writeFileSync(p, text, { mode: 0o600 });
       return p;
     };
+    const caFile = file('ca.crt', ca.certPem);
     const rangeArgs = [
       '--listen',
       '127.0.0.1:0',
@@ -541,7 +268,7 @@ async function main(): Promise<void> {
       '--tls-key',
       file('a.key', serverId.key),
       '--tls-ca',
-      file('ca.crt', ca.certPem),
+      caFile,
       ...rangeArgs,
     ]);
     const echoChild = spawnOwned(group, peer, ['echo']);
@@ -569,36 +296,37 @@ async function main(): Promise<void> {
     await waitForRedis(redisPort, redisChild);
     const redisVersion = execFileSync(redisServer, ['--version'], { encoding: 'utf8' }).trim();
 
-    const payload = Buffer.alloc(PAGE, 0xa5);
+    const tls = ['--tls', file('b.crt', clientId.cert), file('b.key', clientId.key), caFile, 'a'];
+    const base = `0x${RANGE_START.toString(16)}`;
+    const systems: { name: string; proto: string; port: number; extra: string[] }[] = [
+      { name: 'pages_plain', proto: 'pages', port: plainPort, extra: [] },
+      { name: 'pages_tls', proto: 'pages', port: tlsPort, extra: tls },
+      { name: 'redis', proto: 'redis', port: redisPort, extra: [] },
+      { name: 'tcp_echo', proto: 'echo', port: echoPort, extra: [] },
+    ];
     // Redis and the page server hold the same data: every key/page written once up front.
     process.stderr.write(`prefilling ${PAGES} pages in Redis and the page servers ...\n`);
-    const prefill = async (system: System) => {
-      const conns = await Promise.all(Array.from({ length: 16 }, () => system.open()));
-      let next = 0;
-      await Promise.all(
-        conns.map(async (c) => {
-          while (next < PAGES) await c.op(true, next++);
-        }),
-      );
-      await Promise.all(conns.map((c) => c.close()));
-    };
-    const tls = { ca: ca.certPem, ...clientId, node: 'a' };
-    const systems: System[] = [
-      pageServerSystem('pages_plain', plainPort, {}, payload),
-      pageServerSystem('pages_tls', tlsPort, { tls }, payload),
-      redisSystem(redisPort, payload),
-      echoSystem(echoPort, payload),
-    ];
-    for (const s of systems.slice(0, 3)) await prefill(s);
+    for (const s of systems.slice(0, 3)) {
+      loadgen(gen, ['prefill', s.proto, String(s.port), String(PAGES), base, ...s.extra]);
+    }
 
     const best: Record<string, Measured> = {};
-    for (const concurrency of CONCURRENCY) {
-      for (let round = 1; round <= ROUNDS; round++) {
-        for (const system of systems) {
-          const m = await measure(system, concurrency);
-          const id = `${system.name}_c${concurrency}`;
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const concurrency of CONCURRENCY) {
+        for (const s of systems) {
+          const m = loadgen<Measured>(gen, [
+            'ops',
+            s.proto,
+            String(s.port),
+            String(concurrency),
+            String(SECONDS),
+            String(PAGES),
+            base,
+            ...s.extra,
+          ]);
+          const id = `${s.name}_c${concurrency}`;
           process.stderr.write(
-            `  round ${round} ${id}: ${m.opsPerSec.toFixed(0)} ops/s p50 ${m.p50.toFixed(0)} us\n`,
+            `  round ${round} ${id}: ${m.opsPerSec.toFixed(0)} ops/s p50 ${m.p50us.toFixed(0)} us\n`,
           );
           const prev = best[id];
           if (!prev || m.opsPerSec > prev.opsPerSec) best[id] = m;
@@ -607,26 +335,36 @@ async function main(): Promise<void> {
     }
 
     let pagesBulk = 0;
-    let rawBulk = 0;
     let plainBulk = 0;
+    let tsBulk = 0;
     for (let round = 1; round <= BULK_ROUNDS; round++) {
-      const p = await bulkPageServer(plainPort);
-      const r = await bulkRawWire(plainPort);
-      const s = await bulkPlainSocket(sourcePort);
+      const p = loadgen<{ MBps: number }>(gen, [
+        'bulk',
+        String(plainPort),
+        String(BULK_BYTES),
+        base,
+        String(BULK_WINDOW),
+      ]).MBps;
+      const s = loadgen<{ MBps: number }>(gen, [
+        'drain',
+        String(sourcePort),
+        String(BULK_BYTES),
+      ]).MBps;
+      const t = await bulkTypeScriptClient(plainPort);
       process.stderr.write(
-        `  bulk round ${round}: page server ${p.toFixed(0)} MB/s (raw wire ${r.toFixed(0)}), plain socket ${s.toFixed(0)} MB/s\n`,
+        `  bulk round ${round}: page server ${p.toFixed(0)} MB/s, plain socket ${s.toFixed(0)} MB/s, TypeScript client ${t.toFixed(0)} MB/s\n`,
       );
       pagesBulk = Math.max(pagesBulk, p);
-      rawBulk = Math.max(rawBulk, r);
       plainBulk = Math.max(plainBulk, s);
+      tsBulk = Math.max(tsBulk, t);
     }
 
     console.log(
       `\npages bench: 4 KiB random ops (50% reads, 50% writes over ${PAGES} pages), closed loop, ` +
-        `best of ${ROUNDS} round(s) of ${SECONDS}s per cell; one Node client process for every system`,
+        `best of ${ROUNDS} interleaved round(s) of ${SECONDS}s per cell; one C load generator for every system`,
     );
     console.log(
-      `peers: ${redisVersion.split(' ').slice(0, 3).join(' ')} (minimal RESP client, no pipelining); tcp_echo = C epoll echo`,
+      `peers: ${redisVersion.split(' ').slice(0, 3).join(' ')} (RESP, no pipelining); tcp_echo = C epoll echo (the ceiling)`,
     );
     console.table(
       Object.entries(best).map(([id, m]) => {
@@ -635,30 +373,26 @@ async function main(): Promise<void> {
           system,
           connections: Number(clients),
           'ops/s': Math.round(m.opsPerSec),
-          'p50 us': Math.round(m.p50),
-          'p99 us': Math.round(m.p99),
+          'p50 us': Math.round(m.p50us),
+          'p99 us': Math.round(m.p99us),
           ops: m.ops,
         };
       }),
     );
     console.table([
-      {
-        bulk: 'page server, 1 MiB reads x3 in flight, 1 conn',
-        'MB/s': Math.round(pagesBulk),
-      },
-      { bulk: 'same, lean wire reader (no PageServerClient)', 'MB/s': Math.round(rawBulk) },
-      { bulk: 'plain socket copy (C writer)', 'MB/s': Math.round(plainBulk) },
+      { bulk: 'page server, 1 MiB reads x3 in flight, 1 conn', 'MB/s': Math.round(pagesBulk) },
+      { bulk: 'plain socket copy (C writer, same reader)', 'MB/s': Math.round(plainBulk) },
+      { bulk: 'page server through the TypeScript client', 'MB/s': Math.round(tsBulk) },
     ]);
 
-    const get = (id: string) =>
-      best[id] ?? { opsPerSec: Number.NaN, p50: Number.NaN, p99: Number.NaN, ops: 0 };
+    const get = (id: string) => best[id] ?? { opsPerSec: Number.NaN, p50us: Number.NaN, p99us: 0 };
     const ratios = {
       pages_ops_vs_redis: round2(get('pages_plain_c50').opsPerSec / get('redis_c50').opsPerSec),
-      pages_p50_vs_redis: round2(get('pages_plain_c1').p50 / get('redis_c1').p50),
+      pages_p50_vs_redis: round2(get('pages_plain_c1').p50us / get('redis_c1').p50us),
       bulk_vs_plain_socket: round2(pagesBulk / plainBulk),
-      bulk_raw_wire_vs_plain_socket: round2(rawBulk / plainBulk),
       tls_vs_plaintext: round2(get('pages_tls_c50').opsPerSec / get('pages_plain_c50').opsPerSec),
       pages_ops_vs_echo: round2(get('pages_plain_c50').opsPerSec / get('tcp_echo_c50').opsPerSec),
+      ts_client_bulk_vs_plain_socket: round2(tsBulk / plainBulk),
     };
     const verdict = (ok: boolean) => (ok ? 'MET' : 'SHORT');
     console.log('goals:');
@@ -671,21 +405,21 @@ async function main(): Promise<void> {
     console.log(
       `  bulk_vs_plain_socket >= 0.7  -> ${ratios.bulk_vs_plain_socket} ${verdict(ratios.bulk_vs_plain_socket >= 0.7)}`,
     );
-    console.log(
-      `  (bulk with a lean wire reader instead of PageServerClient: ${ratios.bulk_raw_wire_vs_plain_socket})`,
-    );
     console.log(`  tls_vs_plaintext (no goal)   -> ${ratios.tls_vs_plaintext}`);
     console.log(`  pages_ops_vs_echo (ceiling)  -> ${ratios.pages_ops_vs_echo}`);
+    console.log(
+      `  TypeScript client bulk vs plain socket (no goal) -> ${ratios.ts_client_bulk_vs_plain_socket}`,
+    );
 
     const results: Record<string, number> = {};
     for (const [id, m] of Object.entries(best)) {
       results[`${id}_ops_per_s`] = Math.round(m.opsPerSec);
-      results[`${id}_p50_us`] = Math.round(m.p50);
-      results[`${id}_p99_us`] = Math.round(m.p99);
+      results[`${id}_p50_us`] = Math.round(m.p50us);
+      results[`${id}_p99_us`] = Math.round(m.p99us);
     }
     results.pages_bulk_MBps = Math.round(pagesBulk);
-    results.pages_bulk_raw_wire_MBps = Math.round(rawBulk);
     results.plain_socket_bulk_MBps = Math.round(plainBulk);
+    results.ts_client_bulk_MBps = Math.round(tsBulk);
     console.log(JSON.stringify({ bench: 'pages', results, ratios }));
   } finally {
     await stopAll(group);

@@ -4,7 +4,10 @@
  * not the language:
  *
  *   peer echo          echoes every byte back (the 4 KiB request/response ceiling)
- *   peer source BYTES  writes BYTES to each connection, then closes it (the bulk ceiling)
+ *   peer source BYTES  writes BYTES to each connection, then closes it (the bulk ceiling);
+ *                      the bytes come from a BYTES-long buffer written once at start, so
+ *                      the copy reads as much distinct memory as a page server serving
+ *                      BYTES of its range (a reused 1 MiB buffer would stay in cache)
  *
  * Listens on 127.0.0.1 port 0 and prints `listening 127.0.0.1:PORT` first.
  * Built by the benchmark into a temp directory: gcc -O2 peer.c -o peer.
@@ -34,7 +37,8 @@ struct conn {
 
 static int source_mode;
 static unsigned long long source_bytes;
-static char source_buf[1 << 20];
+static char *source_buf;
+#define SEND_CHUNK (1u << 20)
 
 static void drop(int ep, struct conn *c) {
   epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
@@ -51,8 +55,8 @@ static void set_interest(int ep, struct conn *c, unsigned events) {
 /* Returns 0 to keep the connection, -1 to drop it. */
 static int on_source(int ep, struct conn *c) {
   while (c->left > 0) {
-    size_t n = c->left < sizeof source_buf ? (size_t)c->left : sizeof source_buf;
-    ssize_t w = send(c->fd, source_buf, n, MSG_NOSIGNAL);
+    size_t n = c->left < SEND_CHUNK ? (size_t)c->left : SEND_CHUNK;
+    ssize_t w = send(c->fd, source_buf + (source_bytes - c->left), n, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EAGAIN) return 0;
       if (errno == EINTR) continue;
@@ -100,7 +104,12 @@ int main(int argc, char **argv) {
   } else if (argc >= 3 && strcmp(argv[1], "source") == 0) {
     source_mode = 1;
     source_bytes = strtoull(argv[2], NULL, 0);
-    memset(source_buf, 0x5a, sizeof source_buf);
+    source_buf = malloc(source_bytes ? source_bytes : 1);
+    if (!source_buf) {
+      perror("malloc");
+      return 1;
+    }
+    memset(source_buf, 0x5a, source_bytes);
   } else {
     fprintf(stderr, "usage: peer echo | peer source BYTES\n");
     return 2;
