@@ -386,12 +386,10 @@ out:
   return err;
 }
 
-/* Build the ops for [addr, addr+len) (split at route boundaries, chunked). */
-static int build_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t len, uint8_t *rbuf,
-                     const uint8_t *wbuf, struct nm_op **out, size_t *nout) {
+/* Count the ops for [addr, addr+len) (split at route boundaries, chunked);
+ * -EFAULT when some byte has no owner. */
+static int count_ops(const struct netmem *nm, uint64_t addr, size_t len, size_t *count) {
   if (len && addr + (len - 1) < addr) return -EFAULT;
-  /* First pass: check coverage and count. */
-  size_t count = 0;
   uint64_t a = addr;
   size_t left = len;
   while (left) {
@@ -400,22 +398,26 @@ static int build_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t le
     const struct nm_route *r = &nm->r[ri];
     uint64_t in_route = r->start + r->size - a; /* > 0 */
     uint64_t take = in_route < left ? in_route : left;
-    count += (take + AMW_MAX_PAYLOAD - 1) / AMW_MAX_PAYLOAD;
+    *count += (take + AMW_MAX_PAYLOAD - 1) / AMW_MAX_PAYLOAD;
     a += take;
     left -= take;
   }
-  struct nm_op *ops = calloc(count ? count : 1, sizeof *ops);
-  if (!ops) return -ENOMEM;
-  size_t k = 0, off = 0;
-  a = addr;
-  left = len;
+  return 0;
+}
+
+/* Append the ops for [addr, addr+len) at ops[*k] (room counted by count_ops). */
+static void fill_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t len, uint8_t *rbuf,
+                     const uint8_t *wbuf, struct nm_op *ops, size_t *k) {
+  size_t off = 0;
+  uint64_t a = addr;
+  size_t left = len;
   while (left) {
     int ri = route_of(nm, a);
     const struct nm_route *r = &nm->r[ri];
     uint64_t in_route = r->start + r->size - a;
     uint64_t take = in_route < left ? in_route : left;
     if (take > AMW_MAX_PAYLOAD) take = AMW_MAX_PAYLOAD;
-    struct nm_op *op = &ops[k++];
+    struct nm_op *op = &ops[(*k)++];
     op->route = (size_t)ri;
     op->opcode = opcode;
     op->addr = a;
@@ -432,22 +434,54 @@ static int build_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t le
     off += take;
     left -= take;
   }
-  *out = ops;
-  *nout = k;
-  return 0;
+}
+
+/* run_ops needs the ops of one route to be adjacent: sort by route, then by id
+ * (the order they were made in). */
+static int cmp_op_route(const void *a, const void *b) {
+  const struct nm_op *x = a, *y = b;
+  if (x->route != y->route) return x->route < y->route ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int rwv(struct netmem *nm, uint8_t opcode, const struct netmem_iov *iov, size_t n) {
+  if (!nm || (n && !iov)) return -EINVAL;
+  size_t count = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (iov[i].len && !iov[i].buf) return -EINVAL;
+    int rc = count_ops(nm, iov[i].addr, iov[i].len, &count);
+    if (rc) return rc;
+  }
+  if (!count) return 0;
+  struct nm_op *ops = calloc(count, sizeof *ops);
+  if (!ops) return -ENOMEM;
+  size_t k = 0;
+  int sorted = 1;
+  for (size_t i = 0; i < n; i++) {
+    size_t before = k;
+    fill_ops(nm, opcode, iov[i].addr, iov[i].len, (uint8_t *)iov[i].buf,
+             (const uint8_t *)iov[i].buf, ops, &k);
+    if (before > 0 && k > before && ops[before].route < ops[before - 1].route) sorted = 0;
+  }
+  if (!sorted) qsort(ops, k, sizeof *ops, cmp_op_route);
+  int rc = run_ops(nm, ops, k);
+  free(ops);
+  return rc;
+}
+
+int netmem_readv(struct netmem *nm, const struct netmem_iov *iov, size_t n) {
+  return rwv(nm, AMW_OP_READ, iov, n);
+}
+
+int netmem_writev(struct netmem *nm, const struct netmem_iov *iov, size_t n) {
+  return rwv(nm, AMW_OP_WRITE, iov, n);
 }
 
 static int rw(struct netmem *nm, uint8_t opcode, uint64_t addr, uint8_t *rbuf, const uint8_t *wbuf,
               size_t len) {
   if (!nm || (len && !rbuf && !wbuf)) return -EINVAL;
-  if (!len) return 0;
-  struct nm_op *ops;
-  size_t nops;
-  int rc = build_ops(nm, opcode, addr, len, rbuf, wbuf, &ops, &nops);
-  if (rc) return rc;
-  rc = run_ops(nm, ops, nops);
-  free(ops);
-  return rc;
+  struct netmem_iov one = {addr, opcode == AMW_OP_READ ? (void *)rbuf : (void *)wbuf, len};
+  return rwv(nm, opcode, &one, len ? 1 : 0);
 }
 
 int netmem_read(struct netmem *nm, uint64_t addr, void *buf, size_t len) {
@@ -545,5 +579,23 @@ int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf
   out->size = size;
   out->host = hostbuf;
   out->port = (uint16_t)port;
+  return 0;
+}
+
+int netmem_owned(const struct netmem *nm, uint64_t addr, size_t len) {
+  if (!nm) return -EINVAL;
+  size_t count = 0;
+  return count_ops(nm, addr, len, &count);
+}
+
+int netmem_owner_name(const struct netmem *nm, uint64_t addr, char *buf, size_t len) {
+  if (!nm || !buf || !len) return -EINVAL;
+  int ri = route_of(nm, addr);
+  if (ri < 0) {
+    snprintf(buf, len, "no owner");
+    return -EFAULT;
+  }
+  const struct nm_route *r = &nm->r[ri];
+  snprintf(buf, len, strchr(r->host, ':') ? "[%s]:%u" : "%s:%u", r->host, (unsigned)r->port);
   return 0;
 }
