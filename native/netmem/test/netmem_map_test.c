@@ -11,6 +11,12 @@
  *     Maps one page at GLOBAL: the lock word at +0, a u64 counter at +64; N
  *     times netmem_lock, counter += 1 (a plain load and store), netmem_unlock.
  *     Prints `done N`.
+ *   netmem_map_test put GLOBAL FILE [mapped]
+ *     Writes FILE's bytes at GLOBAL: with netmem_write, or with `mapped`
+ *     through a mapping (memcpy into it, then netmem_unmap writes it back).
+ *     Prints `put N`.
+ *   netmem_map_test peek GLOBAL
+ *     Prints `u64 N`, the word at GLOBAL read with netmem_read.
  *   netmem_map_test wait-scan GLOBAL SIZE
  *     Maps without read-ahead, touches the first page, prints `ready`, waits
  *     for a line on stdin, then reads every page in order, printing
@@ -228,12 +234,61 @@ static int wait_scan(uint64_t g, size_t size) {
   return 0;
 }
 
+static int put(uint64_t g, const char *file, int mapped) {
+  FILE *f = fopen(file, "rb");
+  if (!f) {
+    perror(file);
+    return 1;
+  }
+  fseek(f, 0, SEEK_END);
+  size_t n = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *buf = malloc(n);
+  if (!buf || fread(buf, 1, n, f) != n) {
+    perror("read");
+    return 1;
+  }
+  fclose(f);
+  int rc = netmem_map_init_env();
+  if (!rc && mapped) {
+    uint8_t *p = netmem_map(g, n, 0);
+    if (!p) {
+      fprintf(stderr, "netmem_map: %s\n", strerror(errno));
+      return 1;
+    }
+    memcpy(p, buf, n);
+    rc = netmem_unmap(p);
+  } else if (!rc) {
+    rc = open_side();
+    if (!rc) rc = netmem_write(side, g, buf, n);
+  }
+  if (rc) {
+    fprintf(stderr, "put: %s\n", strerror(-rc));
+    return 1;
+  }
+  printf("put %zu\n", n);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc >= 4 && !strcmp(argv[1], "basic"))
     return basic(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0));
   if (argc >= 4 && !strcmp(argv[1], "counter"))
     return counter(strtoull(argv[2], NULL, 0), strtol(argv[3], NULL, 0));
+  if (argc >= 4 && !strcmp(argv[1], "put"))
+    return put(strtoull(argv[2], NULL, 0), argv[3], argc >= 5 && !strcmp(argv[4], "mapped"));
+  if (argc >= 3 && !strcmp(argv[1], "peek")) {
+    uint64_t v = 0;
+    int rc = open_side();
+    if (!rc) rc = netmem_read(side, strtoull(argv[2], NULL, 0), &v, 8);
+    if (rc) {
+      fprintf(stderr, "peek: %s\n", strerror(-rc));
+      return 1;
+    }
+    printf("u64 %" PRIu64 "\n", v);
+    return 0;
+  }
   if (argc >= 4 && !strcmp(argv[1], "wait-scan"))
     return wait_scan(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0));
   fprintf(stderr, "usage: see the comment at the top of netmem_map_test.c\n");
