@@ -33,6 +33,9 @@ struct netmem {
   size_t n;
   int timeout_ms;
   uint64_t next_id;
+  /* netmem_read_stream: called for each READ piece as it completes */
+  netmem_chunk_cb chunk_cb;
+  void *chunk_ctx;
 };
 
 struct nm_op {
@@ -47,6 +50,7 @@ struct nm_op {
   uint64_t id;
   uint8_t result[8]; /* atomics: old value (little-endian) */
   uint16_t rflags;
+  uint32_t status;
 };
 
 /* Per-route progress of one call. */
@@ -59,6 +63,7 @@ struct nm_xfer {
   size_t hdr_off;
   size_t pay_off, pay_len;
   uint64_t inflight; /* response bytes of sent, unanswered requests */
+  struct netmem *nm;
   int err;  /* first error (status or connection) */
   int dead; /* connection failed: stop */
 };
@@ -263,6 +268,7 @@ static int xfer_recv(struct nm_op *ops, struct nm_xfer *x, int fd) {
         return -EPROTO;
       uint32_t status = le32toh(h.status), len = le32toh(h.length);
       op->rflags = le16toh(h.flags);
+      op->status = status;
       if (status != AMW_OK) {
         if (len != 0) return -EPROTO;
         if (!x->err) x->err = status_errno(status);
@@ -289,6 +295,10 @@ static int xfer_recv(struct nm_op *ops, struct nm_xfer *x, int fd) {
     }
     x->inflight -= resp_bytes(op);
     x->recv_i++;
+    if (x->nm->chunk_cb && op->opcode == AMW_OP_READ && op->status == AMW_OK) {
+      int rc = x->nm->chunk_cb(x->nm->chunk_ctx, op->addr, op->rbuf, op->len);
+      if (rc && !x->err) x->err = rc;
+    }
     x->hdr_off = 0;
     x->pay_off = x->pay_len = 0;
   }
@@ -327,6 +337,7 @@ static int run_ops(struct netmem *nm, struct nm_op *ops, size_t nops) {
     if (i == 0 || ops[i].route != ops[i - 1].route) {
       xs[k].route = ops[i].route;
       xs[k].first = xs[k].send_i = xs[k].recv_i = i;
+      xs[k].nm = nm;
       k++;
     }
     xs[k - 1].end = i + 1;
@@ -388,7 +399,8 @@ out:
 
 /* Count the ops for [addr, addr+len) (split at route boundaries, chunked);
  * -EFAULT when some byte has no owner. */
-static int count_ops(const struct netmem *nm, uint64_t addr, size_t len, size_t *count) {
+static int count_ops(const struct netmem *nm, uint64_t addr, size_t len, size_t chunk,
+                     size_t *count) {
   if (len && addr + (len - 1) < addr) return -EFAULT;
   uint64_t a = addr;
   size_t left = len;
@@ -398,7 +410,7 @@ static int count_ops(const struct netmem *nm, uint64_t addr, size_t len, size_t 
     const struct nm_route *r = &nm->r[ri];
     uint64_t in_route = r->start + r->size - a; /* > 0 */
     uint64_t take = in_route < left ? in_route : left;
-    *count += (take + AMW_MAX_PAYLOAD - 1) / AMW_MAX_PAYLOAD;
+    *count += (take + chunk - 1) / chunk;
     a += take;
     left -= take;
   }
@@ -406,8 +418,8 @@ static int count_ops(const struct netmem *nm, uint64_t addr, size_t len, size_t 
 }
 
 /* Append the ops for [addr, addr+len) at ops[*k] (room counted by count_ops). */
-static void fill_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t len, uint8_t *rbuf,
-                     const uint8_t *wbuf, struct nm_op *ops, size_t *k) {
+static void fill_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t len, size_t chunk,
+                     uint8_t *rbuf, const uint8_t *wbuf, struct nm_op *ops, size_t *k) {
   size_t off = 0;
   uint64_t a = addr;
   size_t left = len;
@@ -416,7 +428,7 @@ static void fill_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t le
     const struct nm_route *r = &nm->r[ri];
     uint64_t in_route = r->start + r->size - a;
     uint64_t take = in_route < left ? in_route : left;
-    if (take > AMW_MAX_PAYLOAD) take = AMW_MAX_PAYLOAD;
+    if (take > chunk) take = chunk;
     struct nm_op *op = &ops[(*k)++];
     op->route = (size_t)ri;
     op->opcode = opcode;
@@ -444,12 +456,14 @@ static int cmp_op_route(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int rwv(struct netmem *nm, uint8_t opcode, const struct netmem_iov *iov, size_t n) {
+static int rwv(struct netmem *nm, uint8_t opcode, const struct netmem_iov *iov, size_t n,
+               size_t chunk) {
   if (!nm || (n && !iov)) return -EINVAL;
+  if (!chunk || chunk > AMW_MAX_PAYLOAD) chunk = AMW_MAX_PAYLOAD;
   size_t count = 0;
   for (size_t i = 0; i < n; i++) {
     if (iov[i].len && !iov[i].buf) return -EINVAL;
-    int rc = count_ops(nm, iov[i].addr, iov[i].len, &count);
+    int rc = count_ops(nm, iov[i].addr, iov[i].len, chunk, &count);
     if (rc) return rc;
   }
   if (!count) return 0;
@@ -459,7 +473,7 @@ static int rwv(struct netmem *nm, uint8_t opcode, const struct netmem_iov *iov, 
   int sorted = 1;
   for (size_t i = 0; i < n; i++) {
     size_t before = k;
-    fill_ops(nm, opcode, iov[i].addr, iov[i].len, (uint8_t *)iov[i].buf,
+    fill_ops(nm, opcode, iov[i].addr, iov[i].len, chunk, (uint8_t *)iov[i].buf,
              (const uint8_t *)iov[i].buf, ops, &k);
     if (before > 0 && k > before && ops[before].route < ops[before - 1].route) sorted = 0;
   }
@@ -470,18 +484,30 @@ static int rwv(struct netmem *nm, uint8_t opcode, const struct netmem_iov *iov, 
 }
 
 int netmem_readv(struct netmem *nm, const struct netmem_iov *iov, size_t n) {
-  return rwv(nm, AMW_OP_READ, iov, n);
+  return rwv(nm, AMW_OP_READ, iov, n, 0);
 }
 
 int netmem_writev(struct netmem *nm, const struct netmem_iov *iov, size_t n) {
-  return rwv(nm, AMW_OP_WRITE, iov, n);
+  return rwv(nm, AMW_OP_WRITE, iov, n, 0);
+}
+
+int netmem_read_stream(struct netmem *nm, uint64_t addr, void *buf, size_t len, size_t chunk,
+                       netmem_chunk_cb cb, void *ctx) {
+  if (!nm || !cb || (len && !buf)) return -EINVAL;
+  struct netmem_iov one = {addr, buf, len};
+  nm->chunk_cb = cb;
+  nm->chunk_ctx = ctx;
+  int rc = rwv(nm, AMW_OP_READ, &one, len ? 1 : 0, chunk);
+  nm->chunk_cb = NULL;
+  nm->chunk_ctx = NULL;
+  return rc;
 }
 
 static int rw(struct netmem *nm, uint8_t opcode, uint64_t addr, uint8_t *rbuf, const uint8_t *wbuf,
               size_t len) {
   if (!nm || (len && !rbuf && !wbuf)) return -EINVAL;
   struct netmem_iov one = {addr, opcode == AMW_OP_READ ? (void *)rbuf : (void *)wbuf, len};
-  return rwv(nm, opcode, &one, len ? 1 : 0);
+  return rwv(nm, opcode, &one, len ? 1 : 0, 0);
 }
 
 int netmem_read(struct netmem *nm, uint64_t addr, void *buf, size_t len) {
@@ -585,7 +611,7 @@ int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf
 int netmem_owned(const struct netmem *nm, uint64_t addr, size_t len) {
   if (!nm) return -EINVAL;
   size_t count = 0;
-  return count_ops(nm, addr, len, &count);
+  return count_ops(nm, addr, len, AMW_MAX_PAYLOAD, &count);
 }
 
 int netmem_owner_name(const struct netmem *nm, uint64_t addr, char *buf, size_t len) {

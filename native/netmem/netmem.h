@@ -76,6 +76,13 @@ struct netmem_iov {
   size_t len;
 };
 int netmem_readv(struct netmem *nm, const struct netmem_iov *iov, size_t n);
+/* A read in requests of at most `chunk` bytes (0: 1 MiB), all pipelined; cb
+ * runs for each piece as soon as it has arrived (pieces of one owner in address
+ * order), while later ones are still on the wire. A non-zero return of cb
+ * becomes the call's result (the remaining pieces are still received). */
+typedef int (*netmem_chunk_cb)(void *ctx, uint64_t addr, void *buf, size_t len);
+int netmem_read_stream(struct netmem *nm, uint64_t addr, void *buf, size_t len, size_t chunk,
+                       netmem_chunk_cb cb, void *ctx);
 int netmem_writev(struct netmem *nm, const struct netmem_iov *iov, size_t n);
 /* addr must be 8-aligned. *old receives the previous value; the swap happened
  * iff *old == expected. old may be NULL. */
@@ -132,7 +139,7 @@ int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf
  */
 struct netmem_map_config {
   int timeout_ms;         /* each fetch/write-back; 0: NETMEM_DEFAULT_TIMEOUT_MS */
-  size_t readahead_bytes; /* sequential window; 0: default 2 MiB; (size_t)-1: off */
+  size_t readahead_bytes; /* sequential window; 0: default 8 MiB; (size_t)-1: off */
   int flush_interval_ms;  /* background write-back period; 0: 1000; < 0: off */
   uint32_t lock_ttl_s;    /* lease of netmem_lock; 0: 30 */
   int lock_timeout_ms;    /* netmem_lock gives up (-ETIMEDOUT); 0: 30000 */

@@ -39,7 +39,7 @@
 #include "netmem.h"
 
 #define PS 4096u
-#define DEFAULT_READAHEAD (2u << 20)
+#define DEFAULT_READAHEAD (8u << 20)
 #define DEFAULT_FLUSH_MS 1000
 #define DEFAULT_LOCK_TTL_S 30
 #define DEFAULT_LOCK_TIMEOUT_MS 30000
@@ -175,16 +175,25 @@ static void make_gone(struct nm_map *m, size_t p) {
   uffd_wake(at, PS);
 }
 
-/* Fetch [p, p+n) into G.bounce and install it. */
-static int fetch(struct nm_map *m, size_t p, size_t n) {
-  int rc = netmem_read(G.nm_fault, m->global + p * PS, G.bounce, n * PS);
-  if (rc) return rc;
-  rc = uffd_install(m, p, n, G.bounce);
+/* Each piece of a fetch is installed as soon as it arrives (waking whoever
+ * waits on it) while the next pieces are still on the wire. */
+#define FETCH_CHUNK (256u << 10)
+
+static int install_piece(void *ctx, uint64_t addr, void *buf, size_t len) {
+  struct nm_map *m = ctx;
+  size_t p = (size_t)(addr - m->global) / PS, n = len / PS;
+  int rc = uffd_install(m, p, n, buf);
   if (rc) return rc;
   for (size_t i = 0; i < n; i++) m->state[p + i] = PG_CLEAN;
-  G.st.fetches++;
   G.st.pages_fetched += n;
   return 0;
+}
+
+/* Fetch [p, p+n) through G.bounce and install it. */
+static int fetch(struct nm_map *m, size_t p, size_t n) {
+  G.st.fetches++;
+  return netmem_read_stream(G.nm_fault, m->global + p * PS, G.bounce, n * PS, FETCH_CHUNK,
+                            install_piece, m);
 }
 
 static void handle_missing(struct nm_map *m, size_t p, uint64_t fault_addr, uint32_t tid) {
@@ -196,8 +205,9 @@ static void handle_missing(struct nm_map *m, size_t p, uint64_t fault_addr, uint
   size_t want = m->readahead && p == m->seq_next ? G.ra_pages : 1, n = 0;
   while (n < want && p + n < m->npages && m->state[p + n] == PG_MISSING) n++;
   int rc = fetch(m, p, n);
-  if (rc && n > 1) rc = fetch(m, p, n = 1); /* the window may reach a dead owner */
-  if (!rc) {
+  if (rc && m->state[p] == PG_MISSING && n > 1)
+    rc = fetch(m, p, n = 1); /* the window may reach a dead owner */
+  if (!rc || m->state[p] != PG_MISSING) { /* the faulting page is in */
     m->seq_next = p + n;
     return;
   }

@@ -9,7 +9,7 @@
  *   against an explicit 4 KiB READ through libnetmem and against a first touch
  *   of a local userfaultfd region whose handler copies from memory;
  * - a sequential scan (sum of every u64) of the 1 GiB mapped region with the
- *   read-ahead window (BENCH_READAHEAD_KB, default 2048) and with one page per
+ *   read-ahead window (BENCH_READAHEAD_KB, default 8192) and with one page per
  *   fault, against an explicit bulk read of the same 1 GiB (64 MiB netmem_read
  *   calls, 1 MiB requests pipelined).
  *
@@ -28,7 +28,7 @@ import {
 } from '../integration/netmem-map-fixtures.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-const READAHEAD_KB = Number(process.env.BENCH_READAHEAD_KB ?? 2048);
+const READAHEAD_KB = Number(process.env.BENCH_READAHEAD_KB ?? 8192);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 4000);
 const SIZE = 1024 * 1024 * 1024;
 const START = 0x4000_0000;
