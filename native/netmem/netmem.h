@@ -10,8 +10,8 @@
  * flight per connection, all connections at once, responses matched by
  * request id).
  *
- * Transport: plaintext TCP only in this slice (page servers started with
- * --plaintext-loopback). Mutual TLS comes next.
+ * Transport: plaintext TCP (page servers started with --plaintext-loopback) or
+ * mutual TLS (netmem_set_tls; OpenSSL, when built with it).
  *
  * Threads: a struct netmem is not thread-safe; give each thread its own (they
  * may share a layout). Connections are opened lazily on first use of a route
@@ -64,6 +64,16 @@ int netmem_open(const struct netmem_route *routes, size_t n, struct netmem **out
 void netmem_close(struct netmem *nm);
 /* Timeout in milliseconds (> 0) for connecting and for each wait on a server. */
 int netmem_set_timeout_ms(struct netmem *nm, int ms);
+/* Mutual TLS to every page server from now on (PEM files: this node's
+ * certificate and key, the cluster CA). The server's certificate must chain to
+ * the CA and name a node (CN node:<name>, O amalgam:nodes). -EINVAL when a file
+ * cannot be used (netmem_tls_error() says why), -EOPNOTSUPP when built without
+ * OpenSSL. A handshake that fails is -EACCES (the server's certificate was
+ * refused) or -ECONNREFUSED / -ECONNRESET (the server refused ours). */
+int netmem_set_tls(struct netmem *nm, const char *cert_file, const char *key_file,
+                   const char *ca_file);
+/* The last TLS failure of this thread, as one line. */
+const char *netmem_tls_error(void);
 
 int netmem_read(struct netmem *nm, uint64_t addr, void *buf, size_t len);
 int netmem_write(struct netmem *nm, uint64_t addr, const void *buf, size_t len);
@@ -130,7 +140,8 @@ int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf
  * environment: NETMEM_ROUTES ("START:SIZE@HOST:PORT" separated by commas,
  * spaces or newlines) or NETMEM_ROUTES_FILE (one route per line, # comments),
  * NETMEM_TIMEOUT_MS, NETMEM_READAHEAD_KB, NETMEM_FLUSH_MS, NETMEM_LOCK_TTL_S,
- * NETMEM_LOCK_TIMEOUT_MS.
+ * NETMEM_LOCK_TIMEOUT_MS, and NETMEM_TLS_CERT + NETMEM_TLS_KEY + NETMEM_TLS_CA
+ * for page servers on mutual TLS.
  *
  * One process-wide state; every function is thread-safe. Linux only, needs
  * userfaultfd with write-protect support (5.7+ for anonymous memory) and the
@@ -143,6 +154,8 @@ struct netmem_map_config {
   int flush_interval_ms;  /* background write-back period; 0: 1000; < 0: off */
   uint32_t lock_ttl_s;    /* lease of netmem_lock; 0: 30 */
   int lock_timeout_ms;    /* netmem_lock gives up (-ETIMEDOUT); 0: 30000 */
+  /* Mutual TLS to the page servers when all three are set (netmem_set_tls). */
+  const char *tls_cert, *tls_key, *tls_ca;
 };
 
 #define NETMEM_MAP_FIXED 1        /* map at the virtual address == global_addr */

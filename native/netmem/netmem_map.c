@@ -105,6 +105,7 @@ static const char *errstr(int neg) {
   case ECONNREFUSED: return "ECONNREFUSED (owner not reachable)";
   case ETIMEDOUT: return "ETIMEDOUT (owner did not answer within the timeout)";
   case EFAULT: return "EFAULT (the owner does not serve this address)";
+  case EACCES: return "EACCES (the owner's TLS certificate was refused)";
   default: return strerror(-neg);
   }
 }
@@ -214,9 +215,11 @@ static void handle_missing(struct nm_map *m, size_t p, uint64_t fault_addr, uint
   char owner[300];
   netmem_owner_name(G.nm_fault, m->global + p * PS, owner, sizeof owner);
   G.st.errors++;
+  const char *tls = netmem_tls_error();
   logf_("netmem: page 0x%" PRIx64 " (address %#" PRIx64 ", thread %u) could not be fetched from "
-        "%s: %s; the access gets SIGBUS",
-        m->global + p * PS, fault_addr, tid, owner, errstr(rc));
+        "%s: %s%s%s; the access gets SIGBUS",
+        m->global + p * PS, fault_addr, tid, owner, errstr(rc), G.cfg.tls_ca && *tls ? "; " : "",
+        G.cfg.tls_ca && *tls ? tls : "");
   make_gone(m, p);
 }
 
@@ -442,6 +445,11 @@ int netmem_map_init(const struct netmem_route *routes, size_t n,
   if (!rc) rc = netmem_open(routes, n, &G.nm_io);
   if (!rc) rc = netmem_set_timeout_ms(G.nm_fault, c.timeout_ms);
   if (!rc) rc = netmem_set_timeout_ms(G.nm_io, c.timeout_ms);
+  if (!rc && (c.tls_cert || c.tls_key || c.tls_ca)) {
+    rc = netmem_set_tls(G.nm_fault, c.tls_cert, c.tls_key, c.tls_ca);
+    if (!rc) rc = netmem_set_tls(G.nm_io, c.tls_cert, c.tls_key, c.tls_ca);
+    if (rc) logf_("netmem: TLS: %s", rc == -EINVAL ? netmem_tls_error() : strerror(-rc));
+  }
   if (!rc) {
     G.bounce = mmap(NULL, G.ra_pages * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                     -1, 0);
@@ -575,6 +583,9 @@ int netmem_map_init_env(void) {
   if (!rc && (r = env_int("NETMEM_LOCK_TTL_S", &v)) != 0) rc = r < 0 ? r : (c.lock_ttl_s = (uint32_t)v, 0);
   if (!rc && (r = env_int("NETMEM_LOCK_TIMEOUT_MS", &v)) != 0)
     rc = r < 0 ? r : (c.lock_timeout_ms = (int)v, 0);
+  c.tls_cert = getenv("NETMEM_TLS_CERT");
+  c.tls_key = getenv("NETMEM_TLS_KEY");
+  c.tls_ca = getenv("NETMEM_TLS_CA");
   if (!rc) {
     rc = netmem_map_init(routes, n, &c);
     if (rc == -EALREADY) rc = 0;

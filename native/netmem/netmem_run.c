@@ -4,7 +4,8 @@
  *
  *   netmem-run (--route START:SIZE@HOST:PORT ... | --routes-file FILE)
  *              --map GLOBAL:SIZE [--anywhere] [--readahead-kb N] [--timeout-ms N]
- *              [--flush-ms N] [--lock-ttl-s N] -- PROGRAM [ARG...]
+ *              [--flush-ms N] [--lock-ttl-s N]
+ *              [--tls-cert F --tls-key F --tls-ca F] -- PROGRAM [ARG...]
  *
  * The program finds the mapping in NETMEM_ADDR (0x hex) and NETMEM_SIZE.
  * Exit status: the program's; 127 when the mapping cannot be made; 2 on a
@@ -21,7 +22,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: netmem-run (--route START:SIZE@HOST:PORT ... | --routes-file FILE)\n"
           "                  --map GLOBAL:SIZE [--anywhere] [--readahead-kb N] [--timeout-ms N]\n"
-          "                  [--flush-ms N] [--lock-ttl-s N] -- PROGRAM [ARG...]\n");
+          "                  [--flush-ms N] [--lock-ttl-s N]\n"
+          "                  [--tls-cert F --tls-key F --tls-ca F] -- PROGRAM [ARG...]\n");
   exit(2);
 }
 
@@ -61,6 +63,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--timeout-ms")) setenv("NETMEM_TIMEOUT_MS", v, 1);
     else if (!strcmp(a, "--flush-ms")) setenv("NETMEM_FLUSH_MS", v, 1);
     else if (!strcmp(a, "--lock-ttl-s")) setenv("NETMEM_LOCK_TTL_S", v, 1);
+    else if (!strcmp(a, "--tls-cert")) setenv("NETMEM_TLS_CERT", v, 1);
+    else if (!strcmp(a, "--tls-key")) setenv("NETMEM_TLS_KEY", v, 1);
+    else if (!strcmp(a, "--tls-ca")) setenv("NETMEM_TLS_CA", v, 1);
     else usage();
   }
   if (i >= argc || !map || (!routes && !getenv("NETMEM_ROUTES_FILE") && !getenv("NETMEM_ROUTES")))
