@@ -31,11 +31,19 @@ export interface PageServer {
   route: string;
 }
 
-export function startPageServer(start: number, size: number): Promise<PageServer> {
+/** A page server on loopback: plaintext, or mutual TLS with these PEM files. */
+export function startPageServer(
+  start: number,
+  size: number,
+  tls?: { cert: string; key: string; ca: string },
+): Promise<PageServer> {
+  const transport = tls
+    ? ['--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-ca', tls.ca]
+    : ['--plaintext-loopback'];
   const child = spawn(
     join(BUILD, 'pageserver'),
     [
-      '--plaintext-loopback',
+      ...transport,
       '--listen',
       '127.0.0.1:0',
       '--range-start',
@@ -135,8 +143,9 @@ export function runProgram(
 /**
  * The route table for netmem (one START:SIZE@HOST:PORT a line) from a
  * cluster: the layout (GET /v1/memory/layout) and each node's published page
- * server (NodeView.pageserver). Nodes without a page server are left out; a
- * TLS page server is refused (netmem speaks plaintext only so far).
+ * server (NodeView.pageserver). Nodes without a page server are left out. A
+ * TLS page server needs NETMEM_TLS_CERT/KEY/CA (a node's credentials) on the
+ * netmem side; the file itself does not say which transport a route uses.
  */
 export async function routeTable(client: Pick<AmalgamClient, 'memory' | 'nodes'>): Promise<string> {
   const [{ layout }, nodes] = await Promise.all([client.memory.layout(), client.nodes.list()]);
@@ -145,7 +154,6 @@ export async function routeTable(client: Pick<AmalgamClient, 'memory' | 'nodes'>
   for (const range of layout.ranges) {
     const ps = servers.get(range.node);
     if (!ps) continue;
-    if (ps.tls) throw new Error(`${range.node}: a TLS page server (netmem has no TLS yet)`);
     lines.push(`0x${range.start.toString(16)}:${range.size}@${ps.address}`);
   }
   return `${lines.join('\n')}\n`;

@@ -64,7 +64,11 @@ static int open_side(void) {
   for (char *tok = strtok_r(copy, ", \n", &save); tok && n < 16; tok = strtok_r(NULL, ", \n", &save))
     if (netmem_parse_route(tok, &routes[n], hosts[n], sizeof hosts[n]) == 0) n++;
   free(copy);
-  return netmem_open(routes, n, &side);
+  int rc = netmem_open(routes, n, &side);
+  const char *cert = getenv("NETMEM_TLS_CERT"), *key = getenv("NETMEM_TLS_KEY"),
+             *ca = getenv("NETMEM_TLS_CA");
+  if (!rc && cert && key && ca) rc = netmem_set_tls(side, cert, key, ca);
+  return rc;
 }
 
 static void fill(uint8_t *p, size_t n, uint32_t seed) {
