@@ -151,7 +151,7 @@ int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf
 struct netmem_map_config {
   int timeout_ms;         /* each fetch/write-back; 0: NETMEM_DEFAULT_TIMEOUT_MS */
   size_t readahead_bytes; /* sequential window; 0: default 8 MiB; (size_t)-1: off */
-  int flush_interval_ms;  /* background write-back period; 0: 1000; < 0: off */
+  int flush_interval_ms;  /* background write-back period; 0: 1000; < 0: off (env 0: off) */
   uint32_t lock_ttl_s;    /* lease of netmem_lock; 0: 30 */
   int lock_timeout_ms;    /* netmem_lock gives up (-ETIMEDOUT); 0: 30000 */
   /* Mutual TLS to the page servers when all three are set (netmem_set_tls). */
@@ -188,7 +188,8 @@ int netmem_unmap(void *addr);
  * pages of the region and drops its cached pages so they are fetched again;
  * unlocking writes back the dirty pages of the region, then frees the word.
  * -ETIMEDOUT after lock_timeout_ms; netmem_unlock: -ENOLCK when the lease was
- * lost (the word holds another owner or is free). */
+ * lost (the word holds another owner or is free). A held lease is renewed in
+ * the background once a third of lock_ttl_s has passed. */
 int netmem_lock(void *addr);
 int netmem_lock_range(void *addr, void *start, size_t len);
 int netmem_unlock(void *addr);

@@ -60,7 +60,8 @@ struct nm_map {
 
 struct nm_lock {
   uint64_t word_global;
-  uint64_t value; /* what we stored: owner << 32 | expiry */
+  uint64_t value; /* what we stored: owner << 32 | expiry (renewed by the flusher) */
+  int lost;       /* a renewal found another owner */
   struct nm_map *map;
   size_t p0, p1; /* guarded pages */
   struct nm_lock *next;
@@ -373,19 +374,32 @@ static int writeback(struct nm_map *m, size_t p0, size_t p1) {
   return rc;
 }
 
+static void renew_locks(void);
+
+/* Background thread: writes back dirty pages every flush interval (when on)
+ * and renews held lock leases once a third of their ttl has passed. */
 static void *flusher_main(void *arg) {
   (void)arg;
+  uint64_t renew_ms = (uint64_t)G.cfg.lock_ttl_s * 1000u / 6u; /* look twice per third */
+  if (renew_ms < 100) renew_ms = 100;
+  uint64_t wait_ms = renew_ms, next_flush = now_ms() + (uint64_t)G.cfg.flush_interval_ms;
+  if (G.cfg.flush_interval_ms > 0 && (uint64_t)G.cfg.flush_interval_ms < wait_ms)
+    wait_ms = (uint64_t)G.cfg.flush_interval_ms;
   pthread_mutex_lock(&G.mu);
   while (!G.stopping) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)G.cfg.flush_interval_ms * 1000000u;
+    uint64_t ns = (uint64_t)ts.tv_nsec + wait_ms * 1000000u;
     ts.tv_sec += (time_t)(ns / 1000000000u);
     ts.tv_nsec = (long)(ns % 1000000000u);
     pthread_cond_timedwait(&G.flush_cv, &G.mu, &ts);
     if (G.stopping) break;
-    for (struct nm_map *m = G.maps; m; m = m->next)
-      if (m->ndirty) writeback(m, 0, m->npages);
+    if (G.cfg.flush_interval_ms > 0 && now_ms() >= next_flush) {
+      for (struct nm_map *m = G.maps; m; m = m->next)
+        if (m->ndirty) writeback(m, 0, m->npages);
+      next_flush = now_ms() + (uint64_t)G.cfg.flush_interval_ms;
+    }
+    renew_locks();
   }
   pthread_mutex_unlock(&G.mu);
   return NULL;
@@ -473,11 +487,12 @@ int netmem_map_init(const struct netmem_route *routes, size_t n,
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = -pthread_create(&G.handler, NULL, handler_main, NULL);
-    if (!rc && c.flush_interval_ms > 0) {
-      if (pthread_create(&G.flusher, NULL, flusher_main, NULL) == 0) G.have_flusher = 1;
+    if (!rc) G.inited = 1; /* from here teardown_locked joins the handler */
+    if (!rc) {
+      rc = -pthread_create(&G.flusher, NULL, flusher_main, NULL);
+      if (!rc) G.have_flusher = 1;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!rc) G.inited = 1;
   }
   if (rc) teardown_locked();
   pthread_mutex_unlock(&init_mu);
@@ -809,6 +824,28 @@ static int drop(struct nm_map *m, size_t p0, size_t p1) {
 
 static uint64_t lock_word(uint32_t owner, uint32_t expiry) {
   return (uint64_t)owner << 32 | expiry;
+}
+
+/* Extend every held lease that is a third through its ttl. Under G.mu. */
+static void renew_locks(void) {
+  uint64_t t = now_ms();
+  for (struct nm_lock *l = G.locks; l; l = l->next) {
+    uint64_t expiry_ms = (uint64_t)(uint32_t)l->value * 1000u;
+    if (l->lost || expiry_ms > t + (uint64_t)G.cfg.lock_ttl_s * 1000u * 2u / 3u) continue;
+    uint64_t next = lock_word((uint32_t)(l->value >> 32),
+                              (uint32_t)((t + 999) / 1000 + G.cfg.lock_ttl_s));
+    uint64_t old;
+    int rc = netmem_cas64(G.nm_io, l->word_global, l->value, next, &old);
+    if (rc) continue; /* try again next time; the lease is not lost yet */
+    if (old == l->value) {
+      l->value = next;
+    } else {
+      l->lost = 1;
+      logf_("netmem: the lease on 0x%" PRIx64 " was lost (word %#" PRIx64 "): another holder "
+            "may be in the critical section",
+            l->word_global, old);
+    }
+  }
 }
 
 int netmem_lock_range(void *addr, void *start, size_t len) {

@@ -56,7 +56,7 @@ t.test('faults, read-ahead, write-back, word diffs, lock, unmapped', async (t) =
     MAP_TEST,
     ['basic', hex(BASE + SIZE - 4 * 1024 * 1024), String(8 << 20)],
     {
-      env: { ...env(), NETMEM_FLUSH_MS: '200' },
+      env: { ...env(), NETMEM_FLUSH_MS: '200', NETMEM_LOCK_TTL_S: '2' },
       children,
     },
   );
@@ -73,6 +73,7 @@ t.test('faults, read-ahead, write-back, word diffs, lock, unmapped', async (t) =
     'stale-before-lock',
     'fresh-after-lock',
     'lock-word',
+    'lease-renewed',
     'unlock-wrote-back',
     'unlock-again',
     'unmap-wrote-back',

@@ -156,6 +156,17 @@ static int basic(uint64_t g, size_t size) {
   netmem_read(side, g + 4096 * 40, &lw, 8);
   CHECK("lock-word", (lw >> 32) != 0 && (uint32_t)lw > (uint32_t)time(NULL),
         "word %#" PRIx64, lw);
+  const char *ttl_env = getenv("NETMEM_LOCK_TTL_S");
+  if (ttl_env) { /* held past its ttl: the flusher renews the lease */
+    long ttl = strtol(ttl_env, NULL, 10);
+    uint64_t before = lw;
+    struct timespec ts = {ttl + ttl / 2, 0};
+    nanosleep(&ts, NULL);
+    netmem_read(side, g + 4096 * 40, &lw, 8);
+    CHECK("lease-renewed", lw >> 32 == before >> 32 && (uint32_t)lw > (uint32_t)before &&
+                               (uint32_t)lw > (uint32_t)time(NULL),
+          "word %#" PRIx64 " (was %#" PRIx64 ")", lw, before);
+  }
   p[4096 * 40 + 64] = 9; /* same page as the lock word */
   want[4096 * 40 + 64] = 9;
   rc = netmem_unlock(word);
