@@ -177,16 +177,77 @@ static void make_gone(struct nm_map *m, size_t p) {
   uffd_wake(at, PS);
 }
 
-/* Each piece of a fetch is installed as soon as it arrives (waking whoever
- * waits on it) while the next pieces are still on the wire. */
+/* Read-ahead: each piece of a window is installed as soon as it arrives
+ * (waking whoever waits on it) while the next pieces are still on the wire,
+ * and by a second thread (the installer), so that copying pages in
+ * (UFFDIO_COPY, about half the cost of a window) overlaps receiving the next
+ * piece. The handler, holding G.mu, waits for the installer to drain before it
+ * returns; meanwhile the installer is the only writer of the window's page
+ * states. A single-page fetch is installed inline (no hand-off latency). */
 #define FETCH_CHUNK (256u << 10)
+#define QCAP 64
+
+struct piece {
+  struct nm_map *m;
+  size_t p, n;
+  const uint8_t *src;
+};
+
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv, idle;
+  struct piece item[QCAP];
+  size_t head, tail; /* items [head, tail) queued */
+  int busy, stop, err;
+  uint64_t pages;
+  pthread_t thread;
+  int started;
+} Q = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+       .idle = PTHREAD_COND_INITIALIZER};
+
+static void *installer_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&Q.mu);
+  for (;;) {
+    while (Q.head == Q.tail && !Q.stop) pthread_cond_wait(&Q.cv, &Q.mu);
+    if (Q.head == Q.tail && Q.stop) break;
+    struct piece it = Q.item[Q.head % QCAP];
+    Q.busy = 1;
+    pthread_mutex_unlock(&Q.mu);
+    int rc = uffd_install(it.m, it.p, it.n, it.src);
+    if (!rc) memset(it.m->state + it.p, PG_CLEAN, it.n);
+    pthread_mutex_lock(&Q.mu);
+    Q.head++;
+    Q.busy = 0;
+    if (rc && !Q.err) Q.err = rc;
+    if (!rc) Q.pages += it.n;
+    pthread_cond_broadcast(&Q.idle);
+  }
+  pthread_mutex_unlock(&Q.mu);
+  return NULL;
+}
+
+static int queue_piece(void *ctx, uint64_t addr, void *buf, size_t len) {
+  struct nm_map *m = ctx;
+  pthread_mutex_lock(&Q.mu);
+  while (Q.tail - Q.head == QCAP) pthread_cond_wait(&Q.idle, &Q.mu);
+  Q.item[Q.tail % QCAP].m = m;
+  Q.item[Q.tail % QCAP].p = (size_t)(addr - m->global) / PS;
+  Q.item[Q.tail % QCAP].n = len / PS;
+  Q.item[Q.tail % QCAP].src = buf;
+  Q.tail++;
+  int err = Q.err;
+  pthread_cond_signal(&Q.cv);
+  pthread_mutex_unlock(&Q.mu);
+  return err;
+}
 
 static int install_piece(void *ctx, uint64_t addr, void *buf, size_t len) {
   struct nm_map *m = ctx;
   size_t p = (size_t)(addr - m->global) / PS, n = len / PS;
   int rc = uffd_install(m, p, n, buf);
   if (rc) return rc;
-  for (size_t i = 0; i < n; i++) m->state[p + i] = PG_CLEAN;
+  memset(m->state + p, PG_CLEAN, n);
   G.st.pages_fetched += n;
   return 0;
 }
@@ -194,8 +255,19 @@ static int install_piece(void *ctx, uint64_t addr, void *buf, size_t len) {
 /* Fetch [p, p+n) through G.bounce and install it. */
 static int fetch(struct nm_map *m, size_t p, size_t n) {
   G.st.fetches++;
-  return netmem_read_stream(G.nm_fault, m->global + p * PS, G.bounce, n * PS, FETCH_CHUNK,
-                            install_piece, m);
+  if (n == 1 || !Q.started)
+    return netmem_read_stream(G.nm_fault, m->global + p * PS, G.bounce, n * PS, FETCH_CHUNK,
+                              install_piece, m);
+  int rc = netmem_read_stream(G.nm_fault, m->global + p * PS, G.bounce, n * PS, FETCH_CHUNK,
+                              queue_piece, m);
+  pthread_mutex_lock(&Q.mu); /* the bounce buffer is reused: wait for every copy */
+  while (Q.head != Q.tail || Q.busy) pthread_cond_wait(&Q.idle, &Q.mu);
+  if (!rc) rc = Q.err;
+  Q.err = 0;
+  G.st.pages_fetched += Q.pages;
+  Q.pages = 0;
+  pthread_mutex_unlock(&Q.mu);
+  return rc;
 }
 
 static void handle_missing(struct nm_map *m, size_t p, uint64_t fault_addr, uint32_t tid) {
@@ -486,6 +558,8 @@ int netmem_map_init(const struct netmem_route *routes, size_t n,
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (G.ra_pages > 1 && pthread_create(&Q.thread, NULL, installer_main, NULL) == 0)
+      Q.started = 1;
     rc = -pthread_create(&G.handler, NULL, handler_main, NULL);
     if (!rc) G.inited = 1; /* from here teardown_locked joins the handler */
     if (!rc) {
@@ -629,6 +703,15 @@ static void teardown_locked(void) {
     (void)w;
     pthread_join(G.handler, NULL);
     if (G.have_flusher) pthread_join(G.flusher, NULL);
+  }
+  if (Q.started) {
+    pthread_mutex_lock(&Q.mu);
+    Q.stop = 1;
+    pthread_cond_broadcast(&Q.cv);
+    pthread_mutex_unlock(&Q.mu);
+    pthread_join(Q.thread, NULL);
+    Q.started = Q.stop = 0;
+    Q.head = Q.tail = 0;
   }
   while (G.maps) {
     struct nm_map *m = G.maps;

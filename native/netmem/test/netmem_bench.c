@@ -3,7 +3,7 @@
  * test/bench/netmem.bench.ts against running page servers; layout from
  * NETMEM_ROUTES). Every figure comes from this one process:
  *
- *   netmem_bench GLOBAL SIZE SAMPLES READAHEAD_KB
+ *   netmem_bench GLOBAL SIZE SAMPLES READAHEAD_KB [SCAN_ROUNDS]
  *
  *   read      explicit netmem_read of one random 4 KiB page: p50/p99 (us)
  *   fault     first touch of a random page of a mapping (no read-ahead):
@@ -14,6 +14,8 @@
  *   scan-1    the same, one page per fault (MB/s)
  *   bulk      netmem_read of the SIZE bytes in 64 MiB calls (MB/s, the reads
  *             only; their checksum is computed untimed)
+ * scan-ra and bulk alternate SCAN_ROUNDS (default 3) times; each reports its
+ * best round (noise on a shared machine hits both alike).
  * The region is first filled with pseudo-random words (not timed); the three
  * ways of reading it must give the same sum (`sums_agree 1`).
  *
@@ -148,7 +150,7 @@ static double scan(uint64_t g, size_t size, int flags, uint64_t *sum_out) {
 
 int main(int argc, char **argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: netmem_bench GLOBAL SIZE SAMPLES READAHEAD_KB\n");
+    fprintf(stderr, "usage: netmem_bench GLOBAL SIZE SAMPLES READAHEAD_KB [SCAN_ROUNDS]\n");
     return 2;
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -156,6 +158,8 @@ int main(int argc, char **argv) {
   size_t size = strtoull(argv[2], NULL, 0);
   size_t samples = strtoull(argv[3], NULL, 0);
   size_t ra_kb = strtoull(argv[4], NULL, 0);
+  size_t scan_rounds = argc > 5 ? strtoull(argv[5], NULL, 0) : 3;
+  if (!scan_rounds) scan_rounds = 1;
   size_t npages = size / PS;
   if (samples > npages) samples = npages;
   char ra[32];
@@ -227,21 +231,30 @@ int main(int argc, char **argv) {
   }
   report("local", lat, samples);
 
-  uint64_t s1, s2;
-  printf("scan_ra_mbps %.1f\n", scan(g, size, 0, &s1));
-  printf("scan_1_mbps %.1f\n", scan(g, size, NETMEM_MAP_NOREADAHEAD, &s2));
+  /* Scan with read-ahead and bulk read alternate, SCAN_ROUNDS times, best of
+   * each: the machine's noise hits both alike. */
+  uint64_t s1 = 0, s2 = 0, s3 = 0;
+  double best_scan = 0, best_bulk = 0;
   uint8_t *buf = malloc(64u << 20);
   memset(buf, 0, 64u << 20);
-  double busy = 0;
-  uint64_t s3 = 0;
-  for (size_t off = 0; off < size; off += 64u << 20) {
-    size_t len = size - off < (64u << 20) ? size - off : 64u << 20;
-    double t0 = now_us();
-    if (netmem_read(nm, g + off, buf, len)) return 1;
-    busy += now_us() - t0; /* the read only; the checksum below is not timed */
-    for (size_t i = 0; i < len / 8; i++) s3 += ((uint64_t *)buf)[i];
+  for (size_t round = 0; round < scan_rounds; round++) {
+    double mbps = scan(g, size, 0, &s1);
+    if (mbps > best_scan) best_scan = mbps;
+    double busy = 0;
+    s3 = 0;
+    for (size_t off = 0; off < size; off += 64u << 20) {
+      size_t len = size - off < (64u << 20) ? size - off : 64u << 20;
+      double t0 = now_us();
+      if (netmem_read(nm, g + off, buf, len)) return 1;
+      busy += now_us() - t0; /* the read only; the checksum below is not timed */
+      for (size_t i = 0; i < len / 8; i++) s3 += ((uint64_t *)buf)[i];
+    }
+    mbps = (double)size / busy;
+    if (mbps > best_bulk) best_bulk = mbps;
   }
-  printf("bulk_mbps %.1f\n", (double)size / busy);
+  printf("scan_ra_mbps %.1f\n", best_scan);
+  printf("bulk_mbps %.1f\n", best_bulk);
+  printf("scan_1_mbps %.1f\n", scan(g, size, NETMEM_MAP_NOREADAHEAD, &s2));
   printf("sums_agree %d\n", s1 == s2 && s2 == s3);
   struct netmem_map_stats st;
   netmem_map_get_stats(&st);
