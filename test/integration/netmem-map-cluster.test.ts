@@ -192,6 +192,47 @@ t.test('3 nodes x 10,000 increments under netmem_lock end at exactly 30,000', as
   await after.release();
 });
 
+t.test('netmem_lock and NetworkLock exclude each other on the same word', async (t) => {
+  const segment = await nodeA.client.memory.getSegment('netmem-map-counter');
+  const page = (segment.extents[0] as { start: number }).start + 8192;
+  const memory = await NetworkMemory.open({ client: nodeA.client });
+  t.teardown(() => memory.close());
+  await memory.write(page, Buffer.alloc(8));
+  const routes = await routesFileOf(nodeC.client, 'nmm-c-locks');
+  const env = { NETMEM_ROUTES_FILE: routes, NETMEM_LOCK_TIMEOUT_MS: '1000' };
+
+  // A live NetworkLock holder: netmem_lock gives up after its timeout.
+  const ts = new NetworkLock(memory, page);
+  await ts.acquire({ ttlSeconds: 60 });
+  const blocked = await runProgram(MAP_TEST, ['hold-lock', hex(page)], { env, children });
+  t.ok(blocked.lines.includes('lock error ETIMEDOUT'), blocked.lines.join('; '));
+  await ts.release();
+
+  // A C holder: NetworkLock sees it (LOCK_TIMEOUT) until it unlocks.
+  let holder = '';
+  const held = await runProgram(MAP_TEST, ['hold-lock', hex(page)], {
+    env,
+    children,
+    onReady: async () => {
+      const other = new NetworkLock(memory, page);
+      await other.acquire({ ttlSeconds: 5, timeoutMs: 0 }).then(
+        () => {
+          holder = 'acquired';
+        },
+        (err: { code?: string }) => {
+          holder = err.code ?? String(err);
+        },
+      );
+    },
+  });
+  t.equal(held.code, 0, held.stderr);
+  t.ok(held.lines.includes('locked') && held.lines.includes('unlocked'), held.lines.join('; '));
+  t.equal(holder, 'LOCK_TIMEOUT', 'NetworkLock cannot take a word netmem_lock holds');
+  const free = new NetworkLock(memory, page);
+  await free.acquire({ ttlSeconds: 5, timeoutMs: 0 });
+  await free.release();
+});
+
 t.test("node B's page server killed under a mapped reader: SIGBUS, never a hang", async (t) => {
   const segment = await nodeA.client.memory.getSegment('netmem-map-256');
   const range = contiguous(segment) as { start: number; size: number };

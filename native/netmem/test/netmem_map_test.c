@@ -15,6 +15,10 @@
  *     Writes FILE's bytes at GLOBAL: with netmem_write, or with `mapped`
  *     through a mapping (memcpy into it, then netmem_unmap writes it back).
  *     Prints `put N`.
+ *   netmem_map_test hold-lock GLOBAL
+ *     Maps one page at GLOBAL, netmem_lock on its first word (prints `locked`
+ *     or `lock error NAME`), prints `ready`, waits for a line on stdin, then
+ *     unlocks (prints `unlocked` or `unlock error NAME`).
  *   netmem_map_test peek GLOBAL
  *     Prints `u64 N`, the word at GLOBAL read with netmem_read.
  *   netmem_map_test wait-scan GLOBAL SIZE
@@ -227,6 +231,29 @@ static int counter(uint64_t g, long n) {
   return rc ? 1 : 0;
 }
 
+static int hold_lock(uint64_t g) {
+  uint8_t *p = netmem_map(g, 4096, 0);
+  if (!p) {
+    fprintf(stderr, "netmem_map: %s\n", strerror(errno));
+    return 1;
+  }
+  int rc = netmem_lock(p);
+  if (rc) printf("lock error %s\n", rc == -ETIMEDOUT ? "ETIMEDOUT" : strerror(-rc));
+  else printf("locked\n");
+  printf("ready\n");
+  fflush(stdout);
+  char line[16];
+  if (!fgets(line, sizeof line, stdin)) return 1;
+  if (!rc) {
+    rc = netmem_unlock(p);
+    if (rc) printf("unlock error %s\n", rc == -ENOLCK ? "ENOLCK" : strerror(-rc));
+    else printf("unlocked\n");
+  }
+  netmem_unmap(p);
+  netmem_map_shutdown();
+  return rc ? 1 : 0;
+}
+
 static int wait_scan(uint64_t g, size_t size) {
   volatile uint8_t *p = netmem_map(g, size, NETMEM_MAP_NOREADAHEAD);
   if (!p) {
@@ -293,6 +320,7 @@ int main(int argc, char **argv) {
     return counter(strtoull(argv[2], NULL, 0), strtol(argv[3], NULL, 0));
   if (argc >= 4 && !strcmp(argv[1], "put"))
     return put(strtoull(argv[2], NULL, 0), argv[3], argc >= 5 && !strcmp(argv[4], "mapped"));
+  if (argc >= 3 && !strcmp(argv[1], "hold-lock")) return hold_lock(strtoull(argv[2], NULL, 0));
   if (argc >= 3 && !strcmp(argv[1], "peek")) {
     uint64_t v = 0;
     int rc = open_side();
