@@ -93,6 +93,17 @@ t.test('faults, read-ahead, write-back, word diffs, lock, unmapped', async (t) =
   );
 });
 
+t.test('4 threads writing shared pages while the flusher writes back: nothing lost', async (t) => {
+  const r = await runProgram(MAP_TEST, ['stress', hex(BASE + 2 * SIZE), String(4 << 20)], {
+    env: { ...env(), NETMEM_FLUSH_MS: '2' },
+    children,
+  });
+  t.equal(r.code, 0, `exit status 0 (stderr: ${r.stderr})`);
+  t.ok(r.lines.includes('ok stress'), r.lines.join('; '));
+  const info = /wp_faults (\d+) pages_written_back (\d+)/.exec(r.lines.join('\n'));
+  t.ok(Number(info?.[2]) > 1024, `write-backs raced the writers (${info?.[0]})`);
+});
+
 t.test('netmem-run: an unmodified program sums a remote array like a local copy', async (t) => {
   const length = 40 * 1024 * 1024; // across all three ranges
   const data = Buffer.alloc(length);

@@ -19,6 +19,12 @@
  *     Maps one page at GLOBAL, netmem_lock on its first word (prints `locked`
  *     or `lock error NAME`), prints `ready`, waits for a line on stdin, then
  *     unlocks (prints `unlocked` or `unlock error NAME`).
+ *   netmem_map_test stress GLOBAL SIZE
+ *     4 threads increment interleaved words of every page of the mapping
+ *     (false sharing on purpose) while the flusher writes back (run it with a
+ *     small NETMEM_FLUSH_MS); then netmem_sync and a compare of the owner's
+ *     bytes with the mapping's and with the expected counts. Prints `ok stress`
+ *     or `FAIL stress: why`.
  *   netmem_map_test peek GLOBAL
  *     Prints `u64 N`, the word at GLOBAL read with netmem_read.
  *   netmem_map_test wait-scan GLOBAL SIZE
@@ -28,6 +34,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +238,50 @@ static int counter(uint64_t g, long n) {
   return rc ? 1 : 0;
 }
 
+struct stress_arg {
+  volatile uint64_t *words;
+  size_t nwords;
+  int id, rounds;
+};
+
+static void *stress_thread(void *arg) {
+  struct stress_arg *a = arg;
+  for (int r = 0; r < a->rounds; r++)
+    for (size_t w = (size_t)a->id; w < a->nwords; w += 4) a->words[w] += 1;
+  return NULL;
+}
+
+static int stress(uint64_t g, size_t size) {
+  int rc = netmem_map_init_env();
+  if (!rc) rc = open_side();
+  if (rc) return 1;
+  uint8_t *zero = calloc(1, size);
+  netmem_write(side, g, zero, size);
+  uint64_t *words = netmem_map(g, size, 0);
+  if (!words) return 1;
+  pthread_t th[4];
+  struct stress_arg args[4];
+  for (int i = 0; i < 4; i++) {
+    args[i] = (struct stress_arg){words, size / 8, i, 20};
+    pthread_create(&th[i], NULL, stress_thread, &args[i]);
+  }
+  for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+  rc = netmem_sync(words, 0);
+  uint64_t *remote = malloc(size);
+  netmem_read(side, g, remote, size);
+  size_t bad = 0;
+  for (size_t w = 0; w < size / 8; w++)
+    if (remote[w] != 20 || words[w] != 20) bad++;
+  struct netmem_map_stats st;
+  netmem_map_get_stats(&st);
+  CHECK("stress", rc == 0 && bad == 0, "sync %d, %zu words differ", rc, bad);
+  printf("info stress wp_faults %" PRIu64 " pages_written_back %" PRIu64 "\n", st.wp_faults,
+         st.pages_written_back);
+  netmem_unmap(words);
+  netmem_map_shutdown();
+  return failures ? 1 : 0;
+}
+
 static int hold_lock(uint64_t g) {
   uint8_t *p = netmem_map(g, 4096, 0);
   if (!p) {
@@ -320,6 +371,8 @@ int main(int argc, char **argv) {
     return counter(strtoull(argv[2], NULL, 0), strtol(argv[3], NULL, 0));
   if (argc >= 4 && !strcmp(argv[1], "put"))
     return put(strtoull(argv[2], NULL, 0), argv[3], argc >= 5 && !strcmp(argv[4], "mapped"));
+  if (argc >= 4 && !strcmp(argv[1], "stress"))
+    return stress(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0));
   if (argc >= 3 && !strcmp(argv[1], "hold-lock")) return hold_lock(strtoull(argv[2], NULL, 0));
   if (argc >= 3 && !strcmp(argv[1], "peek")) {
     uint64_t v = 0;
