@@ -146,7 +146,7 @@ int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf
  * One process-wide state; every function is thread-safe. Linux only, needs
  * userfaultfd with write-protect support (5.7+ for anonymous memory) and the
  * permission to use it (root or vm.unprivileged_userfaultfd=1). Mappings are
- * not inherited by fork() children.
+ * not inherited by fork() children (MADV_DONTFORK: a child's access faults).
  */
 struct netmem_map_config {
   int timeout_ms;         /* each fetch/write-back; 0: NETMEM_DEFAULT_TIMEOUT_MS */

@@ -801,6 +801,9 @@ void *netmem_map(uint64_t global_addr, size_t len, int flags) {
   }
   m->base = base;
   madvise(base, npages * PS, MADV_NOHUGEPAGE); /* faults and copies are per 4 KiB page */
+  /* A fork()ed child would get the region without its userfaultfd (zeros where
+   * no page was installed): give it no region at all, so a use is a SIGSEGV. */
+  madvise(base, npages * PS, MADV_DONTFORK);
   struct uffdio_register reg = {.range = {.start = (uintptr_t)base, .len = npages * PS},
                                 .mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP};
   if (ioctl(G.uffd, UFFDIO_REGISTER, &reg)) {
