@@ -1,7 +1,8 @@
 /**
  * netmem_map on a real cluster: clusterd and three nodes, each with its agent
- * running its page server (plaintext loopback), the route table built from
- * the layout (GET /v1/memory/layout) and the nodes' published page servers.
+ * running its page server on mutual TLS (the agents' default from now on), the
+ * route table built from the layout (GET /v1/memory/layout) and the nodes'
+ * published page servers; every C program uses its node's own certificate.
  *
  * - Node A writes a 256 MiB array into a segment pinned on node B; a plain C
  *   program run by netmem-run "on node C" (with node C's route table) maps it
@@ -10,7 +11,7 @@
  *   under netmem_lock/netmem_unlock: exactly 30,000. The lock word is the one
  *   NetworkLock (TypeScript) uses: a lease it left behind is taken over.
  * - Node B's page server killed under a mapped reader: SIGBUS and a log line
- *   within the timeout, never a hang.
+ *   within the timeout, never a hang. Without TLS credentials: SIGBUS too.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -58,7 +59,21 @@ t.teardown(() => cd.destroy());
 const dir = await mkdtemp(join(tmpdir(), 'amalgam-netmem-map-cluster-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 
-async function startNode(name: string): Promise<{ agent: Agent; client: AmalgamClient }> {
+interface StartedNode {
+  agent: Agent;
+  client: AmalgamClient;
+  /** The node's credentials as PEM (NetworkMemory) and as files (netmem's NETMEM_TLS_*). */
+  tls: { ca: string; cert: string; key: string };
+  files: { certFile: string; keyFile: string; caFile: string };
+}
+
+/**
+ * Page servers on mutual TLS: `tls: true` is what this branch's agent config
+ * asks for; agents that default to TLS ignore the key (hence the loose type).
+ */
+const TLS_PAGESERVER = { tls: true } as object;
+
+async function startNode(name: string): Promise<StartedNode> {
   const contributed = name === 'nmm-b' ? 512 * MiB : 32 * MiB;
   const { joined, keyPem, files } = await joinNode(cd, name, {
     home: join(dir, name),
@@ -71,7 +86,7 @@ async function startNode(name: string): Promise<{ agent: Agent; client: AmalgamC
       name,
       ...files,
       heartbeatSeconds: 1,
-      pageserver: { binary: BINARY },
+      pageserver: { binary: BINARY, ...TLS_PAGESERVER },
     },
     logger: pino({ level: process.env.AGENT_LOG ?? 'silent' }),
     healthMs: 500,
@@ -82,8 +97,26 @@ async function startNode(name: string): Promise<{ agent: Agent; client: AmalgamC
     cert: joined.certificate,
     key: keyPem,
   });
-  return { agent, client };
+  return {
+    agent,
+    client,
+    tls: { ca: joined.caCertificate, cert: joined.certificate, key: keyPem },
+    files,
+  };
 }
+
+/** Network memory as this node sees it (its certificate for TLS page servers). */
+const openMemory = (node: StartedNode) =>
+  NetworkMemory.open({ client: node.client, tls: node.tls });
+
+/** What netmem needs in the environment to run as this node. */
+const netmemEnv = (node: StartedNode, routesFile: string, extra: NodeJS.ProcessEnv = {}) => ({
+  NETMEM_ROUTES_FILE: routesFile,
+  NETMEM_TLS_CERT: node.files.certFile,
+  NETMEM_TLS_KEY: node.files.keyFile,
+  NETMEM_TLS_CA: node.files.caFile,
+  ...extra,
+});
 
 const nodes = await Promise.all(NAMES.map(startNode));
 t.teardown(async () => {
@@ -91,9 +124,9 @@ t.teardown(async () => {
 });
 const [nodeA, nodeB, nodeC] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
 
-await until('all three page servers published', async () => {
+await until('all three page servers published, on mutual TLS', async () => {
   const list = (await nodeC.client.nodes.list()).filter((n) => NAMES.includes(n.name));
-  return list.length === 3 && list.every((n) => n.pageserver !== null) ? true : undefined;
+  return list.length === 3 && list.every((n) => n.pageserver?.tls === true) ? true : undefined;
 });
 
 /** Node C's view of the layout, as the file netmem-run reads. */
@@ -137,7 +170,7 @@ t.test(
       x ^= x << 5;
       data.writeUInt32LE(x >>> 0, i);
     }
-    const fromA = await NetworkMemory.open({ client: nodeA.client });
+    const fromA = await openMemory(nodeA);
     t.teardown(() => fromA.close());
     await fromA.writeSegment(segment, 0, data);
     const copy = join(dir, 'local-copy.bin');
@@ -146,14 +179,36 @@ t.test(
     const local = await runProgram(SUM_ARRAY, [copy], { children });
     t.equal(local.code, 0, local.stderr);
     const routes = await routesFileOf(nodeC.client, 'nmm-c');
+    const c = nodeC.files;
     const remote = await runProgram(
       NETMEM_RUN,
-      ['--routes-file', routes, '--map', `${hex(range.start)}:${range.size}`, '--', SUM_ARRAY],
+      [
+        '--routes-file',
+        routes,
+        '--tls-cert',
+        c.certFile,
+        '--tls-key',
+        c.keyFile,
+        '--tls-ca',
+        c.caFile,
+        '--map',
+        `${hex(range.start)}:${range.size}`,
+        '--',
+        SUM_ARRAY,
+      ],
       { children, guardMs: 240_000 },
     );
     t.equal(remote.code, 0, `netmem-run exit 0 (stderr: ${remote.stderr})`);
     t.match(remote.lines[0], /^sum [0-9a-f]{16} hash [0-9a-f]{16} bytes 268435456$/);
     t.equal(remote.lines[0], local.lines[0], 'the same checksum as the local copy');
+
+    const plain = await runProgram(
+      NETMEM_RUN,
+      ['--routes-file', routes, '--map', `${hex(range.start)}:${range.size}`, '--', SUM_ARRAY],
+      { children, env: { NETMEM_TIMEOUT_MS: String(TIMEOUT_MS) } },
+    );
+    t.equal(plain.signal, 'SIGBUS', 'without TLS credentials: SIGBUS, not a hang');
+    t.match(plain.stderr, /could not be fetched from .*: E[A-Z]+/, 'and a log line');
   },
 );
 
@@ -164,7 +219,7 @@ t.test('3 nodes x 10,000 increments under netmem_lock end at exactly 30,000', as
     id: 'netmem-map-counter',
   });
   const page = (segment.extents[0] as { start: number }).start;
-  const memory = await NetworkMemory.open({ client: nodeA.client });
+  const memory = await openMemory(nodeA);
   t.teardown(() => memory.close());
   await memory.write(page, Buffer.alloc(4096));
 
@@ -177,7 +232,7 @@ t.test('3 nodes x 10,000 increments under netmem_lock end at exactly 30,000', as
     nodes.map(async (node, i) => {
       const routes = await routesFileOf(node.client, NAMES[i] as string);
       return runProgram(MAP_TEST, ['counter', hex(page), '10000'], {
-        env: { NETMEM_ROUTES_FILE: routes, NETMEM_TIMEOUT_MS: String(TIMEOUT_MS) },
+        env: netmemEnv(node, routes, { NETMEM_TIMEOUT_MS: String(TIMEOUT_MS) }),
         children,
         guardMs: 240_000,
       });
@@ -195,11 +250,11 @@ t.test('3 nodes x 10,000 increments under netmem_lock end at exactly 30,000', as
 t.test('netmem_lock and NetworkLock exclude each other on the same word', async (t) => {
   const segment = await nodeA.client.memory.getSegment('netmem-map-counter');
   const page = (segment.extents[0] as { start: number }).start + 8192;
-  const memory = await NetworkMemory.open({ client: nodeA.client });
+  const memory = await openMemory(nodeA);
   t.teardown(() => memory.close());
   await memory.write(page, Buffer.alloc(8));
   const routes = await routesFileOf(nodeC.client, 'nmm-c-locks');
-  const env = { NETMEM_ROUTES_FILE: routes, NETMEM_LOCK_TIMEOUT_MS: '1000' };
+  const env = netmemEnv(nodeC, routes, { NETMEM_LOCK_TIMEOUT_MS: '1000' });
 
   // A live NetworkLock holder: netmem_lock gives up after its timeout.
   const ts = new NetworkLock(memory, page);
@@ -240,7 +295,7 @@ t.test("node B's page server killed under a mapped reader: SIGBUS, never a hang"
   const victim = nodeB.agent.pageServer();
   t.ok(victim, 'node B runs a page server');
   const r = await runProgram(MAP_TEST, ['wait-scan', hex(range.start), String(range.size)], {
-    env: { NETMEM_ROUTES_FILE: routes, NETMEM_TIMEOUT_MS: String(TIMEOUT_MS) },
+    env: netmemEnv(nodeC, routes, { NETMEM_TIMEOUT_MS: String(TIMEOUT_MS) }),
     children,
     guardMs: 60_000,
     onReady: async () => {
