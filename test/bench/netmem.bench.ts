@@ -7,7 +7,8 @@
  *
  * - first touch of a random remote page of a mapping (no read-ahead): p50/p99
  *   against an explicit 4 KiB READ through libnetmem and against a first touch
- *   of a local userfaultfd region whose handler copies from memory;
+ *   of a local userfaultfd region whose handler copies from memory (the three
+ *   interleaved sample by sample);
  * - a sequential scan (sum of every u64) of the 1 GiB mapped region with the
  *   read-ahead window (BENCH_READAHEAD_KB, default 8192) and with one page per
  *   fault, against an explicit bulk read of the same 1 GiB (64 MiB netmem_read

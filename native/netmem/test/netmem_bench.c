@@ -6,6 +6,7 @@
  *   netmem_bench GLOBAL SIZE SAMPLES READAHEAD_KB [SCAN_ROUNDS]
  *
  *   read      explicit netmem_read of one random 4 KiB page: p50/p99 (us)
+ *             (read, fault and local samples interleave, one of each in turn)
  *   fault     first touch of a random page of a mapping (no read-ahead):
  *             p50/p99 (us), fetch from the owner + UFFDIO_COPY + wake
  *   local     first touch of a page of a local userfaultfd region whose
@@ -100,37 +101,32 @@ static void *local_handler(void *arg) {
   }
 }
 
-static int local_faults(size_t samples, double *out) {
-  size_t npages = 65536; /* 256 MiB */
+/* A local region whose missing faults a thread serves from memory. */
+#define LOCAL_PAGES 65536u /* 256 MiB */
+static uint8_t *local_setup(pthread_t *th) {
   local_uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
-  if (local_uffd < 0) return -errno;
+  if (local_uffd < 0) return NULL;
   struct uffdio_api api = {.api = UFFD_API};
-  if (ioctl(local_uffd, UFFDIO_API, &api)) return -errno;
-  uint8_t *base = mmap(NULL, npages * PS, PROT_READ | PROT_WRITE,
+  if (ioctl(local_uffd, UFFDIO_API, &api)) return NULL;
+  uint8_t *base = mmap(NULL, (size_t)LOCAL_PAGES * PS, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  local_src = malloc(npages * PS);
-  memset(local_src, 0x5a, npages * PS);
-  madvise(base, npages * PS, MADV_NOHUGEPAGE);
-  struct uffdio_register reg = {.range = {(uintptr_t)base, npages * PS},
+  if (base == MAP_FAILED) return NULL;
+  local_src = malloc((size_t)LOCAL_PAGES * PS);
+  memset(local_src, 0x5a, (size_t)LOCAL_PAGES * PS);
+  madvise(base, (size_t)LOCAL_PAGES * PS, MADV_NOHUGEPAGE);
+  struct uffdio_register reg = {.range = {(uintptr_t)base, (size_t)LOCAL_PAGES * PS},
                                 .mode = UFFDIO_REGISTER_MODE_MISSING};
-  if (ioctl(local_uffd, UFFDIO_REGISTER, &reg)) return -errno;
-  pthread_t th;
-  pthread_create(&th, NULL, local_handler, base);
-  size_t *pages = random_pages(npages, samples);
-  volatile uint8_t sink = 0;
-  for (size_t i = 0; i < samples; i++) {
-    double t0 = now_us();
-    sink += base[pages[i] * PS + 7];
-    out[i] = now_us() - t0;
-  }
-  (void)sink;
-  free(pages);
+  if (ioctl(local_uffd, UFFDIO_REGISTER, &reg)) return NULL;
+  pthread_create(th, NULL, local_handler, base);
+  return base;
+}
+
+static void local_teardown(uint8_t *base, pthread_t th) {
   pthread_cancel(th);
   pthread_join(th, NULL);
   close(local_uffd);
-  munmap(base, npages * PS);
+  munmap(base, (size_t)LOCAL_PAGES * PS);
   free(local_src);
-  return 0;
 }
 
 static double scan(uint64_t g, size_t size, int flags, uint64_t *sum_out) {
@@ -194,42 +190,46 @@ int main(int argc, char **argv) {
   }
   free(fillbuf);
 
-  double *lat = malloc(samples * sizeof *lat);
+  /* Latencies: an explicit READ, a first touch of a mapped remote page and a
+   * first touch of a local userfaultfd page, interleaved sample by sample so
+   * the machine's noise hits the three alike. */
+  double *lat_read = malloc(samples * sizeof(double)), *lat_fault = malloc(samples * sizeof(double)),
+         *lat_local = malloc(samples * sizeof(double));
   uint8_t page[PS];
-  /* warm the connection */
-  netmem_read(nm, g, page, PS);
-
-  size_t *pages = random_pages(npages, samples);
-  for (size_t i = 0; i < samples; i++) {
-    double t0 = now_us();
-    if (netmem_read(nm, g + pages[i] * PS, page, PS)) return 1;
-    lat[i] = now_us() - t0;
-  }
-  report("read", lat, samples);
-  free(pages);
-
+  netmem_read(nm, g, page, PS); /* connect */
   volatile uint8_t *m = netmem_map(g, size, NETMEM_MAP_NOREADAHEAD);
   if (!m) return 1;
   (void)m[0]; /* connect */
-  pages = random_pages(npages, samples + 1);
-  volatile uint8_t sink = 0;
-  for (size_t i = 0; i < samples; i++) {
-    size_t pg = pages[i] ? pages[i] : pages[samples];
-    double t0 = now_us();
-    sink += m[pg * PS + 7];
-    lat[i] = now_us() - t0;
-  }
-  (void)sink;
-  report("fault", lat, samples);
-  netmem_unmap((void *)m);
-  free(pages);
-
-  rc = local_faults(samples, lat);
-  if (rc) {
-    fprintf(stderr, "local userfaultfd: %s\n", strerror(-rc));
+  pthread_t lth;
+  uint8_t *local = local_setup(&lth);
+  if (!local) {
+    fprintf(stderr, "local userfaultfd: %s\n", strerror(errno));
     return 1;
   }
-  report("local", lat, samples);
+  size_t *rpages = random_pages(npages, samples), *fpages = random_pages(npages, samples + 1),
+         *lpages = random_pages(LOCAL_PAGES, samples);
+  volatile uint8_t sink = 0;
+  for (size_t i = 0; i < samples; i++) {
+    double t0 = now_us();
+    if (netmem_read(nm, g + rpages[i] * PS, page, PS)) return 1;
+    lat_read[i] = now_us() - t0;
+    size_t pg = fpages[i] ? fpages[i] : fpages[samples]; /* page 0 is already in */
+    t0 = now_us();
+    sink += m[pg * PS + 7];
+    lat_fault[i] = now_us() - t0;
+    t0 = now_us();
+    sink += local[lpages[i] * PS + 7];
+    lat_local[i] = now_us() - t0;
+  }
+  (void)sink;
+  report("read", lat_read, samples);
+  report("fault", lat_fault, samples);
+  report("local", lat_local, samples);
+  netmem_unmap((void *)m);
+  local_teardown(local, lth);
+  free(rpages);
+  free(fpages);
+  free(lpages);
 
   /* Scan with read-ahead and bulk read alternate, SCAN_ROUNDS times, best of
    * each: the machine's noise hits both alike. */
