@@ -121,9 +121,10 @@ int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf
  * range counts as sequential and fetches the read-ahead window instead of one
  * page. The first write to an installed page takes a write-protect fault: the
  * handler keeps a copy (twin) of the page and lets the write through. Dirty
- * pages are written back as byte-exact differences against their twin (so
- * bytes this process did not change are never overwritten) on netmem_sync(),
- * netmem_unmap(), netmem_unlock(), and by a background flusher.
+ * pages are written back as the aligned 8-byte words that differ from their
+ * twin (so words this process did not change, e.g. a lock word on the same
+ * page, are never overwritten) on netmem_sync(), netmem_unmap(),
+ * netmem_unlock(), and by a background flusher.
  *
  * Consistency is release consistency: another process sees this process's
  * writes after it wrote them back (netmem_sync / netmem_unlock / the flusher),
