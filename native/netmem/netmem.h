@@ -175,6 +175,16 @@ void netmem_map_shutdown(void);
  * page has no owner; EINVAL: global_addr not page-aligned or len 0; EEXIST:
  * NETMEM_MAP_FIXED and the address is taken). len is rounded up to pages. */
 void *netmem_map(uint64_t global_addr, size_t len, int flags);
+/* Several global ranges (e.g. the extents of a segment, in segment order) back
+ * to back in one mapping: local byte k of the mapping is byte k of their
+ * concatenation. Each global address page-aligned, each length but the last a
+ * whole number of pages. NETMEM_MAP_FIXED only with one extent. Read-ahead
+ * stops at an extent's end; a fault at the next extent's start continues it. */
+struct netmem_extent {
+  uint64_t global;
+  size_t len;
+};
+void *netmem_map_extents(const struct netmem_extent *ext, size_t n, int flags);
 /* Write back the dirty pages of [addr, addr+len) (len 0: the whole mapping that
  * holds addr). 0 or -errno (pages that failed stay dirty). */
 int netmem_sync(void *addr, size_t len);

@@ -46,10 +46,17 @@
 
 enum { PG_MISSING = 0, PG_CLEAN, PG_DIRTY, PG_GONE };
 
+/* Pages [p0, p0 + n) of a mapping show global [global, global + n pages). */
+struct nm_ext {
+  size_t p0, n;
+  uint64_t global;
+};
+
 struct nm_map {
   uint8_t *base;
   size_t npages;
-  uint64_t global;
+  struct nm_ext *ext; /* in page order, covering [0, npages) */
+  size_t n_ext;
   uint8_t *state;  /* PG_* per page */
   uint8_t **twin;  /* dirty pages: their content when first written */
   size_t ndirty;
@@ -163,6 +170,28 @@ static struct nm_map *map_of(uintptr_t a) {
   return NULL;
 }
 
+/* The extent holding page p. */
+static const struct nm_ext *ext_of(const struct nm_map *m, size_t p) {
+  size_t lo = 0, hi = m->n_ext;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (m->ext[mid].p0 <= p) lo = mid;
+    else hi = mid;
+  }
+  return &m->ext[lo];
+}
+
+/* The global address of page p / of a byte of the mapping. */
+static uint64_t gaddr(const struct nm_map *m, size_t p) {
+  const struct nm_ext *e = ext_of(m, p);
+  return e->global + (uint64_t)(p - e->p0) * PS;
+}
+
+static uint64_t gaddr_of(const struct nm_map *m, const void *addr) {
+  size_t off = (size_t)((uintptr_t)addr - (uintptr_t)m->base);
+  return gaddr(m, off / PS) + off % PS;
+}
+
 /* The access at page p failed for good: the page raises SIGBUS from now on. */
 static void make_gone(struct nm_map *m, size_t p) {
   void *at = m->base + p * PS;
@@ -186,6 +215,14 @@ static void make_gone(struct nm_map *m, size_t p) {
  * states. A single-page fetch is installed inline (no hand-off latency). */
 #define FETCH_CHUNK (256u << 10)
 #define QCAP 64
+
+/* The fetch in progress (handler thread): window pages start at page p0,
+ * global g0 (one extent). */
+struct fetch_ctx {
+  struct nm_map *m;
+  size_t p0;
+  uint64_t g0;
+};
 
 struct piece {
   struct nm_map *m;
@@ -228,11 +265,12 @@ static void *installer_main(void *arg) {
 }
 
 static int queue_piece(void *ctx, uint64_t addr, void *buf, size_t len) {
-  struct nm_map *m = ctx;
+  struct fetch_ctx *f = ctx;
+  struct nm_map *m = f->m;
   pthread_mutex_lock(&Q.mu);
   while (Q.tail - Q.head == QCAP) pthread_cond_wait(&Q.idle, &Q.mu);
   Q.item[Q.tail % QCAP].m = m;
-  Q.item[Q.tail % QCAP].p = (size_t)(addr - m->global) / PS;
+  Q.item[Q.tail % QCAP].p = f->p0 + (size_t)(addr - f->g0) / PS;
   Q.item[Q.tail % QCAP].n = len / PS;
   Q.item[Q.tail % QCAP].src = buf;
   Q.tail++;
@@ -243,8 +281,9 @@ static int queue_piece(void *ctx, uint64_t addr, void *buf, size_t len) {
 }
 
 static int install_piece(void *ctx, uint64_t addr, void *buf, size_t len) {
-  struct nm_map *m = ctx;
-  size_t p = (size_t)(addr - m->global) / PS, n = len / PS;
+  struct fetch_ctx *f = ctx;
+  struct nm_map *m = f->m;
+  size_t p = f->p0 + (size_t)(addr - f->g0) / PS, n = len / PS;
   int rc = uffd_install(m, p, n, buf);
   if (rc) return rc;
   memset(m->state + p, PG_CLEAN, n);
@@ -252,14 +291,14 @@ static int install_piece(void *ctx, uint64_t addr, void *buf, size_t len) {
   return 0;
 }
 
-/* Fetch [p, p+n) through G.bounce and install it. */
+/* Fetch [p, p+n) (within one extent) through G.bounce and install it. */
 static int fetch(struct nm_map *m, size_t p, size_t n) {
   G.st.fetches++;
+  static struct fetch_ctx f; /* handler thread only */
+  f = (struct fetch_ctx){m, p, gaddr(m, p)};
   if (n == 1 || !Q.started)
-    return netmem_read_stream(G.nm_fault, m->global + p * PS, G.bounce, n * PS, FETCH_CHUNK,
-                              install_piece, m);
-  int rc = netmem_read_stream(G.nm_fault, m->global + p * PS, G.bounce, n * PS, FETCH_CHUNK,
-                              queue_piece, m);
+    return netmem_read_stream(G.nm_fault, f.g0, G.bounce, n * PS, FETCH_CHUNK, install_piece, &f);
+  int rc = netmem_read_stream(G.nm_fault, f.g0, G.bounce, n * PS, FETCH_CHUNK, queue_piece, &f);
   pthread_mutex_lock(&Q.mu); /* the bounce buffer is reused: wait for every copy */
   while (Q.head != Q.tail || Q.busy) pthread_cond_wait(&Q.idle, &Q.mu);
   if (!rc) rc = Q.err;
@@ -277,7 +316,8 @@ static void handle_missing(struct nm_map *m, size_t p, uint64_t fault_addr, uint
     return;
   }
   size_t want = m->readahead && p == m->seq_next ? G.ra_pages : 1, n = 0;
-  while (n < want && p + n < m->npages && m->state[p + n] == PG_MISSING) n++;
+  const struct nm_ext *e = ext_of(m, p);
+  while (n < want && p + n < e->p0 + e->n && m->state[p + n] == PG_MISSING) n++;
   int rc = fetch(m, p, n);
   if (rc && m->state[p] == PG_MISSING && n > 1)
     rc = fetch(m, p, n = 1); /* the window may reach a dead owner */
@@ -286,12 +326,12 @@ static void handle_missing(struct nm_map *m, size_t p, uint64_t fault_addr, uint
     return;
   }
   char owner[300];
-  netmem_owner_name(G.nm_fault, m->global + p * PS, owner, sizeof owner);
+  netmem_owner_name(G.nm_fault, gaddr(m, p), owner, sizeof owner);
   G.st.errors++;
   const char *tls = netmem_tls_error();
   logf_("netmem: page 0x%" PRIx64 " (address %#" PRIx64 ", thread %u) could not be fetched from "
         "%s: %s%s%s; the access gets SIGBUS",
-        m->global + p * PS, fault_addr, tid, owner, errstr(rc), G.cfg.tls_ca && *tls ? "; " : "",
+        gaddr(m, p), fault_addr, tid, owner, errstr(rc), G.cfg.tls_ca && *tls ? "; " : "",
         G.cfg.tls_ca && *tls ? tls : "");
   make_gone(m, p);
 }
@@ -347,7 +387,7 @@ static void *handler_main(void *arg) {
       }
       size_t p = (size_t)((uintptr_t)a - (uintptr_t)m->base) / PS;
       if (msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) handle_wp(m, p);
-      else handle_missing(m, p, m->global + ((uintptr_t)a - (uintptr_t)m->base),
+      else handle_missing(m, p, gaddr_of(m, (void *)(uintptr_t)a),
                           msgs[i].arg.pagefault.feat.ptid);
     }
     pthread_mutex_unlock(&G.mu);
@@ -420,7 +460,7 @@ static int writeback(struct nm_map *m, size_t p0, size_t p1) {
   size_t pages = 0;
   for (size_t p = p0; p < p1 && !rc; p++)
     if (m->state[p] == PG_DIRTY) {
-      rc = diff_page(&s, m->global + p * PS, m->base + p * PS, m->twin[p]);
+      rc = diff_page(&s, gaddr(m, p), m->base + p * PS, m->twin[p]);
       pages++;
     }
   if (!rc && s.n) rc = netmem_writev(G.nm_io, s.v, s.n);
@@ -440,7 +480,7 @@ static int writeback(struct nm_map *m, size_t p0, size_t p1) {
     if (s.n) netmem_owner_name(G.nm_io, s.v[0].addr, owner, sizeof owner);
     logf_("netmem: write-back of %zu dirty pages at 0x%" PRIx64 " failed (%s): %s; they stay "
           "dirty",
-          pages, m->global + p0 * PS, owner, errstr(rc));
+          pages, gaddr(m, p0), owner, errstr(rc));
   }
   free(s.v);
   return rc;
@@ -686,7 +726,8 @@ int netmem_map_init_env(void) {
 }
 
 static void free_map(struct nm_map *m) {
-  for (size_t p = 0; p < m->npages; p++) free(m->twin[p]);
+  for (size_t p = 0; p < m->npages && m->twin; p++) free(m->twin[p]);
+  free(m->ext);
   free(m->twin);
   free(m->state);
   free(m);
@@ -752,21 +793,41 @@ void netmem_map_shutdown(void) {
 /* ---- the API ------------------------------------------------------------ */
 
 void *netmem_map(uint64_t global_addr, size_t len, int flags) {
+  struct netmem_extent one = {global_addr, len};
+  return netmem_map_extents(&one, 1, flags);
+}
+
+void *netmem_map_extents(const struct netmem_extent *ext, size_t n, int flags) {
   int rc = netmem_map_init_env();
   if (rc) {
     errno = -rc;
     return NULL;
   }
-  if (!len || global_addr % PS || len > SIZE_MAX - PS) {
+  size_t npages = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t len = ext[i].len;
+    /* every extent but the last covers whole pages */
+    if (!len || ext[i].global % PS || len > SIZE_MAX - PS || (i + 1 < n && len % PS) ||
+        npages > SIZE_MAX / PS - (len + PS - 1) / PS) {
+      errno = EINVAL;
+      return NULL;
+    }
+    npages += (len + PS - 1) / PS;
+  }
+  if (!n || ((flags & NETMEM_MAP_FIXED) && n != 1)) {
     errno = EINVAL;
     return NULL;
   }
-  size_t npages = (len + PS - 1) / PS;
+  uint64_t global_addr = ext[0].global;
   pthread_mutex_lock(&G.mu);
-  rc = netmem_owned(G.nm_io, global_addr, npages * PS);
+  for (size_t i = 0; i < n && !rc; i++) {
+    rc = netmem_owned(G.nm_io, ext[i].global, (ext[i].len + PS - 1) / PS * PS);
+    if (rc)
+      logf_("netmem: cannot map 0x%" PRIx64 "+%zu: no node owns all of it", ext[i].global,
+            ext[i].len);
+  }
   if (rc) {
     pthread_mutex_unlock(&G.mu);
-    logf_("netmem: cannot map 0x%" PRIx64 "+%zu: no node owns all of it", global_addr, len);
     errno = -rc;
     return NULL;
   }
@@ -774,15 +835,20 @@ void *netmem_map(uint64_t global_addr, size_t len, int flags) {
   if (m) {
     m->state = calloc(npages, 1);
     m->twin = calloc(npages, sizeof *m->twin);
+    m->ext = calloc(n, sizeof *m->ext);
   }
-  if (!m || !m->state || !m->twin) {
+  if (!m || !m->state || !m->twin || !m->ext) {
     if (m) free_map(m);
     pthread_mutex_unlock(&G.mu);
     errno = ENOMEM;
     return NULL;
   }
   m->npages = npages;
-  m->global = global_addr;
+  m->n_ext = n;
+  for (size_t i = 0, p = 0; i < n; i++) {
+    m->ext[i] = (struct nm_ext){p, (ext[i].len + PS - 1) / PS, ext[i].global};
+    p += m->ext[i].n;
+  }
   m->readahead = !(flags & NETMEM_MAP_NOREADAHEAD) && G.ra_pages > 1;
   int mflags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
   void *hint = NULL;
@@ -877,7 +943,7 @@ uint64_t netmem_global_addr(const void *addr) {
   if (!G.inited) return 0;
   pthread_mutex_lock(&G.mu);
   struct nm_map *m = map_of((uintptr_t)addr);
-  uint64_t g = m ? m->global + ((uintptr_t)addr - (uintptr_t)m->base) : 0;
+  uint64_t g = m ? gaddr_of(m, addr) : 0;
   pthread_mutex_unlock(&G.mu);
   return g;
 }
@@ -941,7 +1007,7 @@ int netmem_lock_range(void *addr, void *start, size_t len) {
   size_t p0, p1;
   int rc = m ? region(start, len, &rm, &p0, &p1) : -EINVAL;
   if (!rc && rm != m) rc = -EINVAL; /* the guarded region is in the word's mapping */
-  uint64_t word = m ? m->global + ((uintptr_t)addr - (uintptr_t)m->base) : 0;
+  uint64_t word = m ? gaddr_of(m, addr) : 0;
   pthread_mutex_unlock(&G.mu);
   if (rc) return rc;
   uint32_t owner = 0;
@@ -997,7 +1063,7 @@ int netmem_unlock(void *addr) {
   if (!G.inited) return -EINVAL;
   pthread_mutex_lock(&G.mu);
   struct nm_map *m = map_of((uintptr_t)addr);
-  uint64_t word = m ? m->global + ((uintptr_t)addr - (uintptr_t)m->base) : 0;
+  uint64_t word = m ? gaddr_of(m, addr) : 0;
   struct nm_lock **lp = &G.locks;
   while (*lp && !((*lp)->word_global == word && (*lp)->map == m)) lp = &(*lp)->next;
   struct nm_lock *l = *lp;

@@ -3,11 +3,12 @@
  * a piece of the network memory space mapped into it (libnetmem-preload.so).
  *
  *   netmem-run (--route START:SIZE@HOST:PORT ... | --routes-file FILE)
- *              --map GLOBAL:SIZE [--anywhere] [--readahead-kb N] [--timeout-ms N]
- *              [--flush-ms N] [--lock-ttl-s N]
+ *              --map GLOBAL:SIZE[,GLOBAL:SIZE...] [--anywhere] [--readahead-kb N]
+ *              [--timeout-ms N] [--flush-ms N] [--lock-ttl-s N]
  *              [--tls-cert F --tls-key F --tls-ca F] -- PROGRAM [ARG...]
  *
  * The program finds the mapping in NETMEM_ADDR (0x hex) and NETMEM_SIZE.
+ * Several ranges (a segment's extents, in order) are mapped back to back.
  * Exit status: the program's; 127 when the mapping cannot be made; 2 on a
  * usage error.
  */
@@ -21,8 +22,8 @@
 static void usage(void) {
   fprintf(stderr,
           "usage: netmem-run (--route START:SIZE@HOST:PORT ... | --routes-file FILE)\n"
-          "                  --map GLOBAL:SIZE [--anywhere] [--readahead-kb N] [--timeout-ms N]\n"
-          "                  [--flush-ms N] [--lock-ttl-s N]\n"
+          "                  --map GLOBAL:SIZE[,GLOBAL:SIZE...] [--anywhere] [--readahead-kb N]\n"
+          "                  [--timeout-ms N] [--flush-ms N] [--lock-ttl-s N]\n"
           "                  [--tls-cert F --tls-key F --tls-ca F] -- PROGRAM [ARG...]\n");
   exit(2);
 }

@@ -158,3 +158,8 @@ export async function routeTable(client: Pick<AmalgamClient, 'memory' | 'nodes'>
   }
   return `${lines.join('\n')}\n`;
 }
+
+/** netmem-run's --map for a whole segment: its extents, in order, back to back. */
+export function segmentMapSpec(segment: { extents: { start: number; size: number }[] }): string {
+  return segment.extents.map((e) => `0x${e.start.toString(16)}:${e.size}`).join(',');
+}

@@ -199,6 +199,29 @@ static int basic(uint64_t g, size_t size) {
   CHECK("unmap-wrote-back", diff == size, "the owner differs at +%zu (%u, want %u)", diff,
         diff < size ? got[diff] : 0, diff < size ? want[diff] : 0);
 
+  /* two extents back to back, in reverse global order */
+  struct netmem_extent two[2] = {{g + (4u << 20), 1u << 20}, {g, 1u << 20}};
+  uint8_t *x = netmem_map_extents(two, 2, 0);
+  CHECK("extents-map", x != NULL, "netmem_map_extents: %s", strerror(errno));
+  if (x) {
+    CHECK("extents-read", memcmp(x, want + (4u << 20), 1u << 20) == 0 &&
+                              memcmp(x + (1u << 20), want, 1u << 20) == 0,
+          "the two extents do not read back in order");
+    CHECK("extents-global", netmem_global_addr(x + (1u << 20) + 5) == g + 5 &&
+                                netmem_global_addr(x + 7) == g + (4u << 20) + 7,
+          "netmem_global_addr across extents");
+    x[10] = 0x31;
+    x[(1u << 20) + 10] = 0x32;
+    want[(4u << 20) + 10] = 0x31;
+    want[10] = 0x32;
+    rc = netmem_unmap(x);
+    uint8_t b1 = 0, b2 = 0;
+    netmem_read(side, g + (4u << 20) + 10, &b1, 1);
+    netmem_read(side, g + 10, &b2, 1);
+    CHECK("extents-write-back", rc == 0 && b1 == 0x31 && b2 == 0x32, "rc %d, bytes %#x %#x", rc,
+          b1, b2);
+  }
+
   /* unmapped */
   errno = 0;
   void *none = netmem_map(0x1000, 4096, 0);
