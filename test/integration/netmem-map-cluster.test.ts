@@ -36,6 +36,7 @@ import {
   routeTable,
   runProgram,
   SUM_ARRAY,
+  segmentMapSpec,
 } from './netmem-map-fixtures.ts';
 
 const MiB = 1024 * 1024;
@@ -209,6 +210,41 @@ t.test(
     );
     t.equal(plain.signal, 'SIGBUS', 'without TLS credentials: SIGBUS, not a hang');
     t.match(plain.stderr, /could not be fetched from .*: E[A-Z]+/, 'and a log line');
+  },
+);
+
+t.test(
+  'a segment spread over the nodes, mapped extent by extent, sums like a local copy',
+  async (t) => {
+    const size = 24 * MiB;
+    const segment = await nodeA.client.memory.allocateSegment({
+      size,
+      placement: { mode: 'spread' },
+      id: 'netmem-map-spread',
+    });
+    t.ok(new Set(segment.extents.map((e) => e.node)).size >= 2, 'extents on several nodes');
+    const data = Buffer.alloc(size);
+    let x = 99;
+    for (let i = 0; i < size; i += 4) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      data.writeUInt32LE(x >>> 0, i);
+    }
+    const fromB = await openMemory(nodeB);
+    t.teardown(() => fromB.close());
+    await fromB.writeSegment(segment, 0, data);
+    const copy = join(dir, 'spread-copy.bin');
+    await writeFile(copy, data);
+    const local = await runProgram(SUM_ARRAY, [copy], { children });
+    const routes = await routesFileOf(nodeC.client, 'nmm-c-spread');
+    const remote = await runProgram(
+      NETMEM_RUN,
+      ['--map', segmentMapSpec(segment), '--', SUM_ARRAY],
+      { children, env: netmemEnv(nodeC, routes) },
+    );
+    t.equal(remote.code, 0, `netmem-run exit 0 (stderr: ${remote.stderr})`);
+    t.equal(remote.lines[0], local.lines[0], 'the same checksum as the local copy');
   },
 );
 
