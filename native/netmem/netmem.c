@@ -21,11 +21,22 @@
 
 #include "amalgam_wire.h"
 
+#ifndef AMALGAM_NO_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <signal.h>
+#endif
+
 struct nm_route {
   uint64_t start, size;
   char *host;
   uint16_t port;
   int fd; /* -1: not connected */
+#ifndef AMALGAM_NO_TLS
+  SSL *ssl; /* with netmem_set_tls: the session on fd */
+#endif
 };
 
 struct netmem {
@@ -33,6 +44,12 @@ struct netmem {
   size_t n;
   int timeout_ms;
   uint64_t next_id;
+  /* netmem_read_stream: called for each READ piece as it completes */
+  netmem_chunk_cb chunk_cb;
+  void *chunk_ctx;
+#ifndef AMALGAM_NO_TLS
+  SSL_CTX *tls; /* NULL: plaintext */
+#endif
 };
 
 struct nm_op {
@@ -47,6 +64,7 @@ struct nm_op {
   uint64_t id;
   uint8_t result[8]; /* atomics: old value (little-endian) */
   uint16_t rflags;
+  uint32_t status;
 };
 
 /* Per-route progress of one call. */
@@ -59,6 +77,7 @@ struct nm_xfer {
   size_t hdr_off;
   size_t pay_off, pay_len;
   uint64_t inflight; /* response bytes of sent, unanswered requests */
+  struct netmem *nm;
   int err;  /* first error (status or connection) */
   int dead; /* connection failed: stop */
 };
@@ -108,6 +127,10 @@ int netmem_open(const struct netmem_route *routes, size_t n, struct netmem **out
 }
 
 static void route_disconnect(struct nm_route *r) {
+#ifndef AMALGAM_NO_TLS
+  if (r->ssl) SSL_free(r->ssl); /* no close_notify: the connection is dead or unwanted */
+  r->ssl = NULL;
+#endif
   if (r->fd >= 0) close(r->fd);
   r->fd = -1;
 }
@@ -118,8 +141,194 @@ void netmem_close(struct netmem *nm) {
     route_disconnect(&nm->r[i]);
     free(nm->r[i].host);
   }
+#ifndef AMALGAM_NO_TLS
+  SSL_CTX_free(nm->tls);
+#endif
   free(nm->r);
   free(nm);
+}
+
+#ifndef AMALGAM_NO_TLS
+static __thread char tls_err[256];
+
+const char *netmem_tls_error(void) { return tls_err; }
+
+static void set_tls_err(const char *what) {
+  char detail[200];
+  unsigned long e = ERR_get_error();
+  if (e) ERR_error_string_n(e, detail, sizeof detail);
+  else snprintf(detail, sizeof detail, "no detail from openssl");
+  ERR_clear_error();
+  snprintf(tls_err, sizeof tls_err, "%s: %s", what, detail);
+}
+
+/* The page server's certificate must chain to the cluster CA (checked by
+ * openssl) and name a node: CN node:<name>, O amalgam:nodes. */
+static int verify_node(int preverify_ok, X509_STORE_CTX *store) {
+  if (!preverify_ok) return 0;
+  if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
+  X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+  X509_NAME *subject = leaf ? X509_get_subject_name(leaf) : NULL;
+  char cn[128] = "", o[128] = "";
+  if (subject) {
+    X509_NAME_get_text_by_NID(subject, NID_commonName, cn, sizeof cn);
+    X509_NAME_get_text_by_NID(subject, NID_organizationName, o, sizeof o);
+  }
+  if (!strncmp(cn, "node:", 5) && cn[5] && !strcmp(o, "amalgam:nodes")) return 1;
+  X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+  return 0;
+}
+
+int netmem_set_tls(struct netmem *nm, const char *cert_file, const char *key_file,
+                   const char *ca_file) {
+  if (!nm || !cert_file || !key_file || !ca_file) return -EINVAL;
+  ERR_clear_error();
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  const char *what = NULL;
+  if (!ctx) what = "cannot create the TLS context";
+  else if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) what = "TLS 1.2 minimum";
+  else if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) what = cert_file;
+  else if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) what = key_file;
+  else if (SSL_CTX_check_private_key(ctx) != 1) what = "the key does not match the certificate";
+  else if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) what = ca_file;
+  if (what) {
+    set_tls_err(what);
+    SSL_CTX_free(ctx);
+    return -EINVAL;
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_node);
+  SSL_CTX_set_verify_depth(ctx, 4);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  for (size_t i = 0; i < nm->n; i++) route_disconnect(&nm->r[i]);
+  SSL_CTX_free(nm->tls);
+  nm->tls = ctx;
+  return 0;
+}
+
+/* SSL_write writes to the socket with write(2): a peer that went away would
+ * raise SIGPIPE. Block it around the call and swallow one raised meanwhile. */
+static int ssl_write_nosig(SSL *ssl, const void *buf, int len) {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  int n = SSL_write(ssl, buf, len);
+  int saved = errno;
+  sigset_t pending;
+  sigpending(&pending);
+  if (sigismember(&pending, SIGPIPE) && !sigismember(&old, SIGPIPE)) {
+    struct timespec zero = {0, 0};
+    sigtimedwait(&pipe_set, NULL, &zero);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
+  return n;
+}
+
+/* Map an SSL_read/SSL_write result: > 0 bytes, 0 would block, -errno. */
+static ssize_t ssl_result(SSL *ssl, int n) {
+  if (n > 0) return n;
+  int e = SSL_get_error(ssl, n);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+  if (e == SSL_ERROR_SYSCALL && errno && errno != EPIPE && errno != ECONNRESET) {
+    ERR_clear_error();
+    return -errno;
+  }
+  set_tls_err("TLS connection");
+  return -ECONNRESET;
+}
+
+/* Handshake within the timeout; the server's certificate is verified. */
+static int tls_handshake(struct netmem *nm, struct nm_route *r) {
+  r->ssl = SSL_new(nm->tls);
+  if (!r->ssl || SSL_set_fd(r->ssl, r->fd) != 1) {
+    set_tls_err("SSL_new");
+    return -ENOMEM;
+  }
+  SSL_set_tlsext_host_name(r->ssl, r->host);
+  for (;;) {
+    ERR_clear_error();
+    int n = SSL_connect(r->ssl);
+    if (n == 1) return 0;
+    int e = SSL_get_error(r->ssl, n);
+    struct pollfd pfd = {.fd = r->fd};
+    if (e == SSL_ERROR_WANT_READ) pfd.events = POLLIN;
+    else if (e == SSL_ERROR_WANT_WRITE) pfd.events = POLLOUT;
+    else {
+      long v = SSL_get_verify_result(r->ssl);
+      if (v != X509_V_OK) {
+        snprintf(tls_err, sizeof tls_err, "TLS handshake with %s:%u: server certificate: %s",
+                 r->host, (unsigned)r->port, X509_verify_cert_error_string(v));
+        ERR_clear_error();
+        return -EACCES;
+      }
+      set_tls_err("TLS handshake");
+      return -ECONNREFUSED;
+    }
+    int p;
+    do p = poll(&pfd, 1, nm->timeout_ms);
+    while (p < 0 && errno == EINTR);
+    if (p == 0) {
+      snprintf(tls_err, sizeof tls_err, "TLS handshake with %s:%u: no answer", r->host,
+               (unsigned)r->port);
+      return -ETIMEDOUT;
+    }
+  }
+}
+#else
+int netmem_set_tls(struct netmem *nm, const char *cert_file, const char *key_file,
+                   const char *ca_file) {
+  (void)nm, (void)cert_file, (void)key_file, (void)ca_file;
+  return -EOPNOTSUPP;
+}
+const char *netmem_tls_error(void) { return "built without OpenSSL"; }
+#endif
+
+/* > 0 bytes sent, 0 would block, -errno. */
+static ssize_t io_send(struct nm_route *r, struct iovec *iov, int cnt) {
+#ifndef AMALGAM_NO_TLS
+  if (r->ssl) {
+    size_t len = iov[0].iov_len > INT32_MAX ? INT32_MAX : iov[0].iov_len;
+    return ssl_result(r->ssl, ssl_write_nosig(r->ssl, iov[0].iov_base, (int)len));
+  }
+#endif
+  struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+  for (;;) {
+    ssize_t n = sendmsg(r->fd, &mh, MSG_NOSIGNAL);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return errno == EPIPE || errno == ECONNABORTED ? -ECONNRESET : -errno;
+  }
+}
+
+/* > 0 bytes received, 0 would block, -errno (-ECONNRESET at end of stream). */
+static ssize_t io_recv(struct nm_route *r, void *buf, size_t len) {
+#ifndef AMALGAM_NO_TLS
+  if (r->ssl) {
+    if (len > INT32_MAX) len = INT32_MAX;
+    return ssl_result(r->ssl, SSL_read(r->ssl, buf, (int)len));
+  }
+#endif
+  for (;;) {
+    ssize_t n = recv(r->fd, buf, len, 0);
+    if (n > 0) return n;
+    if (n == 0) return -ECONNRESET;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return errno == EPIPE || errno == ECONNABORTED ? -ECONNRESET : -errno;
+  }
+}
+
+/* Decrypted bytes waiting inside the TLS session (poll cannot see them). */
+static int io_pending(const struct nm_route *r) {
+#ifndef AMALGAM_NO_TLS
+  return r->ssl && SSL_pending(r->ssl) > 0;
+#else
+  (void)r;
+  return 0;
+#endif
 }
 
 int netmem_set_timeout_ms(struct netmem *nm, int ms) {
@@ -173,6 +382,12 @@ static int route_connect(struct netmem *nm, struct nm_route *r) {
     break;
   }
   freeaddrinfo(ai);
+#ifndef AMALGAM_NO_TLS
+  if (!err && nm->tls) {
+    err = tls_handshake(nm, r);
+    if (err) route_disconnect(r);
+  }
+#endif
   return err;
 }
 
@@ -188,10 +403,6 @@ static int status_errno(uint32_t status) {
   }
 }
 
-static int sock_errno(int e) {
-  if (e == EPIPE || e == ECONNABORTED) return -ECONNRESET;
-  return -e;
-}
 
 static uint64_t resp_bytes(const struct nm_op *op) {
   return AMW_RESP_HEADER_SIZE + (op->opcode == AMW_OP_READ ? op->len : 8u);
@@ -207,7 +418,7 @@ static int can_send(const struct nm_op *ops, const struct nm_xfer *x) {
 }
 
 /* Send as much as the socket takes, within the window. Returns 0 or -errno. */
-static int xfer_send(struct nm_op *ops, struct nm_xfer *x, int fd) {
+static int xfer_send(struct nm_op *ops, struct nm_xfer *x, struct nm_route *r) {
   while (can_send(ops, x)) {
     struct nm_op *op = &ops[x->send_i];
     if (x->send_off == 0) x->inflight += resp_bytes(op);
@@ -224,13 +435,9 @@ static int xfer_send(struct nm_op *ops, struct nm_xfer *x, int fd) {
       iov[cnt].iov_base = (void *)(op->wbuf + o);
       iov[cnt++].iov_len = op->plen - o;
     }
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = cnt};
-    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-      return sock_errno(errno);
-    }
+    ssize_t n = io_send(r, iov, cnt);
+    if (n < 0) return (int)n;
+    if (n == 0) return 0;
     x->send_off += (size_t)n;
     if (x->send_off == total) {
       x->send_i++;
@@ -241,16 +448,12 @@ static int xfer_send(struct nm_op *ops, struct nm_xfer *x, int fd) {
 }
 
 /* Read responses as far as available. Returns 0 or -errno (connection unusable). */
-static int xfer_recv(struct nm_op *ops, struct nm_xfer *x, int fd) {
+static int xfer_recv(struct nm_op *ops, struct nm_xfer *x, struct nm_route *r) {
   while (x->recv_i < x->send_i) {
     if (x->hdr_off < AMW_RESP_HEADER_SIZE) {
-      ssize_t n = recv(fd, x->hdr + x->hdr_off, AMW_RESP_HEADER_SIZE - x->hdr_off, 0);
-      if (n == 0) return -ECONNRESET;
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-        return sock_errno(errno);
-      }
+      ssize_t n = io_recv(r, x->hdr + x->hdr_off, AMW_RESP_HEADER_SIZE - x->hdr_off);
+      if (n < 0) return (int)n;
+      if (n == 0) return 0;
       x->hdr_off += (size_t)n;
       if (x->hdr_off < AMW_RESP_HEADER_SIZE) continue;
       struct amw_resp_header h;
@@ -263,6 +466,7 @@ static int xfer_recv(struct nm_op *ops, struct nm_xfer *x, int fd) {
         return -EPROTO;
       uint32_t status = le32toh(h.status), len = le32toh(h.length);
       op->rflags = le16toh(h.flags);
+      op->status = status;
       if (status != AMW_OK) {
         if (len != 0) return -EPROTO;
         if (!x->err) x->err = status_errno(status);
@@ -278,17 +482,17 @@ static int xfer_recv(struct nm_op *ops, struct nm_xfer *x, int fd) {
     struct nm_op *op = &ops[x->recv_i];
     while (x->pay_off < x->pay_len) {
       uint8_t *dst = op->opcode == AMW_OP_READ ? op->rbuf : op->result;
-      ssize_t n = recv(fd, dst + x->pay_off, x->pay_len - x->pay_off, 0);
-      if (n == 0) return -ECONNRESET;
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-        return sock_errno(errno);
-      }
+      ssize_t n = io_recv(r, dst + x->pay_off, x->pay_len - x->pay_off);
+      if (n < 0) return (int)n;
+      if (n == 0) return 0;
       x->pay_off += (size_t)n;
     }
     x->inflight -= resp_bytes(op);
     x->recv_i++;
+    if (x->nm->chunk_cb && op->opcode == AMW_OP_READ && op->status == AMW_OK) {
+      int rc = x->nm->chunk_cb(x->nm->chunk_ctx, op->addr, op->rbuf, op->len);
+      if (rc && !x->err) x->err = rc;
+    }
     x->hdr_off = 0;
     x->pay_off = x->pay_len = 0;
   }
@@ -327,6 +531,7 @@ static int run_ops(struct netmem *nm, struct nm_op *ops, size_t nops) {
     if (i == 0 || ops[i].route != ops[i - 1].route) {
       xs[k].route = ops[i].route;
       xs[k].first = xs[k].send_i = xs[k].recv_i = i;
+      xs[k].nm = nm;
       k++;
     }
     xs[k - 1].end = i + 1;
@@ -341,6 +546,7 @@ static int run_ops(struct netmem *nm, struct nm_op *ops, size_t nops) {
   }
   for (;;) {
     size_t np = 0;
+    int pending = 0;
     for (size_t j = 0; j < nx; j++) {
       struct nm_xfer *x = &xs[j];
       if (x->dead || x->recv_i == x->end) continue;
@@ -348,10 +554,12 @@ static int run_ops(struct netmem *nm, struct nm_op *ops, size_t nops) {
       pfds[np].events = POLLIN;
       if (can_send(ops, x)) pfds[np].events |= POLLOUT;
       pfds[np].revents = 0;
+      pending |= io_pending(&nm->r[x->route]);
       np++;
     }
     if (!np) break;
-    int n = poll(pfds, np, nm->timeout_ms);
+    /* TLS may hold decrypted bytes poll cannot see: then only look, do not wait. */
+    int n = poll(pfds, np, pending ? 0 : nm->timeout_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       err = -errno;
@@ -363,14 +571,15 @@ static int run_ops(struct netmem *nm, struct nm_op *ops, size_t nops) {
       if (x->dead || x->recv_i == x->end) continue;
       struct pollfd *pf = &pfds[p++];
       struct nm_route *r = &nm->r[x->route];
+      if (io_pending(r)) pf->revents |= POLLIN;
       int rc = 0;
-      if (n == 0) {
+      if (n == 0 && !pending) {
         rc = -ETIMEDOUT; /* no progress anywhere within the timeout */
       } else {
-        if (pf->revents & (POLLOUT | POLLERR)) rc = xfer_send(ops, x, r->fd);
-        if (!rc && (pf->revents & (POLLIN | POLLHUP | POLLERR))) rc = xfer_recv(ops, x, r->fd);
+        if (pf->revents & (POLLOUT | POLLERR)) rc = xfer_send(ops, x, r);
+        if (!rc && (pf->revents & (POLLIN | POLLHUP | POLLERR))) rc = xfer_recv(ops, x, r);
         /* Sending may have freed window room on a socket that stays writable. */
-        if (!rc && (pf->revents & POLLIN)) rc = xfer_send(ops, x, r->fd);
+        if (!rc && (pf->revents & POLLIN)) rc = xfer_send(ops, x, r);
       }
       if (rc) {
         x->dead = 1;
@@ -386,12 +595,11 @@ out:
   return err;
 }
 
-/* Build the ops for [addr, addr+len) (split at route boundaries, chunked). */
-static int build_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t len, uint8_t *rbuf,
-                     const uint8_t *wbuf, struct nm_op **out, size_t *nout) {
+/* Count the ops for [addr, addr+len) (split at route boundaries, chunked);
+ * -EFAULT when some byte has no owner. */
+static int count_ops(const struct netmem *nm, uint64_t addr, size_t len, size_t chunk,
+                     size_t *count) {
   if (len && addr + (len - 1) < addr) return -EFAULT;
-  /* First pass: check coverage and count. */
-  size_t count = 0;
   uint64_t a = addr;
   size_t left = len;
   while (left) {
@@ -400,22 +608,26 @@ static int build_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t le
     const struct nm_route *r = &nm->r[ri];
     uint64_t in_route = r->start + r->size - a; /* > 0 */
     uint64_t take = in_route < left ? in_route : left;
-    count += (take + AMW_MAX_PAYLOAD - 1) / AMW_MAX_PAYLOAD;
+    *count += (take + chunk - 1) / chunk;
     a += take;
     left -= take;
   }
-  struct nm_op *ops = calloc(count ? count : 1, sizeof *ops);
-  if (!ops) return -ENOMEM;
-  size_t k = 0, off = 0;
-  a = addr;
-  left = len;
+  return 0;
+}
+
+/* Append the ops for [addr, addr+len) at ops[*k] (room counted by count_ops). */
+static void fill_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t len, size_t chunk,
+                     uint8_t *rbuf, const uint8_t *wbuf, struct nm_op *ops, size_t *k) {
+  size_t off = 0;
+  uint64_t a = addr;
+  size_t left = len;
   while (left) {
     int ri = route_of(nm, a);
     const struct nm_route *r = &nm->r[ri];
     uint64_t in_route = r->start + r->size - a;
     uint64_t take = in_route < left ? in_route : left;
-    if (take > AMW_MAX_PAYLOAD) take = AMW_MAX_PAYLOAD;
-    struct nm_op *op = &ops[k++];
+    if (take > chunk) take = chunk;
+    struct nm_op *op = &ops[(*k)++];
     op->route = (size_t)ri;
     op->opcode = opcode;
     op->addr = a;
@@ -432,22 +644,68 @@ static int build_ops(struct netmem *nm, uint8_t opcode, uint64_t addr, size_t le
     off += take;
     left -= take;
   }
-  *out = ops;
-  *nout = k;
-  return 0;
+}
+
+/* run_ops needs the ops of one route to be adjacent: sort by route, then by id
+ * (the order they were made in). */
+static int cmp_op_route(const void *a, const void *b) {
+  const struct nm_op *x = a, *y = b;
+  if (x->route != y->route) return x->route < y->route ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int rwv(struct netmem *nm, uint8_t opcode, const struct netmem_iov *iov, size_t n,
+               size_t chunk) {
+  if (!nm || (n && !iov)) return -EINVAL;
+  if (!chunk || chunk > AMW_MAX_PAYLOAD) chunk = AMW_MAX_PAYLOAD;
+  size_t count = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (iov[i].len && !iov[i].buf) return -EINVAL;
+    int rc = count_ops(nm, iov[i].addr, iov[i].len, chunk, &count);
+    if (rc) return rc;
+  }
+  if (!count) return 0;
+  struct nm_op *ops = calloc(count, sizeof *ops);
+  if (!ops) return -ENOMEM;
+  size_t k = 0;
+  int sorted = 1;
+  for (size_t i = 0; i < n; i++) {
+    size_t before = k;
+    fill_ops(nm, opcode, iov[i].addr, iov[i].len, chunk, (uint8_t *)iov[i].buf,
+             (const uint8_t *)iov[i].buf, ops, &k);
+    if (before > 0 && k > before && ops[before].route < ops[before - 1].route) sorted = 0;
+  }
+  if (!sorted) qsort(ops, k, sizeof *ops, cmp_op_route);
+  int rc = run_ops(nm, ops, k);
+  free(ops);
+  return rc;
+}
+
+int netmem_readv(struct netmem *nm, const struct netmem_iov *iov, size_t n) {
+  return rwv(nm, AMW_OP_READ, iov, n, 0);
+}
+
+int netmem_writev(struct netmem *nm, const struct netmem_iov *iov, size_t n) {
+  return rwv(nm, AMW_OP_WRITE, iov, n, 0);
+}
+
+int netmem_read_stream(struct netmem *nm, uint64_t addr, void *buf, size_t len, size_t chunk,
+                       netmem_chunk_cb cb, void *ctx) {
+  if (!nm || !cb || (len && !buf)) return -EINVAL;
+  struct netmem_iov one = {addr, buf, len};
+  nm->chunk_cb = cb;
+  nm->chunk_ctx = ctx;
+  int rc = rwv(nm, AMW_OP_READ, &one, len ? 1 : 0, chunk);
+  nm->chunk_cb = NULL;
+  nm->chunk_ctx = NULL;
+  return rc;
 }
 
 static int rw(struct netmem *nm, uint8_t opcode, uint64_t addr, uint8_t *rbuf, const uint8_t *wbuf,
               size_t len) {
   if (!nm || (len && !rbuf && !wbuf)) return -EINVAL;
-  if (!len) return 0;
-  struct nm_op *ops;
-  size_t nops;
-  int rc = build_ops(nm, opcode, addr, len, rbuf, wbuf, &ops, &nops);
-  if (rc) return rc;
-  rc = run_ops(nm, ops, nops);
-  free(ops);
-  return rc;
+  struct netmem_iov one = {addr, opcode == AMW_OP_READ ? (void *)rbuf : (void *)wbuf, len};
+  return rwv(nm, opcode, &one, len ? 1 : 0, 0);
 }
 
 int netmem_read(struct netmem *nm, uint64_t addr, void *buf, size_t len) {
@@ -545,5 +803,23 @@ int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf
   out->size = size;
   out->host = hostbuf;
   out->port = (uint16_t)port;
+  return 0;
+}
+
+int netmem_owned(const struct netmem *nm, uint64_t addr, size_t len) {
+  if (!nm) return -EINVAL;
+  size_t count = 0;
+  return count_ops(nm, addr, len, AMW_MAX_PAYLOAD, &count);
+}
+
+int netmem_owner_name(const struct netmem *nm, uint64_t addr, char *buf, size_t len) {
+  if (!nm || !buf || !len) return -EINVAL;
+  int ri = route_of(nm, addr);
+  if (ri < 0) {
+    snprintf(buf, len, "no owner");
+    return -EFAULT;
+  }
+  const struct nm_route *r = &nm->r[ri];
+  snprintf(buf, len, strchr(r->host, ':') ? "[%s]:%u" : "%s:%u", r->host, (unsigned)r->port);
   return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * netmem_tool.c - manual access to network memory through libnetmem.
  *
- *   netmem-tool [--timeout-ms N] --route START:SIZE@HOST:PORT ... read ADDR LEN
+ *   netmem-tool [--timeout-ms N] [--tls-cert F --tls-key F --tls-ca F]
+ *               --route START:SIZE@HOST:PORT ... read ADDR LEN
  *   netmem-tool ... write ADDR HEX
  *   netmem-tool ... fetch-add ADDR DELTA
  *   netmem-tool ... cas ADDR EXPECTED DESIRED
@@ -34,6 +35,7 @@ int main(int argc, char **argv) {
   static char hosts[MAX_ROUTES][256];
   size_t n = 0;
   int timeout = NETMEM_DEFAULT_TIMEOUT_MS, i = 1;
+  const char *cert = NULL, *key = NULL, *ca = NULL;
   for (; i < argc; i++) {
     if (!strcmp(argv[i], "--route") && i + 1 < argc && n < MAX_ROUTES) {
       if (netmem_parse_route(argv[++i], &routes[n], hosts[n], sizeof hosts[0]))
@@ -41,12 +43,19 @@ int main(int argc, char **argv) {
       n++;
     } else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc) {
       timeout = atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--tls-cert") && i + 1 < argc) {
+      cert = argv[++i];
+    } else if (!strcmp(argv[i], "--tls-key") && i + 1 < argc) {
+      key = argv[++i];
+    } else if (!strcmp(argv[i], "--tls-ca") && i + 1 < argc) {
+      ca = argv[++i];
     } else {
       break;
     }
   }
   if (argc - i < 3 || !n) {
-    fprintf(stderr, "usage: netmem-tool [--timeout-ms N] --route START:SIZE@HOST:PORT ...\n"
+    fprintf(stderr, "usage: netmem-tool [--timeout-ms N] [--tls-cert F --tls-key F --tls-ca F]\n"
+                    "         --route START:SIZE@HOST:PORT ...\n"
                     "         read ADDR LEN | write ADDR HEX | fetch-add ADDR DELTA |\n"
                     "         cas ADDR EXPECTED DESIRED\n");
     return 2;
@@ -55,6 +64,10 @@ int main(int argc, char **argv) {
   int rc = netmem_open(routes, n, &nm);
   if (rc) return die(rc, "layout");
   if ((rc = netmem_set_timeout_ms(nm, timeout))) return die(rc, "--timeout-ms");
+  if ((cert || key || ca) && (rc = netmem_set_tls(nm, cert, key, ca))) {
+    fprintf(stderr, "netmem-tool: TLS: %s\n", rc == -EINVAL ? netmem_tls_error() : strerror(-rc));
+    return 1;
+  }
   const char *cmd = argv[i];
   uint64_t addr = strtoull(argv[i + 1], NULL, 0);
   int status = 0;
