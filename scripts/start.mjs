@@ -80,7 +80,9 @@ const joinLine = adm(['token', 'create', '--home', home, '--ttl', '10m', '--prin
   capture: true,
 }).trim();
 const joinArgs = joinLine.split(/\s+/).slice(2); // drop "clusteradm join"
-say("joining this machine; clusteradm join runs clusteragent (heartbeats, the page server on this node's range)");
+say(
+  "joining this machine; clusteradm join runs clusteragent (heartbeats, the page server on this node's range)",
+);
 agent = spawn(
   process.execPath,
   [

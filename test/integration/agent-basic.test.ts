@@ -175,7 +175,7 @@ t.test('an agent serves its node range and keeps it served', async (t) => {
 t.test('a page server that cannot be restarted turns the node NotReady', async (t) => {
   const name = 'agent-2';
   const home = join(dir, name);
-  const { joined, files } = await joinNode(cd, name, {
+  const { files } = await joinNode(cd, name, {
     home,
     contributedBytes: 32 * MiB,
     memoryBytes: 256 * MiB,
