@@ -13,6 +13,7 @@ import { memLayout } from './mem-layout.ts';
 import { memList } from './mem-list.ts';
 import { memLock } from './mem-lock.ts';
 import { memRead } from './mem-read.ts';
+import { memRoutes } from './mem-routes.ts';
 import { memUnlock } from './mem-unlock.ts';
 import { memWrite } from './mem-write.ts';
 import { nodeDescribe } from './node-describe.ts';
@@ -34,6 +35,7 @@ export const COMMANDS: CliCommand[] = [
   nodeDrain,
   nodeRemove,
   memLayout,
+  memRoutes,
   memAlloc,
   memFree,
   memList,

@@ -8,6 +8,11 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { AmalgamClient } from '../../services/client/index.ts';
+import {
+  formatRoutesFile,
+  netmemMapSpec,
+  netmemRoutes,
+} from '../../services/client/netmem-routes.ts';
 import { NATIVE_DIR, pageServerBinary } from '../harness/native.ts';
 
 export const BUILD = join(NATIVE_DIR, 'build');
@@ -148,18 +153,9 @@ export function runProgram(
  * netmem side; the file itself does not say which transport a route uses.
  */
 export async function routeTable(client: Pick<AmalgamClient, 'memory' | 'nodes'>): Promise<string> {
-  const [{ layout }, nodes] = await Promise.all([client.memory.layout(), client.nodes.list()]);
-  const servers = new Map(nodes.map((n) => [n.name, n.pageserver]));
-  const lines: string[] = [];
-  for (const range of layout.ranges) {
-    const ps = servers.get(range.node);
-    if (!ps) continue;
-    lines.push(`0x${range.start.toString(16)}:${range.size}@${ps.address}`);
-  }
-  return `${lines.join('\n')}\n`;
+  const [layout, nodes] = await Promise.all([client.memory.layout(), client.nodes.list()]);
+  return formatRoutesFile(netmemRoutes(layout, nodes));
 }
 
 /** netmem-run's --map for a whole segment: its extents, in order, back to back. */
-export function segmentMapSpec(segment: { extents: { start: number; size: number }[] }): string {
-  return segment.extents.map((e) => `0x${e.start.toString(16)}:${e.size}`).join(',');
-}
+export const segmentMapSpec = netmemMapSpec;

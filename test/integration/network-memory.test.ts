@@ -430,3 +430,45 @@ t.test('a killed page server: a clear error or the restarted one, never a hang',
   });
   t.pass('the routing table followed the restarted page server');
 });
+
+t.test(
+  'clusteradm mem routes: what netmem-run reads, from the layout and the page servers',
+  async (t) => {
+    const cli = await adminCli('admin-routes');
+    const layout = await admin.memory.layout();
+    const nodesNow = await admin.nodes.list();
+    const routes = await cli('mem', 'routes');
+    t.equal(routes.code, 0, routes.stderr);
+    const expected = layout.layout.ranges
+      .filter((r) => NAMES.includes(r.node))
+      .map((r) => {
+        const ps = nodesNow.find((n) => n.name === r.node)?.pageserver;
+        return `0x${r.start.toString(16)}:${r.size}@${ps?.address}`;
+      });
+    const lines = routes.stdout.trim().split('\n');
+    for (const line of expected) t.ok(lines.includes(line), `route ${line}`);
+    t.ok(
+      lines.every((l) => /^0x[0-9a-f]+:\d+@127\.0\.0\.1:\d+$/.test(l)),
+      'every line is START:SIZE@HOST:PORT',
+    );
+
+    const json = await cli('mem', 'routes', '-o', 'json');
+    const items = (JSON.parse(json.stdout) as { items: { node: string; tls: boolean }[] }).items;
+    t.same(
+      items.filter((r) => NAMES.includes(r.node)).map((r) => r.tls),
+      [true, true, true],
+      'each route says its page server speaks mutual TLS',
+    );
+
+    const map = await cli('mem', 'routes', '--map', 'netmem-64');
+    t.equal(map.code, 0, map.stderr);
+    t.equal(
+      map.stdout.trim(),
+      segment.extents.map((e) => `0x${e.start.toString(16)}:${e.size}`).join(','),
+      "--map prints the segment's extents back to back",
+    );
+    const missing = await cli('mem', 'routes', '--map', 'no-such-segment');
+    t.equal(missing.code, 1);
+    t.match(missing.stderr, /^error: SEGMENT_NOT_FOUND: /m);
+  },
+);
