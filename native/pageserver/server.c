@@ -10,11 +10,13 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <unistd.h>
+
+#include "devices.h"
 
 #ifndef AMALGAM_NO_TLS
 #include <limits.h>
-#include <stdio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -22,7 +24,7 @@
 #endif
 
 #define RBUF_INITIAL (64u * 1024u)
-#define RBUF_MAX (AMW_REQ_HEADER_SIZE + AMW_MAX_PAYLOAD)
+#define RBUF_MAX (AMW_REQ_HEADER_SIZE + AMW_DEV_NAME_SIZE + AMW_MAX_PAYLOAD)
 /* Stop reading requests while this much output is waiting for the client. */
 #define WBUF_HIGH (4u * 1024u * 1024u)
 #define WBUF_MAX (WBUF_HIGH + AMW_RESP_HEADER_SIZE + AMW_MAX_PAYLOAD)
@@ -266,13 +268,20 @@ static int conn_process(struct server *srv, struct conn *c) {
       }
       break;
     }
-    size_t out_max = req.opcode == AMW_OP_READ ? req.length : AMW_STAT_COUNT * 8;
+    size_t out_max = req.opcode == AMW_OP_READ || req.opcode == AMW_OP_DEVICE_READ
+                         ? req.length
+                         : AMW_STAT_COUNT * 8; /* >= sizeof(struct amw_dev_stat) */
     int rc = wbuf_reserve(c, AMW_RESP_HEADER_SIZE + out_max);
     if (rc < 0) return rc;
     uint32_t status, out_len;
-    uint16_t flags;
-    memrange_execute(srv->range, &req, c->rbuf + c->rpos + AMW_REQ_HEADER_SIZE,
-                     c->wbuf + c->wlen + AMW_RESP_HEADER_SIZE, &status, &flags, &out_len);
+    uint16_t flags = 0;
+    const uint8_t *payload = c->rbuf + c->rpos + AMW_REQ_HEADER_SIZE;
+    uint8_t *out = c->wbuf + c->wlen + AMW_RESP_HEADER_SIZE;
+    if (amw_is_device_op(req.opcode))
+      devices_execute(srv->devices, srv->bounce, srv->range, &req, payload, out, &status,
+                      &out_len);
+    else
+      memrange_execute(srv->range, &req, payload, out, &status, &flags, &out_len);
     amw_encode_response(c->wbuf + c->wlen, req.opcode, flags, req.request_id, status, out_len);
     c->wlen += AMW_RESP_HEADER_SIZE + out_len;
     c->rpos += total;
@@ -463,11 +472,49 @@ static void accept_event(ae_loop *loop, int fd, void *data, int mask) {
   }
 }
 
+/* SIGHUP: load the --devices file again and swap the table in whole (or keep the old one). */
+static void reload_devices(struct server *srv) {
+  if (!srv->devices_file) {
+    fprintf(stderr, "pageserver: SIGHUP: no --devices file, nothing to reload\n");
+    return;
+  }
+  struct devtable *t;
+  char err[512];
+  int rc = devtable_load(srv->devices_file, &t, err, sizeof err);
+  if (rc < 0) {
+    fprintf(stderr, "pageserver: SIGHUP: keeping the previous %zu devices: %s\n",
+            srv->devices ? srv->devices->n : (size_t)0, err);
+    return;
+  }
+  /* One thread: no request is running, so the old table can go at once. */
+  devtable_free(srv->devices);
+  srv->devices = t;
+  fprintf(stderr, "pageserver: SIGHUP: now serving %zu devices from %s\n", t->n,
+          srv->devices_file);
+}
+
 static void signal_event(ae_loop *loop, int fd, void *data, int mask) {
-  (void)data;
   (void)mask;
+  struct server *srv = data;
   struct signalfd_siginfo si;
-  if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) ae_stop(loop);
+  while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    if (si.ssi_signo == SIGHUP) reload_devices(srv);
+    else ae_stop(loop);
+  }
+}
+
+int server_set_devices(struct server *srv, const char *file, char *err, size_t errlen) {
+  srv->bounce = devices_bounce_alloc();
+  if (!srv->bounce) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  struct devtable *t;
+  int rc = devtable_load(file, &t, err, errlen);
+  if (rc < 0) return rc;
+  srv->devices = t;
+  srv->devices_file = file;
+  return 0;
 }
 
 int server_init(struct server *srv, int listen_fd, struct memrange *range,
@@ -492,6 +539,7 @@ int server_init(struct server *srv, int listen_fd, struct memrange *range,
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
     rc = -errno;
     goto fail;
@@ -524,4 +572,8 @@ void server_close(struct server *srv) {
   srv->signal_fd = -1;
   ae_destroy(srv->loop);
   srv->loop = NULL;
+  devtable_free(srv->devices);
+  srv->devices = NULL;
+  free(srv->bounce);
+  srv->bounce = NULL;
 }
