@@ -571,5 +571,6 @@ int main(int argc, char **argv) {
   fuse_destroy(f);
   fprintf(stderr, "remotedev-fuse: unmounted %s\n", mountpoint);
   tree_free(g_tree);
-  return rc == 0 ? 0 : 1;
+  /* fuse's signal handler leaves the signal number as the loop's result: that is a clean stop */
+  return rc == 0 || rc == SIGTERM || rc == SIGINT ? 0 : 1;
 }
