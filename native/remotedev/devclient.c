@@ -26,8 +26,9 @@
 #include "../pageserver/tls.h"
 #endif
 
-/* Bytes per wire request: the payload limit. Longer I/O is split and pipelined. */
-#define CHUNK AMW_MAX_PAYLOAD
+/* Bytes per wire request (<= the 1 MiB payload limit): longer I/O is split and pipelined,
+ * so the owner reads chunk n+1 while chunk n is on the wire. */
+#define CHUNK (256u * 1024u)
 /* At most this many chunks in flight on one connection. */
 #define WINDOW 4
 /* Idle connections kept per endpoint. */

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <fuse.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -500,6 +501,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "remotedev-fuse: cannot allocate a %ld MiB read cache\n", cache_mb);
     return 1;
   }
+  /*
+   * libfuse allocates a buffer per read (up to 1 MiB) and frees it after the
+   * reply: keep such buffers on the heap for reuse instead of a fresh mmap
+   * (page faults and zeroing) each time.
+   */
+  mallopt(M_MMAP_THRESHOLD, 8 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
   g_uid = getuid();
   g_gid = getgid();
   clock_gettime(CLOCK_REALTIME, &g_mtime);
