@@ -28,11 +28,13 @@ export const MAX_DEVICE_BYTES = Number.MAX_SAFE_INTEGER;
 
 /**
  * A device name is one path component of `/remotedev/<machine>/<dev>` and one
- * word of the native daemons' files: 1-63 characters of a-z, A-Z, 0-9, '.',
- * '_' and '-', starting and ending alphanumeric (`sda`, `nvme0n1p2`, `dm-0`,
- * `ttyS0`, `disk0`). So never `.`, `..`, a slash or a space.
+ * word of the native daemons' files: 1-63 characters of lowercase a-z, 0-9,
+ * '.', '_' and '-', starting and ending with a letter or digit (`sda`,
+ * `nvme0n1p2`, `dm-0`, `disk0`). So never `.`, `..`, a slash or a space; and
+ * always a name the page server's `--devices` and remotedev-fuse's `--tree`
+ * files accept (`[a-z0-9][a-z0-9._-]{0,62}`).
  */
-const DEVICE_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+const DEVICE_NAME = /^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/;
 /** An absolute path without whitespace or control characters (the daemons' files are space-separated lines). */
 function isDevicePath(path: string): boolean {
   if (!path.startsWith('/') || /\s/.test(path)) return false;
@@ -107,7 +109,7 @@ export function validateDeviceName(name: unknown, field = 'device'): asserts nam
   if (!DEVICE_NAME.test(name)) {
     throw invalid(
       field,
-      "only a-z, A-Z, 0-9, '.', '_' and '-' are allowed, starting and ending with a letter or digit",
+      "only lowercase a-z, 0-9, '.', '_' and '-' are allowed, starting and ending with a letter or digit",
       'format',
     );
   }

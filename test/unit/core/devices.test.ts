@@ -38,10 +38,22 @@ function refused(t: Test, fn: () => unknown, code: string, field?: string): void
 }
 
 t.test('device names are one safe path component', async (t) => {
-  for (const ok of ['sda', 'nvme0n1p2', 'dm-0', 'ttyS0', 'disk0', 'md127', 'a', 'x.img_1']) {
+  for (const ok of ['sda', 'nvme0n1p2', 'dm-0', 'disk0', 'md127', 'a', 'x.img_1']) {
     t.ok(isValidDeviceName(ok), ok);
   }
-  for (const bad of ['', '.', '..', 'a/b', 'a b', '-a', 'a-', '.hidden', 'ä', 'x'.repeat(64)]) {
+  for (const bad of [
+    '',
+    'ttyS0',
+    '.',
+    '..',
+    'a/b',
+    'a b',
+    '-a',
+    'a-',
+    '.hidden',
+    'ä',
+    'x'.repeat(64),
+  ]) {
     t.notOk(isValidDeviceName(bad), JSON.stringify(bad));
   }
   refused(t, () => validateDeviceName('../etc', 'device'), 'INVALID_ARGUMENT', 'device');
