@@ -68,6 +68,8 @@ static int device_open(struct device *d, const char *path, char *err, size_t err
     return -EINVAL;
   }
   d->fd = fd;
+  int fl = fcntl(fd, F_GETFL);
+  d->direct = fl >= 0 && (fl & O_DIRECT) != 0;
   d->path = strdup(path);
   if (!d->path) {
     close(fd);
@@ -250,9 +252,18 @@ void devices_execute(const struct devtable *t, uint8_t *bounce, struct memrange 
         *status = AMW_E_OUT_OF_RANGE;
         break;
       }
-      if (wr) memcpy(bounce, payload + AMW_DEV_NAME_SIZE, req->length);
+      /*
+       * Buffered I/O goes straight between the connection's buffers and the
+       * page cache. An O_DIRECT descriptor needs an aligned buffer: then the
+       * data goes through the 4 KiB-aligned bounce buffer.
+       */
+      uint8_t *data = wr ? (uint8_t *)(uintptr_t)(payload + AMW_DEV_NAME_SIZE) : out;
+      if (d->direct) {
+        if (wr) memcpy(bounce, data, req->length);
+        data = bounce;
+      }
       size_t done;
-      int rc = full_io(d, wr, bounce, req->length, req->addr, &done);
+      int rc = full_io(d, wr, data, req->length, req->addr, &done);
       if (rc < 0 || (done < req->length && d->kind != DEVICE_CHAR)) {
         fprintf(stderr, "pageserver: device %s: %s of %u bytes at %llu failed: %s\n", d->name,
                 wr ? "write" : "read", req->length, (unsigned long long)req->addr,
@@ -261,7 +272,7 @@ void devices_execute(const struct devtable *t, uint8_t *bounce, struct memrange 
         break;
       }
       if (!wr) {
-        memcpy(out, bounce, done);
+        if (d->direct) memcpy(out, bounce, done);
         *out_len = (uint32_t)done;
         if (mr) mr->stats[AMW_STAT_BYTES_READ] += done;
       } else if (mr) {

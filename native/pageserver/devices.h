@@ -10,8 +10,10 @@
  *         the rest of the line, so it may hold spaces
  *   '#' starts a comment (at the start of a line or after whitespace);
  *   blank lines are ignored.
- * A `rw` device is opened O_RDWR, a `ro` one O_RDONLY (both O_CLOEXEC, never
- * O_DIRECT: the server keeps 4 KiB-aligned buffers so it could be).
+ * A `rw` device is opened O_RDWR, a `ro` one O_RDONLY (both O_CLOEXEC). Data
+ * moves straight between the connection's buffers and the page cache; on a
+ * descriptor with O_DIRECT (not opened so today) it goes through a 4 KiB-aligned
+ * bounce buffer instead.
  */
 #ifndef AMALGAM_DEVICES_H
 #define AMALGAM_DEVICES_H
@@ -30,6 +32,7 @@ struct device {
   int fd;
   enum device_kind kind;
   uint64_t size; /* bytes; 0 for a character device (unsized) */
+  int direct;    /* the descriptor has O_DIRECT: I/O through the aligned bounce buffer */
   char *path;
 };
 
