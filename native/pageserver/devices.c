@@ -300,3 +300,15 @@ void devices_execute(const struct devtable *t, uint8_t *bounce, struct memrange 
   }
   if (*status != AMW_OK && mr) mr->stats[AMW_STAT_ERRORS]++;
 }
+
+int devices_read_fd(const struct devtable *t, struct memrange *mr, const struct amw_req *req,
+                    const uint8_t *payload) {
+  char name[AMW_DEV_NAME_SIZE];
+  if (req->opcode != AMW_OP_DEVICE_READ || amw_dev_name_decode(payload, name) < 0) return -1;
+  struct device *d = devtable_find(t, name);
+  if (!d || d->direct || d->kind == DEVICE_CHAR) return -1;
+  if (!in_bounds(d, req->addr, req->length) || req->addr > (uint64_t)INT64_MAX - req->length)
+    return -1;
+  if (mr) mr->stats[AMW_STAT_BYTES_READ] += req->length;
+  return d->fd;
+}

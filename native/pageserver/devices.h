@@ -65,4 +65,13 @@ void devices_execute(const struct devtable *t, uint8_t *bounce, struct memrange 
                      const struct amw_req *req, const uint8_t *payload, uint8_t *out,
                      uint32_t *status, uint32_t *out_len);
 
+/*
+ * For a zero-copy DEVICE_READ: when req (status AMW_OK from the decoder) is a
+ * valid, in-bounds read of a regular file or block device without O_DIRECT,
+ * count it and return the descriptor to sendfile from (owned by the table:
+ * dup it to keep it past a reload). Otherwise -1: run devices_execute.
+ */
+int devices_read_fd(const struct devtable *t, struct memrange *mr, const struct amw_req *req,
+                    const uint8_t *payload);
+
 #endif
