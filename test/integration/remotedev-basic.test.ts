@@ -189,6 +189,51 @@ t.test('remote devices through FUSE mounts, two page servers on loopback', async
     closeSync(fd2);
   });
 
+  t.test('8 concurrent writers and readers on one device, each region byte for byte', async (t) => {
+    const region = 2 * MiB + 4096 * 3 + 17; // odd size, so requests straddle chunks
+    const files = Array.from({ length: 8 }, (_, i) => {
+      const f = join(dir, `part-${i}`);
+      writeFileSync(f, randomBytes(region));
+      return f;
+    });
+    const base = 32 * MiB; // after the region the dd test uses
+    const writes = await Promise.all(
+      files.map((f, i) =>
+        sh('dd', [
+          `if=${f}`,
+          `of=${join(mntA, 'b', 'disk0')}`,
+          'bs=64k',
+          'oflag=seek_bytes',
+          `seek=${base + i * (region + 4096)}`,
+          'conv=notrunc',
+          'status=none',
+        ]),
+      ),
+    );
+    t.same(
+      writes.map((w) => w.code),
+      files.map(() => 0),
+      'all writes succeed',
+    );
+    const cmps = await Promise.all(
+      files.map((f, i) =>
+        sh('cmp', [
+          '-n',
+          String(region),
+          '-i',
+          `0:${base + i * (region + 4096)}`,
+          f,
+          join(mntC, 'b', 'disk0'),
+        ]),
+      ),
+    );
+    t.same(
+      cmps.map((c) => c.code),
+      files.map(() => 0),
+      'every region reads back through the other mount',
+    );
+  });
+
   t.test('ro: reads work (also cached), writes are EROFS', async (t) => {
     const rdev = join(mntC, 'b', 'rodisk');
     const head = Buffer.alloc(2 * MiB);
