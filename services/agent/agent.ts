@@ -27,14 +27,17 @@
  *   range current meanwhile (they do not depend on heartbeats).
  * - `/metrics` (plain HTTP on loopback), its own prom-client registry.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type AmalgamClient, createClient } from '../client/index.ts';
 import { PageServerClient } from '../client/pageserver-client.ts';
 import type { NodeView, PageServerEndpoint } from '../controlplane/service/contracts.ts';
-import type { AgentConfig } from './config.ts';
+import { type AgentConfig, checkDeviceConfig } from './config.ts';
+import { type DeviceSpace, startDeviceSpace } from './device-space.ts';
 import { fingerprint, procEnv } from './fingerprint/index.ts';
 import { type AgentMetrics, createAgentMetrics } from './metrics.ts';
 import {
@@ -68,6 +71,8 @@ export interface Agent {
   metrics: AgentMetrics;
   /** The running page server, if any (for tests and status). */
   pageServer(): { pid: number; host: string; port: number; range: Range } | null;
+  /** The device space: the two files it keeps, and the remotedev-fuse mount if one runs. */
+  devices(): { devicesFile: string; treeFile: string; mount: { pid: number; dir: string } | null };
   close(): Promise<void>;
 }
 
@@ -98,13 +103,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     cert: cert as string,
     key: key as string,
   });
+  checkDeviceConfig(config);
   const metrics = createAgentMetrics();
-  const env = procEnv(config.contributeBytes);
+  const env = procEnv(config.contributeBytes, config.devices);
   // The page server speaks mutual TLS with this node's own certificate when the
   // config says `pageserver.tls` (what every multi-machine cluster needs);
   // plaintext is for loopback only, and is the default until deployments set it.
   const pageServerTls = config.pageserver?.tls === true;
-  const pageServerOptions: PageServerOptions = pageServerTls
+  const basePageServerOptions: PageServerOptions = pageServerTls
     ? {
         ...config.pageserver,
         plaintextLoopback: false,
@@ -119,6 +125,32 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         ],
       }
     : (config.pageserver ?? {});
+  const stateDir =
+    config.stateDir ?? (await mkdtemp(join(tmpdir(), `amalgam-agent-${config.name}-`)));
+  const ownStateDir = config.stateDir === undefined;
+  // Set below, once the device space exists; the page server is started after that.
+  let proc: RunningPageServer | null = null;
+  /** Bumped at each rewrite of the page server's devices file (a start that raced one SIGHUPs). */
+  let devicesVersion = 0;
+  const deviceSpace: DeviceSpace = await startDeviceSpace({
+    node: config.name,
+    client,
+    logger,
+    stateDir,
+    ...(config.remotedev ? { remotedev: config.remotedev } : {}),
+    ...(pageServerTls
+      ? { tls: { certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile } }
+      : {}),
+    resyncMs,
+    onPageServerDevicesChanged: () => {
+      devicesVersion++;
+      proc?.child.kill('SIGHUP');
+    },
+  });
+  const pageServerOptions: PageServerOptions = {
+    ...basePageServerOptions,
+    devicesFile: deviceSpace.devicesFile,
+  };
   const nodeTls = () => ({
     ca: ca as string,
     cert: cert as string,
@@ -163,7 +195,6 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   // ---- actual state and the reconciler ----
   let actual: Actual = { state: 'stopped', failures: 0, retryAt: 0 };
-  let proc: RunningPageServer | null = null;
   let stopReason: string | null = null;
   let healthFailures = 0;
   let running = false;
@@ -209,6 +240,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   async function start(range: Range): Promise<void> {
     const failures = actual.state === 'stopped' ? actual.failures : 0;
     actual = { state: 'starting', range };
+    const version = devicesVersion;
     try {
       const p = await startPageServer(pageServerOptions, range);
       if (closed) {
@@ -216,6 +248,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         return;
       }
       proc = p;
+      // Its devices file changed while it started: it may have read the old one.
+      if (devicesVersion !== version) p.child.kill('SIGHUP');
       healthFailures = 0;
       freshStats = true;
       metrics.pageServerStarted();
@@ -333,6 +367,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       for (const { name, error } of inventory.errors) {
         logger.warn({ err: error, fingerprinter: name }, 'fingerprinter failed');
       }
+      if (inventory.devices) deviceSpace.inventory(inventory.devices);
       const node = await client.nodes.heartbeat(config.name, inventory.load, pageServerEndpoint());
       metrics.heartbeat('ok');
       if (heartbeatFailures > 0)
@@ -415,12 +450,19 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     metrics,
     pageServer: () =>
       proc ? { pid: proc.pid, host: proc.host, port: proc.port, range: proc.range } : null,
+    devices: () => ({
+      devicesFile: deviceSpace.devicesFile,
+      treeFile: deviceSpace.treeFile,
+      mount: deviceSpace.mount(),
+    }),
     async close() {
       if (closed) return;
       closed = true;
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
       await watch?.close().catch(() => {});
+      // The mount first: it may have I/O in flight to page servers.
+      await deviceSpace.close();
       const p = proc;
       if (p) {
         logger.info({ pid: p.pid }, 'stopping the page server');
@@ -430,6 +472,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       proc = null;
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await client.close();
+      if (ownStateDir) await rm(stateDir, { recursive: true, force: true });
       logger.info('clusteragent stopped');
     },
   };
