@@ -12,7 +12,7 @@
  * The last line is the JSON object with ratio fuse_vs_nbd (throughput, the
  * geometric mean over the four workloads; goal >= 1).
  */
-import { type ChildProcess, execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import {
   closeSync,
