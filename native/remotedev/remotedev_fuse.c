@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,7 +41,8 @@ static const char usage[] =
     "  --cert/--key/--ca      this node's certificate, key and the cluster CA (PEM) for\n"
     "                         the owners marked tls (mutual TLS)\n"
     "  --plaintext-loopback   no TLS identity: only owners marked plain can be reached\n"
-    "  --foreground           do not detach (the first stdout line is `mounted DIR`)\n"
+    "  --foreground           do not detach (the first stdout line is `mounted DIR`);\n"
+    "                         detached, stdout and stderr go to /dev/null\n"
     "  --ro-cache-mb N        read cache for ro devices in MiB (default 16, 0: none);\n"
     "                         rw devices are never cached\n"
     "  --timeout-ms N         bound on every connect/send/receive to an owner (default\n"
@@ -415,6 +418,25 @@ static void *reload_thread(void *arg) {
   }
 }
 
+/*
+ * A daemon that was killed leaves a dead mount ("Transport endpoint is not
+ * connected") that a new mount on the same directory would fail on: detach it
+ * first (umount2 as root, else fusermount3 -u -z), so a supervisor can simply
+ * start us again.
+ */
+static void clear_dead_mount(const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) == 0 || errno != ENOTCONN) return;
+  fprintf(stderr, "remotedev-fuse: %s is a dead mount (its daemon died): detaching it\n", dir);
+  if (umount2(dir, MNT_DETACH) == 0) return;
+  pid_t pid = fork();
+  if (pid == 0) {
+    execlp("fusermount3", "fusermount3", "-u", "-z", dir, (char *)NULL);
+    _exit(127);
+  }
+  if (pid > 0) waitpid(pid, NULL, 0);
+}
+
 int main(int argc, char **argv) {
   enum {
     OPT_MOUNT = 1, OPT_TREE, OPT_CERT, OPT_KEY, OPT_CA, OPT_PLAIN, OPT_FG, OPT_CACHE,
@@ -523,6 +545,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "remotedev-fuse: cannot create the file system\n");
     return 1;
   }
+  clear_dead_mount(mountpoint);
   if (fuse_mount(f, mountpoint) != 0) {
     fprintf(stderr, "remotedev-fuse: cannot mount on %s (is /dev/fuse there, is fuse3 "
                     "installed, is the directory empty?)\n", mountpoint);

@@ -367,6 +367,29 @@ t.test('remote devices through FUSE mounts, two page servers on loopback', async
     t.same(readdirSync(mntA).sort(), ['b', 'c', 'd', 'e'], 'and keeps answering');
   });
 
+  t.test(
+    'a killed daemon leaves a dead mount; a new daemon on the same directory clears it',
+    async (t) => {
+      a.child.kill('SIGKILL');
+      await until(
+        'daemon A is gone',
+        () => a.child.exitCode !== null || a.child.signalCode !== null,
+      );
+      t.equal(
+        errnoOf(() => statSync(mntA)),
+        'ENOTCONN',
+        'the dead mount answers ENOTCONN',
+      );
+      const again = await startMount(bins.fuse, mntA, treeA, opts);
+      mounts.push(again);
+      await until('the daemon says it cleared the dead mount', () =>
+        /dead mount/.test(again.stderr()),
+      );
+      t.pass('dead mount detached');
+      t.equal(statSync(join(mntA, 'b', 'disk0')).size, SIZE, 'the new mount serves');
+    },
+  );
+
   t.test('SIGTERM unmounts cleanly', async (t) => {
     await stopProcess(cm.child);
     t.equal(cm.child.exitCode, 0, `exit 0: ${cm.stderr()}`);
