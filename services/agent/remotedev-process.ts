@@ -3,7 +3,8 @@
  * FILE --foreground` with the node's TLS files (or `--plaintext-loopback`),
  * ready once it prints `mounted DIR` (its first stdout line), stopped with
  * SIGTERM (it unmounts), and a mount it left behind (a SIGKILL) taken down
- * with `fusermount3 -u` (lazily, `-uz`, when busy).
+ * with `fusermount3 -u` (lazily, `-uz`, when busy). It dies with the agent
+ * (`setpriv --pdeathsig TERM`, when util-linux's setpriv is there).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -81,9 +82,17 @@ export function unmount(dir: string): boolean {
   return !isMounted(dir);
 }
 
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
 export function startRemotedev(options: RemotedevProcessOptions): Promise<RunningRemotedev> {
   const binary = options.binary ?? defaultRemotedevBinary();
-  const child = spawn(binary, remotedevArgs(options), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // With setpriv, the daemon gets SIGTERM (and unmounts) when the agent dies, so a
+  // crashed agent leaves no daemon behind; the next agent mounts afresh.
+  const child = SETPRIV
+    ? spawn(SETPRIV, ['--pdeathsig', 'TERM', '--', binary, ...remotedevArgs(options)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : spawn(binary, remotedevArgs(options), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4096);
