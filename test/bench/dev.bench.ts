@@ -10,7 +10,9 @@
  * Every target is driven by the same C loop (native/build/devbench, queue
  * depth 1). Each measurement runs ROUNDS times, interleaved; the median counts.
  * The last line is the JSON object with ratio fuse_vs_nbd (throughput, the
- * geometric mean over the four workloads; goal >= 1).
+ * geometric mean over the four workloads; goal >= 1), the per-workload
+ * throughput ratios, and fuse_vs_nbd_p50_* (nbd's median op time over FUSE's:
+ * the same comparison at the median, which stalls of a busy machine move less).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -203,11 +205,17 @@ async function main(): Promise<void> {
       const nbd = results[`nbd_${w.name}`]?.mb_s ?? 1;
       const local = results[`local_${w.name}`]?.mb_s ?? 1;
       ratios[`fuse_vs_nbd_${w.name}`] = round2(fuse / nbd);
+      // The same at the median op (nbd p50 / fuse p50): less swayed by stalls of a busy machine.
+      ratios[`fuse_vs_nbd_p50_${w.name}`] = round2(
+        (results[`nbd_${w.name}`]?.p50_us ?? 0) / (results[`fuse_${w.name}`]?.p50_us ?? 1),
+      );
       ratios[`fuse_vs_local_${w.name}`] = round2(fuse / local);
       logSum += Math.log(fuse / nbd);
     }
     ratios.fuse_vs_nbd = round2(Math.exp(logSum / WORKLOADS.length));
-    console.log('ratios (throughput; fuse_vs_nbd is the geometric mean of the four; goal >= 1):');
+    console.log(
+      'ratios (throughput, > 1 is FUSE faster; fuse_vs_nbd is the geometric mean of the four throughput ratios; goal >= 1; *_p50_* compare median op times):',
+    );
     for (const [k, v] of Object.entries(ratios)) console.log(`  ${k.padEnd(32)} ${v}`);
     console.log(JSON.stringify({ bench: 'dev', results, ratios }));
   } finally {
