@@ -534,6 +534,17 @@ int main(int argc, char **argv) {
   g_gid = getgid();
   clock_gettime(CLOCK_REALTIME, &g_mtime);
   sem_init(&g_reload_sem, 0, 0);
+  /*
+   * Hold SIGTERM/SIGINT/SIGHUP until our handlers are in place: a SIGHUP sent
+   * as soon as `mounted` is printed must reload, not kill us (its default), and
+   * a SIGTERM must unmount. Pending ones are delivered once the loop is ready.
+   */
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
 
   char optstr[256];
   snprintf(optstr, sizeof optstr, "fsname=remotedev,subtype=amalgam,default_permissions%s",
@@ -573,13 +584,7 @@ int main(int argc, char **argv) {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
   sigaction(SIGHUP, &sa, NULL);
-  /* The reloader never takes SIGTERM/SIGINT/SIGHUP: they must reach the fuse threads. */
-  sigset_t block, old;
-  sigemptyset(&block);
-  sigaddset(&block, SIGTERM);
-  sigaddset(&block, SIGINT);
-  sigaddset(&block, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &block, &old);
+  /* The reloader never takes SIGTERM/SIGINT/SIGHUP (still blocked): they must reach the fuse threads. */
   pthread_t reloader;
   int prc = pthread_create(&reloader, NULL, reload_thread, NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
