@@ -59,7 +59,8 @@
  *   A header whose magic, version or reserved field is wrong, or whose opcode
  *   is unknown, cannot be framed: the server answers E_BAD_REQUEST or
  *   E_UNSUPPORTED (echoing whatever request id it read) and closes the
- *   connection after flushing earlier responses.
+ *   connection after flushing earlier responses. So does a DEVICE_WRITE whose
+ *   length + AMW_DEV_NAME_SIZE does not fit 32 bits (E_TOO_LARGE, fatal).
  */
 #ifndef AMALGAM_WIRE_H
 #define AMALGAM_WIRE_H
