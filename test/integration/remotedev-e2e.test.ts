@@ -14,6 +14,7 @@
  * - /localdev links B's own devices;
  * - remotedev-fuse SIGKILLed: the agent unmounts the dead mount and mounts
  *   again;
+ * - B's agent stops: its device stays on A's mount and reading it is EIO;
  * - two machines that join with the same name at once: one wins, the other
  *   gets NAME_TAKEN.
  */
@@ -319,6 +320,29 @@ t.test('two machines start with one name at once: one wins, the other NAME_TAKEN
   const lost = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult | undefined;
   t.equal(lost?.reason?.code, 'NAME_TAKEN', 'the other is told NAME_TAKEN, not renamed');
   t.equal((await admin.nodes.list()).filter((n) => n.name.startsWith('rd-twin')).length, 1);
+});
+
+t.test('the owner goes away: its device stays listed and its I/O is EIO, not a hang', async (t) => {
+  const onA = join(mntA, 'rd-b', 'disk0');
+  await agentB.close(); // B's page server and mount stop with it
+  t.notOk(isMounted(mounts['rd-b']), "B's mount is gone with its agent");
+  const readFirstBlock = async (): Promise<string> => {
+    const r = await sh('dd', [
+      `if=${onA}`,
+      'of=/dev/null',
+      'bs=4k',
+      'count=1',
+      'iflag=direct',
+      'status=none',
+    ]);
+    return r.code === 0 ? 'OK' : r.stderr;
+  };
+  const failed = await until('reads of rd-b/disk0 through A to fail', async () => {
+    const outcome = await readFirstBlock();
+    return outcome === 'OK' ? undefined : outcome;
+  });
+  t.match(failed, /Input\/output error/, 'EIO');
+  t.ok(statSync(onA).isFile(), 'the file is still listed (the last known owner endpoint is kept)');
 });
 
 t.test('closing the agents unmounts every mount', async (t) => {
