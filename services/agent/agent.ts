@@ -142,6 +142,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       ? { tls: { certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile } }
       : {}),
     resyncMs,
+    metrics,
     onPageServerDevicesChanged: () => {
       devicesVersion++;
       proc?.child.kill('SIGHUP');

@@ -39,6 +39,7 @@ import type {
 } from '../controlplane/service/contracts.ts';
 import type { DeviceRecord, DeviceTable } from '../core/devices.ts';
 import { localdevLinks, pageServerDevicesFile, treeFile } from './device-files.ts';
+import type { AgentMetrics } from './metrics.ts';
 import { backoffMs } from './reconcile.ts';
 import { type RunningRemotedev, startRemotedev, unmount } from './remotedev-process.ts';
 
@@ -63,6 +64,7 @@ export interface DeviceSpaceOptions {
   /** The node's TLS files for remotedev-fuse; absent: `--plaintext-loopback`. */
   tls?: { certFile: string; keyFile: string; caFile: string };
   resyncMs: number;
+  metrics?: AgentMetrics;
   /** The page server's file changed: the agent sends its page server SIGHUP. */
   onPageServerDevicesChanged(): void;
 }
@@ -88,6 +90,10 @@ async function writeAtomically(file: string, text: string): Promise<void> {
   await writeFile(temp, text, { mode: 0o644 });
   await rename(temp, file);
 }
+
+/** Lines that are not comments. */
+const lineCount = (text: string): number =>
+  text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
 
 function viewsOfTable(table: DeviceTable): DeviceView[] {
   return Object.values(table.devices).map((d: DeviceRecord) => ({
@@ -146,6 +152,10 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
         renderAgain = false;
         const all = [...devicesByNode.values()].flat();
         const next = { devices: pageServerDevicesFile(node, all), tree: treeFile(all, endpoints) };
+        options.metrics?.devices({
+          exported: lineCount(next.devices),
+          mounted: lineCount(next.tree),
+        });
         if (next.devices !== written.devices) {
           await writeAtomically(devicesFile, next.devices);
           written = { ...written, devices: next.devices };
@@ -313,6 +323,7 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
         return;
       }
       fuse = p;
+      options.metrics?.remotedevStarted();
       logger.info({ pid: p.pid, mount: mountDir }, 'remotedev-fuse mounted');
       // The tree may have changed while it started.
       const started = written.tree;
@@ -334,6 +345,7 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
   function onFuseExit(p: RunningRemotedev, code: number | null, signal: string | null): void {
     if (fuse !== p) return;
     fuse = null;
+    options.metrics?.remotedevExited();
     if (closed) return;
     unmount(p.mount);
     fuseFailures = Date.now() - p.startedAt >= FUSE_STABLE_MS ? 1 : fuseFailures + 1;
@@ -355,6 +367,7 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
     treeFile: tree,
     inventory(items) {
       lastInventory = items;
+      options.metrics?.devices({ inventoried: items.length });
       relink(items);
       void publish(items);
     },
@@ -370,6 +383,7 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
       if (p) {
         logger.info({ pid: p.pid, mount: p.mount }, 'stopping remotedev-fuse');
         await p.stop();
+        options.metrics?.remotedevExited();
       }
       if (mountDir) unmount(mountDir);
       await linking;

@@ -238,6 +238,15 @@ t.test('exported rw on B: dd through A, cmp through C, byte for byte', async (t)
   t.equal(disk.code, 0, `the bytes are on B's image: ${disk.stderr}`);
 });
 
+t.test("the agents' /metrics count devices and the mount", async (t) => {
+  const text = await (await fetch(agentB.metricsUrl)).text();
+  t.match(text, /^amalgam_agent_devices\{state="inventoried"\} 3$/m, 'B has 3 devices');
+  t.match(text, /^amalgam_agent_devices\{state="exported"\} 1$/m, 'B exports 1');
+  t.match(text, /^amalgam_remotedev_up 1$/m, 'its mount is up');
+  const onA = await (await fetch(agentA.metricsUrl)).text();
+  t.match(onA, /^amalgam_agent_devices\{state="mounted"\} 1$/m, "A's mount shows 1 device");
+});
+
 t.test('exported ro: reads work, writes are EROFS', async (t) => {
   t.equal((await clusteradm('dev', 'export', 'rd-b/rodisk', '--ro')).code, 0);
   const onA = join(mntA, 'rd-b', 'rodisk');
