@@ -116,6 +116,13 @@ t.test('a node reports; both doors list the same; the admin exports with cluster
   ]);
   t.same(again, reported, 'gRPC Report answers what REST did');
   t.same(await adminGrpc.devices.list(), await admin.devices.list(), 'List is the same on both');
+  t.same(await adminGrpc.devices.list('dev-b'), reported, 'List of one node over gRPC');
+  await t.rejects(adminGrpc.devices.list('nobody'), { code: 'NODE_NOT_FOUND' });
+  await t.rejects(admin.devices.list('nobody'), { code: 'NODE_NOT_FOUND' });
+  await t.rejects(adminGrpc.devices.get('dev-b', 'Bad/Name'), {
+    code: 'INVALID_ARGUMENT',
+    details: { field: 'device' },
+  });
   t.same(await adminGrpc.devices.get('dev-b', 'sda'), await admin.devices.get('dev-b', 'sda'));
   await t.rejects(adminGrpc.devices.get('dev-b', 'nope'), { code: 'DEVICE_NOT_FOUND' });
   await t.rejects(admin.devices.get('dev-b', 'nope'), { code: 'DEVICE_NOT_FOUND' });
