@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { NATIVE_DIR, pageServerBinary } from '../harness/native.ts';
+import { findSetpriv } from '../harness/processes.ts';
 
 export const FUSE_BINARY = join(NATIVE_DIR, 'build', 'remotedev-fuse');
 export const DEVBENCH_BINARY = join(NATIVE_DIR, 'build', 'devbench');
@@ -24,6 +25,18 @@ export function remotedevBinaries(): { pageserver: string; fuse: string; devbenc
 export interface Proc {
   child: ChildProcess;
   stderr: () => string;
+}
+
+/**
+ * Spawn so the child dies with the test process even when no teardown runs
+ * (setpriv --pdeathsig): remotedev-fuse gets SIGTERM and unmounts itself.
+ */
+function spawnOwned(binary: string, args: string[], deathSignal: 'TERM' | 'KILL'): ChildProcess {
+  const setpriv = findSetpriv();
+  const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
+  return setpriv
+    ? spawn(setpriv, ['--pdeathsig', deathSignal, '--', binary, ...args], { stdio })
+    : spawn(binary, args, { stdio });
 }
 
 function track(child: ChildProcess): () => string {
@@ -74,7 +87,7 @@ export async function startPageServer(
     '--devices',
     devicesFile,
   ];
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnOwned(binary, args, 'KILL');
   const stderr = track(child);
   const m = await firstLine(child, /^listening 127\.0\.0\.1:(\d+)$/, stderr);
   const port = Number(m[1]);
@@ -92,7 +105,7 @@ export async function startMount(
   extra: string[] = ['--plaintext-loopback'],
 ): Promise<Mount> {
   const args = ['--mount', dir, '--tree', treeFile, '--foreground', ...extra];
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnOwned(binary, args, 'TERM');
   const stderr = track(child);
   await firstLine(child, /^mounted /, stderr);
   return { child, stderr, dir };
