@@ -178,9 +178,19 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
 
   // ---- the control plane's view: a full list, then watch events ----
   let refreshFailures = 0;
+  /**
+   * `devices/` events applied so far: a list or a report answer that was in
+   * flight while one came may be older than it, and must not overwrite it.
+   */
+  let deviceEvents = 0;
   async function refresh(why: string): Promise<void> {
     try {
+      const seen = deviceEvents;
       const [devices, nodes] = await Promise.all([client.devices.list(), client.nodes.list()]);
+      if (deviceEvents !== seen) {
+        later(0, () => void refresh('raced a watch event'));
+        return;
+      }
       devicesByNode.clear();
       for (const d of devices) {
         const list = devicesByNode.get(d.node) ?? [];
@@ -210,6 +220,7 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
         failures = 0;
         const name = event.key.slice(prefix.length);
         if (prefix === 'devices/') {
+          deviceEvents++;
           if (event.type === 'delete' || event.value === null) devicesByNode.delete(name);
           else devicesByNode.set(name, viewsOfTable(event.value as DeviceTable));
           void render();
@@ -243,11 +254,15 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
     if ((!force && text === published) || publishing || closed) return;
     publishing = true;
     try {
+      const seen = deviceEvents;
       const views = await client.devices.report(node, items);
       if (text !== published) logger.info({ devices: items.length }, 'device inventory published');
       published = text;
-      devicesByNode.set(node, views);
-      void render();
+      // The watch brings the same change; the answer only saves waiting for it.
+      if (deviceEvents === seen) {
+        devicesByNode.set(node, views);
+        void render();
+      }
     } catch (err) {
       published = undefined;
       logger.warn({ err }, 'cannot publish the device inventory; the next probe retries');
