@@ -25,6 +25,12 @@
  *   node is Ready again; a SIGKILL followed by a good restart never withholds
  *   a beat, so the node stays Ready. The watch and the resync keep the desired
  *   range current meanwhile (they do not depend on heartbeats).
+ * - The network device space (device-space.ts): publishes this machine's
+ *   devices (the `devices` fingerprinter, on each heartbeat's probe, when they
+ *   changed), keeps the page server's `--devices` file and remotedev-fuse's
+ *   `--tree` file in step with the control plane (SIGHUP after each rewrite),
+ *   and with `remotedev.mount` runs and supervises remotedev-fuse; the page
+ *   server is always started with `--devices`.
  * - `/metrics` (plain HTTP on loopback), its own prom-client registry.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -434,10 +440,19 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.metricsPort ?? 0, config.metricsHost ?? '127.0.0.1', () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.metricsPort ?? 0, config.metricsHost ?? '127.0.0.1', () => resolve());
+    });
+  } catch (err) {
+    // Nothing of this agent may outlive a failed start: no mount, no watch, no client.
+    closed = true;
+    await deviceSpace.close();
+    await client.close();
+    if (ownStateDir) await rm(stateDir, { recursive: true, force: true });
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   const metricsUrl = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}/metrics`;
   logger.info({ metricsUrl, server: config.server }, 'clusteragent started');
