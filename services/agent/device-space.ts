@@ -186,7 +186,11 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
   async function refresh(why: string): Promise<void> {
     try {
       const seen = deviceEvents;
-      const [devices, nodes] = await Promise.all([client.devices.list(), client.nodes.list()]);
+      // Without a mount only this node's own devices matter (its page server's file).
+      const [devices, nodes] = await Promise.all([
+        mountDir ? client.devices.list() : client.devices.list(node),
+        mountDir ? client.nodes.list() : Promise.resolve([]),
+      ]);
       if (deviceEvents !== seen) {
         later(0, () => void refresh('raced a watch event'));
         return;
@@ -197,9 +201,11 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
         list.push(d);
         devicesByNode.set(d.node, list);
       }
-      const names = new Set(nodes.map((n) => n.name));
-      for (const n of nodes) if (n.pageserver) endpoints.set(n.name, n.pageserver);
-      for (const name of [...endpoints.keys()]) if (!names.has(name)) endpoints.delete(name);
+      if (mountDir) {
+        const names = new Set(nodes.map((n) => n.name));
+        for (const n of nodes) if (n.pageserver) endpoints.set(n.name, n.pageserver);
+        for (const name of [...endpoints.keys()]) if (!names.has(name)) endpoints.delete(name);
+      }
       refreshFailures = 0;
       await render();
     } catch (err) {
@@ -210,16 +216,23 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
   }
 
   const watches: { close(): Promise<void> }[] = [];
-  async function follow(prefix: 'devices/' | 'heartbeats/', failures = 0): Promise<void> {
+  /**
+   * `devices/` and `heartbeats/` (every node's endpoint) when this machine
+   * mounts the tree; else only `devices/<node>`: an agent without a mount does
+   * not hear every heartbeat of the cluster.
+   */
+  async function follow(root: 'devices/' | 'heartbeats/', failures = 0): Promise<void> {
     if (closed) return;
+    const prefix = root === 'devices/' && !mountDir ? `${root}${node}` : root;
     const watch = client.watch({ prefix, retryForMs: 60_000 });
     watches.push(watch);
     try {
-      if (prefix === 'devices/') await refresh('watch opened');
+      if (root === 'devices/') await refresh('watch opened');
       for await (const event of watch) {
         failures = 0;
-        const name = event.key.slice(prefix.length);
-        if (prefix === 'devices/') {
+        const name = event.key.slice(root.length);
+        if (!mountDir && name !== node) continue;
+        if (root === 'devices/') {
           deviceEvents++;
           if (event.type === 'delete' || event.value === null) devicesByNode.delete(name);
           else devicesByNode.set(name, viewsOfTable(event.value as DeviceTable));
@@ -236,7 +249,7 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
       if (!closed) logger.warn({ err, prefix }, 'a device-space watch ended');
     }
     if (closed) return;
-    later(backoffMs(failures + 1, 500, 30_000), () => void follow(prefix, failures + 1));
+    later(backoffMs(failures + 1, 500, 30_000), () => void follow(root, failures + 1));
   }
 
   const resync = (): void => {
@@ -373,7 +386,7 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
   }
 
   void follow('devices/');
-  void follow('heartbeats/');
+  if (mountDir) void follow('heartbeats/');
   later(options.resyncMs, resync);
   await startFuse();
 

@@ -113,9 +113,12 @@ t.test('files follow the control plane; the inventory is published when it chang
           { name: 'b', pageserver: null },
         ] as NodeView[],
     },
-    watch: ({ prefix }: { prefix: string }) =>
-      prefix === 'devices/' ? devicesWatch.watch : beatsWatch.watch,
+    watch: ({ prefix }: { prefix: string }) => {
+      prefixes.push(prefix);
+      return prefix === 'devices/' ? devicesWatch.watch : beatsWatch.watch;
+    },
   } as unknown as AmalgamClient;
+  const prefixes: string[] = [];
 
   // Something that is not ours in /localdev stays.
   const localdev = join(dir, 'localdev');
@@ -129,7 +132,9 @@ t.test('files follow the control plane; the inventory is published when it chang
     client,
     logger: pino({ level: 'silent' }),
     stateDir: join(dir, 'state'),
-    remotedev: { localdev },
+    // A mount whose daemon cannot start: the agent keeps retrying it, and keeps
+    // the files (which is all this test looks at) for when it runs.
+    remotedev: { localdev, mount: join(dir, 'mnt'), binary: join(dir, 'no-such-binary') },
     resyncMs: 60_000,
     onPageServerDevicesChanged: () => {
       hups++;
@@ -137,6 +142,8 @@ t.test('files follow the control plane; the inventory is published when it chang
   });
   t.teardown(() => space.close());
   t.same(await lines(space.devicesFile), [], 'both files exist from the start, empty');
+  t.equal(space.mount(), null, 'no daemon runs');
+  t.same(prefixes.sort(), ['devices/', 'heartbeats/'], 'with a mount: every device and endpoint');
   t.same(await lines(space.treeFile), []);
 
   const disk: DeviceInventoryItem = {
@@ -210,4 +217,42 @@ t.test('files follow the control plane; the inventory is published when it chang
     ['pageserver-devices', 'remotedev-tree'],
     'no temp file is left behind',
   );
+});
+
+t.test("without a mount: only this node's devices, no heartbeats", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'amalgam-devspace-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const own = channel();
+  const prefixes: string[] = [];
+  const listed: (string | undefined)[] = [];
+  const client = {
+    devices: {
+      list: async (node?: string): Promise<DeviceView[]> => {
+        listed.push(node);
+        return [];
+      },
+      report: async () => [],
+    },
+    nodes: { list: async () => [] },
+    watch: ({ prefix }: { prefix: string }) => {
+      prefixes.push(prefix);
+      return own.watch;
+    },
+  } as unknown as AmalgamClient;
+  const space = await startDeviceSpace({
+    node: 'a',
+    client,
+    logger: pino({ level: 'silent' }),
+    stateDir: join(dir, 'state'),
+    resyncMs: 60_000,
+    onPageServerDevicesChanged: () => {},
+  });
+  t.teardown(() => space.close());
+  await until('the watch', () => prefixes.length === 1 && listed.length === 1);
+  t.same(prefixes, ['devices/a']);
+  t.same(listed, ['a'], 'the list asks for this node only');
+  own.push({ type: 'put', key: 'devices/ab', value: table('ab', { x: { exportPolicy: 'rw' } }) });
+  own.push({ type: 'put', key: 'devices/a', value: table('a', { disk0: { exportPolicy: 'ro' } }) });
+  await until('own device served', async () => (await lines(space.devicesFile)).length === 1);
+  t.same(await lines(space.devicesFile), ['disk0 ro /img/a-disk0'], 'a node named ab is not a');
 });
