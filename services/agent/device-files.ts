@@ -14,9 +14,13 @@
  * absent): an unexported device is served by no page server and shown by no
  * mount. A device whose owner never published a page server is left out of
  * the tree (nowhere to send its I/O); an owner that has gone keeps its last
- * known endpoint, so its files stay and their I/O fails with EIO.
+ * known endpoint, so its files stay and their I/O fails with EIO. Endpoints
+ * are addresses (remotedev-fuse does not resolve names within its timeouts):
+ * one whose host is a name is left out until the agent resolved it
+ * (`endpointHost`, `withAddress`).
  */
 
+import { isIP } from 'node:net';
 import type { DeviceView, PageServerEndpoint } from '../controlplane/service/contracts.ts';
 import { effectivePolicy } from '../core/devices.ts';
 
@@ -44,12 +48,24 @@ export function treeFile(
   for (const d of [...devices].sort(byName)) {
     const policy = policyOf(d);
     const endpoint = endpoints.get(d.node);
-    if (policy === 'none' || !endpoint) continue;
+    if (policy === 'none' || !endpoint || isIP(endpointHost(endpoint.address)) === 0) continue;
     lines.push(
       `${d.node} ${d.name} ${d.sizeBytes} ${policy} ${endpoint.address} ${endpoint.tls ? 'tls' : 'plain'}`,
     );
   }
   return header('remotedev-fuse --tree', lines);
+}
+
+/** The host of `host:port` (brackets of an IPv6 host removed). */
+export function endpointHost(address: string): string {
+  const colon = address.lastIndexOf(':');
+  return address.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+}
+
+/** `address` with its host replaced by `ip` (bracketed when IPv6). */
+export function withAddress(address: string, ip: string): string {
+  const port = address.slice(address.lastIndexOf(':') + 1);
+  return `${isIP(ip) === 6 ? `[${ip}]` : ip}:${port}`;
 }
 
 function header(what: string, lines: string[]): string {

@@ -19,6 +19,7 @@
  * control-plane outage does not take exported devices away.
  */
 import { randomUUID } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import {
   lstat,
   mkdir,
@@ -29,6 +30,7 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { AmalgamClient } from '../client/index.ts';
@@ -38,7 +40,13 @@ import type {
   PageServerEndpoint,
 } from '../controlplane/service/contracts.ts';
 import type { DeviceRecord, DeviceTable } from '../core/devices.ts';
-import { localdevLinks, pageServerDevicesFile, treeFile } from './device-files.ts';
+import {
+  endpointHost,
+  localdevLinks,
+  pageServerDevicesFile,
+  treeFile,
+  withAddress,
+} from './device-files.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { backoffMs } from './reconcile.ts';
 import { type RunningRemotedev, startRemotedev, unmount } from './remotedev-process.ts';
@@ -138,6 +146,34 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
     timers.add(timer);
   };
 
+  // ---- endpoints as addresses: a host name is resolved here, once per resync ----
+  const addresses = new Map<string, string>();
+  async function resolved(): Promise<Map<string, PageServerEndpoint>> {
+    const out = new Map<string, PageServerEndpoint>();
+    for (const [name, endpoint] of endpoints) {
+      const host = endpointHost(endpoint.address);
+      if (isIP(host) !== 0) {
+        out.set(name, endpoint);
+        continue;
+      }
+      let ip = addresses.get(host);
+      if (ip === undefined) {
+        try {
+          ip = (await lookup(host)).address;
+          addresses.set(host, ip);
+        } catch (err) {
+          logger.warn(
+            { err, node: name, host },
+            "cannot resolve a page server's host; its devices wait",
+          );
+          continue;
+        }
+      }
+      out.set(name, { ...endpoint, address: withAddress(endpoint.address, ip) });
+    }
+    return out;
+  }
+
   // ---- the files, rendered from the state whenever it may have changed ----
   let rendering = false;
   let renderAgain = false;
@@ -151,7 +187,10 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
       do {
         renderAgain = false;
         const all = [...devicesByNode.values()].flat();
-        const next = { devices: pageServerDevicesFile(node, all), tree: treeFile(all, endpoints) };
+        const next = {
+          devices: pageServerDevicesFile(node, all),
+          tree: treeFile(all, await resolved()),
+        };
         options.metrics?.devices({
           exported: lineCount(next.devices),
           mounted: lineCount(next.tree),
@@ -253,6 +292,7 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
   }
 
   const resync = (): void => {
+    addresses.clear();
     void refresh('resync');
     if (lastInventory !== undefined) void publish(lastInventory, true);
     later(options.resyncMs * (0.9 + Math.random() * 0.2), resync);

@@ -195,6 +195,23 @@ t.test('files follow the control plane; the inventory is published when it chang
     'a disk0 1024 rw 127.0.0.1:7001 plain',
     'b sdb 512 ro 127.0.0.1:7002 tls',
   ]);
+  // An endpoint named by a host name is written as its address.
+  beatsWatch.push({
+    type: 'put',
+    key: 'heartbeats/b',
+    value: { at: 1, pageserver: { address: 'localhost:7002', tls: true } },
+  });
+  await until('b by address', async () =>
+    (await lines(space.treeFile)).some((l) => / (127\.0\.0\.1|\[::1\]):7002 tls$/.test(l)),
+  );
+  beatsWatch.push({
+    type: 'put',
+    key: 'heartbeats/b',
+    value: { at: 1, pageserver: { address: '127.0.0.1:7002', tls: true } },
+  });
+  await until('b back', async () =>
+    (await lines(space.treeFile)).includes('b sdb 512 ro 127.0.0.1:7002 tls'),
+  );
   // b's heartbeat lapses: its endpoint stays (I/O to it will say EIO, not vanish).
   beatsWatch.push({ type: 'delete', key: 'heartbeats/b', value: null });
   beatsWatch.push({

@@ -6,9 +6,11 @@
 import t from 'tap';
 import { checkDeviceConfig } from '../../../services/agent/config.ts';
 import {
+  endpointHost,
   localdevLinks,
   pageServerDevicesFile,
   treeFile,
+  withAddress,
 } from '../../../services/agent/device-files.ts';
 import { devices } from '../../../services/agent/fingerprint/devices.ts';
 import type { FingerprintEnv, PathStat } from '../../../services/agent/fingerprint/index.ts';
@@ -182,17 +184,27 @@ t.test('the tree file: every exported device with its owner page server', async 
   const endpoints = new Map<string, PageServerEndpoint>([
     ['b', { address: '127.0.0.1:7001', tls: false }],
     ['c', { address: '[::1]:7002', tls: true }],
+    ['e', { address: 'node-e.example:7003', tls: true }],
   ]);
   const all = [
     view('c', 'sdb', { exportPolicy: 'ro', sizeBytes: 512 }),
     view('b', 'disk0', { exportPolicy: 'rw', sizeBytes: 64 << 20 }),
     view('b', 'hidden'),
     view('d', 'disk0', { exportPolicy: 'rw' }),
+    view('e', 'disk0', { exportPolicy: 'rw' }),
   ];
   const lines = treeFile(all, endpoints)
     .split('\n')
     .filter((l) => l !== '' && !l.startsWith('#'));
   t.same(lines, [`b disk0 ${64 << 20} rw 127.0.0.1:7001 plain`, 'c sdb 512 ro [::1]:7002 tls']);
+  t.equal(endpointHost('[::1]:7002'), '::1');
+  t.equal(
+    endpointHost('node-e.example:7003'),
+    'node-e.example',
+    'a name is left out until resolved',
+  );
+  t.equal(withAddress('node-e.example:7003', '10.0.0.5'), '10.0.0.5:7003');
+  t.equal(withAddress('node-e.example:7003', 'fd00::5'), '[fd00::5]:7003');
   t.same(
     [...localdevLinks([{ name: 'disk0', path: '/img/d0' }]).entries()],
     [['disk0', '/img/d0']],
