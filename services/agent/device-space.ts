@@ -88,7 +88,12 @@ export interface DeviceSpace {
   close(): Promise<void>;
 }
 
-/** SIGHUP only once remotedev-fuse had time to install its handler (it does so after `mounted`). */
+/**
+ * No SIGHUP in a daemon's first half second. remotedev-fuse now holds its
+ * signals from the start of main, so this is only a guard for a build that
+ * installs its handler after `mounted` (a SIGHUP then would kill it; the
+ * supervisor would restart it, but a reload is cheaper).
+ */
 const FUSE_SIGHUP_GRACE_MS = 500;
 /** A daemon that ran this long starts its back-off afresh. */
 const FUSE_STABLE_MS = 10_000;
