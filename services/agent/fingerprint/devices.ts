@@ -9,7 +9,7 @@
  */
 
 import type { DeviceInventoryItem } from '../../controlplane/service/contracts.ts';
-import { isValidDeviceName } from '../../core/devices.ts';
+import { isValidDeviceName, MAX_DEVICES_PER_NODE, MAX_PARTITIONS } from '../../core/devices.ts';
 import type { DevicesConfig, FingerprintEnv, Fingerprinter } from './types.ts';
 
 export const SYS_BLOCK = '/sys/class/block';
@@ -53,7 +53,10 @@ export async function blockDevices(env: FingerprintEnv): Promise<DeviceInventory
         sizeBytes: sectors * SECTOR,
         readOnly: ro === '1',
         ...parseDevNumber(dev),
-        partitions: (entries ?? []).filter((e) => e !== name && known.has(e)).sort(),
+        partitions: (entries ?? [])
+          .filter((e) => e !== name && known.has(e))
+          .sort()
+          .slice(0, MAX_PARTITIONS),
       };
       return item;
     }),
@@ -140,10 +143,11 @@ export const devices: Fingerprinter = {
     const byName = new Map<string, DeviceInventoryItem>();
     for (const d of [...declared, ...chars, ...block])
       if (!byName.has(d.name)) byName.set(d.name, d);
+    // The control plane keeps at most MAX_DEVICES_PER_NODE: declared ones first.
     return {
-      devices: [...byName.values()].sort((a, b) =>
-        a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
-      ),
+      devices: [...byName.values()]
+        .slice(0, MAX_DEVICES_PER_NODE)
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     };
   },
 };

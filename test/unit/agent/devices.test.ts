@@ -242,3 +242,18 @@ t.test('device config checks name the field', async (t) => {
     t.throws(() => checkDeviceConfig({ ...base, ...(extra as object) }), message);
   }
 });
+
+t.test('an inventory never outgrows what the control plane keeps', async (t) => {
+  const stats: Record<string, PathStat> = {};
+  const declared = Array.from({ length: 300 }, (_, i) => {
+    const path = `/img/d${i}`;
+    stats[path] = { kind: 'file', size: 512, major: 0, minor: 0, writable: true };
+    return { name: `d${i}`, path };
+  });
+  const found = (await devices.probe(fakeEnv(SYS, stats, { declared }))).devices ?? [];
+  t.equal(found.length, 256, 'at most 256 devices per node');
+  t.ok(
+    found.every((d) => d.kind === 'file'),
+    'declared devices come first',
+  );
+});
