@@ -25,6 +25,21 @@ const REQUIRED = [
     present: () => onPath('clang'),
     why: 'libFuzzer (-fsanitize=fuzzer) for the request-parser fuzz test in test/fuzz',
   },
+  {
+    pkg: 'fuse3',
+    present: () => onPath('fusermount3'),
+    why: 'fusermount3, to mount and unmount the remotedev FUSE file system in the remotedev tests',
+  },
+  {
+    pkg: 'pkgconf',
+    present: () => onPath('pkg-config'),
+    why: 'pkg-config, which native/Makefile asks whether libfuse3 is there',
+  },
+  {
+    pkg: 'libfuse3-dev',
+    present: () => spawnSync('pkg-config', ['--exists', 'fuse3'], { stdio: 'ignore' }).status === 0,
+    why: 'libfuse3 headers, so native/ builds remotedev-fuse (the /remotedev mount)',
+  },
 ];
 
 function onPath(cmd) {
@@ -54,8 +69,8 @@ console.error(`installing ${names.join(' ')} with apt-get ...`);
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
 execFileSync('apt-get', ['install', '-y', '-qq', ...names], { stdio: 'inherit', env });
-// The page server was built without TLS while the headers were missing: rebuild it now.
-if (names.includes('libssl-dev'))
+// The page server was built without TLS, or remotedev-fuse skipped, while headers were missing: rebuild.
+if (['libssl-dev', 'libfuse3-dev', 'pkgconf'].some((p) => names.includes(p)))
   execFileSync('make', ['-C', fileURLToPath(new URL('../native', import.meta.url))], {
     stdio: 'inherit',
   });

@@ -18,6 +18,11 @@
  * results, STAT counters, and that memory outside a successful write never
  * changes. Any disagreement aborts, which libFuzzer reports as a crash.
  *
+ * Device requests (DEVICE_READ/WRITE/STAT/FSYNC) run the real devices_execute
+ * (pageserver/devices.c) against a table of two 4 KiB memfd-backed devices,
+ * "d0" (rw) and "r0" (ro), with a shadow copy of each: name validation,
+ * E_NO_DEVICE, E_READ_ONLY, bounds (128-bit), contents, DEVICE_STAT.
+ *
  * `make fuzz` builds the libFuzzer binary (clang, ASan + UBSan);
  * `make fuzz-standalone` builds a gcc ASan/UBSan driver that replays the files
  * given on the command line (a replay driver, not a fuzzer).
@@ -28,7 +33,11 @@
 #include <string.h>
 
 #include "../include/amalgam_wire.h"
+#include "../pageserver/devices.h"
 #include "../pageserver/memrange.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define RANGE_SIZE 4096u
 #define NRANGES 2
@@ -47,7 +56,7 @@ static struct target targets[NRANGES];
  * n bytes, so a write or read one byte past n hits ASan's redzone just as an
  * exact malloc(n) would, without a (slow, mmap-backed) 1 MiB malloc per READ.
  */
-#define SLAB_SIZE (AMW_MAX_PAYLOAD + AMW_STAT_COUNT * 8)
+#define SLAB_SIZE (AMW_DEV_NAME_SIZE + AMW_MAX_PAYLOAD + AMW_STAT_COUNT * 8)
 static uint8_t *out_slab, *payload_slab;
 static const uint64_t starts[NRANGES] = {
     0x10000u,
@@ -62,10 +71,46 @@ static const uint64_t starts[NRANGES] = {
     }                                                                                   \
   } while (0)
 
+/* The device table: d0 (rw) and r0 (ro), DEV_SIZE bytes each, with shadows. */
+#define DEV_SIZE 4096u
+#define NDEVS 2
+static struct device devs[NDEVS];
+static struct devtable dtable = {devs, NDEVS};
+static uint8_t dev_shadow[NDEVS][DEV_SIZE];
+static uint8_t *bounce;
+static int devs_dirty = 1; /* a DEVICE_WRITE was executed since the last reset */
+
+static void init_devices(void) {
+  static const char *names[NDEVS] = {"d0", "r0"};
+  for (int i = 0; i < NDEVS; i++) {
+    struct device *d = &devs[i];
+    memset(d, 0, sizeof *d);
+    strcpy(d->name, names[i]);
+    d->ro = i == 1;
+    d->fd = memfd_create(names[i], MFD_CLOEXEC);
+    CHECK(d->fd >= 0 && ftruncate(d->fd, DEV_SIZE) == 0);
+    d->kind = DEVICE_REGULAR;
+    d->size = DEV_SIZE;
+  }
+  bounce = devices_bounce_alloc();
+  CHECK(bounce != NULL);
+}
+
+static void reset_devices(void) {
+  static uint8_t zero[DEV_SIZE];
+  if (!devs_dirty) return; /* untouched: still all zero (checked at the end of each input) */
+  devs_dirty = 0;
+  for (int i = 0; i < NDEVS; i++) {
+    CHECK(pwrite(devs[i].fd, zero, DEV_SIZE, 0) == (ssize_t)DEV_SIZE);
+    memset(dev_shadow[i], 0, DEV_SIZE);
+  }
+}
+
 static void init_once(void) {
   static int done;
   if (done) return;
   done = 1;
+  init_devices();
   for (int i = 0; i < NRANGES; i++) {
     struct target *t = &targets[i];
     CHECK(memrange_open(&t->tmpl, starts[i], RANGE_SIZE) == 0);
@@ -105,6 +150,10 @@ static int stat_for(uint8_t opcode) {
   case AMW_OP_CAS64: return AMW_STAT_REQ_CAS64;
   case AMW_OP_FETCH_ADD64: return AMW_STAT_REQ_FETCH_ADD64;
   case AMW_OP_STAT: return AMW_STAT_REQ_STAT;
+  case AMW_OP_DEVICE_READ:
+  case AMW_OP_DEVICE_WRITE:
+  case AMW_OP_DEVICE_STAT:
+  case AMW_OP_DEVICE_FSYNC: return -1; /* no counter of their own */
   default: return AMW_STAT_REQ_INVALID;
   }
 }
@@ -149,9 +198,88 @@ static void check_decoded(const uint8_t *h, const struct amw_req *r) {
     CHECK(!r->fatal && r->payload_len == 0);
     CHECK(r->status == (length != 0 ? AMW_E_BAD_REQUEST : AMW_OK));
     break;
+  case AMW_OP_DEVICE_READ:
+    CHECK(!r->fatal && r->payload_len == AMW_DEV_NAME_SIZE);
+    CHECK(r->status == (length > AMW_MAX_PAYLOAD ? AMW_E_TOO_LARGE : AMW_OK));
+    break;
+  case AMW_OP_DEVICE_WRITE:
+    if ((uint64_t)length + AMW_DEV_NAME_SIZE > UINT32_MAX) {
+      CHECK(r->fatal && r->status == AMW_E_TOO_LARGE && r->payload_len == 0);
+    } else {
+      CHECK(!r->fatal && r->payload_len == AMW_DEV_NAME_SIZE + length);
+      CHECK(r->status == (length > AMW_MAX_PAYLOAD ? AMW_E_TOO_LARGE : AMW_OK));
+    }
+    break;
+  case AMW_OP_DEVICE_STAT:
+  case AMW_OP_DEVICE_FSYNC:
+    CHECK(!r->fatal && r->payload_len == AMW_DEV_NAME_SIZE);
+    CHECK(r->status == (length != 0 || addr != 0 ? AMW_E_BAD_REQUEST : AMW_OK));
+    break;
   default:
     CHECK(r->fatal && r->status == AMW_E_UNSUPPORTED && r->payload_len == 0);
     break;
+  }
+}
+
+/* Independent name check: NUL-padded [a-z0-9][a-z0-9._-]{0,62}; the device index or -1/-2. */
+static int model_name(const uint8_t *p) {
+  size_t n = 0;
+  while (n < AMW_DEV_NAME_SIZE && p[n]) n++;
+  if (n == 0 || n == AMW_DEV_NAME_SIZE) return -2;
+  for (size_t i = n; i < AMW_DEV_NAME_SIZE; i++)
+    if (p[i]) return -2;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = p[i];
+    int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (!(alnum || (i > 0 && (c == '.' || c == '_' || c == '-')))) return -2;
+  }
+  if (n == 2 && memcmp(p, "d0", 2) == 0) return 0;
+  if (n == 2 && memcmp(p, "r0", 2) == 0) return 1;
+  return -1;
+}
+
+/* Run one accepted device request (against targets[0]'s counters) and check it. */
+static void execute_device(const struct amw_req *r, const uint8_t *payload) {
+  struct target *t = &targets[0];
+  size_t out_max = r->opcode == AMW_OP_DEVICE_READ ? r->length : AMW_STAT_COUNT * 8;
+  uint8_t *out = out_slab + (SLAB_SIZE - out_max);
+  uint32_t status = 0xdeadbeef, out_len = 0xdeadbeef;
+  if (r->opcode == AMW_OP_DEVICE_WRITE) devs_dirty = 1; /* whatever the outcome: verify the files */
+  devices_execute(&dtable, bounce, &t->mr, r, payload, out, &status, &out_len);
+  CHECK(out_len <= out_max);
+  int idx = model_name(payload);
+  uint32_t want = AMW_OK;
+  unsigned __int128 end = (unsigned __int128)r->addr + r->length;
+  if (idx == -2) want = AMW_E_BAD_REQUEST;
+  else if (idx == -1) want = AMW_E_NO_DEVICE;
+  else if (r->opcode == AMW_OP_DEVICE_WRITE && devs[idx].ro) want = AMW_E_READ_ONLY;
+  else if ((r->opcode == AMW_OP_DEVICE_READ || r->opcode == AMW_OP_DEVICE_WRITE) && end > DEV_SIZE)
+    want = AMW_E_OUT_OF_RANGE;
+  CHECK(status == want);
+  if (status != AMW_OK) {
+    CHECK(out_len == 0);
+    t->stats[AMW_STAT_ERRORS]++;
+    return;
+  }
+  switch (r->opcode) {
+  case AMW_OP_DEVICE_READ:
+    CHECK(out_len == r->length && memcmp(out, dev_shadow[idx] + r->addr, r->length) == 0);
+    t->stats[AMW_STAT_BYTES_READ] += r->length;
+    break;
+  case AMW_OP_DEVICE_WRITE:
+    CHECK(out_len == 0);
+    memcpy(dev_shadow[idx] + r->addr, payload + AMW_DEV_NAME_SIZE, r->length);
+    t->stats[AMW_STAT_BYTES_WRITTEN] += r->length;
+    break;
+  case AMW_OP_DEVICE_STAT: {
+    CHECK(out_len == sizeof(struct amw_dev_stat));
+    struct amw_dev_stat st;
+    memcpy(&st, out, sizeof st);
+    CHECK(le64toh(st.size) == DEV_SIZE && le32toh(st.flags) == (devs[idx].ro ? AMW_DEVF_RO : 0u));
+    break;
+  }
+  case AMW_OP_DEVICE_FSYNC: CHECK(out_len == 0); break;
+  default: CHECK(0 && "not a device opcode");
   }
 }
 
@@ -216,6 +344,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   init_once();
   for (int i = 0; i < NRANGES; i++) reset(&targets[i]);
+  reset_devices();
   size_t pos = 0;
   while (pos < size) {
     struct amw_req r;
@@ -228,7 +357,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (r.status != AMW_OK) {
       for (int i = 0; i < NRANGES; i++) {
         memrange_count_refused(&targets[i].mr, &r);
-        targets[i].stats[r.fatal ? AMW_STAT_REQ_INVALID : stat_for(r.opcode)]++;
+        int st = r.fatal ? AMW_STAT_REQ_INVALID : stat_for(r.opcode);
+        if (st >= 0) targets[i].stats[st]++;
         targets[i].stats[AMW_STAT_ERRORS]++;
       }
       if (r.fatal) break; /* the server answers and closes the connection */
@@ -239,8 +369,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(r.payload_len <= SLAB_SIZE);
     uint8_t *payload = payload_slab + (SLAB_SIZE - r.payload_len);
     memcpy(payload, data + pos, r.payload_len);
-    for (int i = 0; i < NRANGES; i++) execute(&targets[i], &r, payload);
+    if (amw_is_device_op(r.opcode)) execute_device(&r, payload);
+    else
+      for (int i = 0; i < NRANGES; i++) execute(&targets[i], &r, payload);
     pos += r.payload_len;
+  }
+  for (int i = 0; devs_dirty && i < NDEVS; i++) {
+    static uint8_t now[DEV_SIZE];
+    CHECK(pread(devs[i].fd, now, DEV_SIZE, 0) == (ssize_t)DEV_SIZE);
+    CHECK(memcmp(now, dev_shadow[i], DEV_SIZE) == 0);
   }
   for (int i = 0; i < NRANGES; i++) {
     struct target *t = &targets[i];

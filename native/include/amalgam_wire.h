@@ -31,6 +31,26 @@
  *   STAT         length = 0; no payload. Response payload: AMW_STAT_COUNT u64
  *                counters in enum amw_stat order.
  *
+ * Device requests (the network device space, /remotedev/<machine>/<dev>).
+ *   Every device request's payload starts with a AMW_DEV_NAME_SIZE (64) byte
+ *   name field: the device name ([a-z0-9][a-z0-9._-]{0,62}), NUL-padded to 64
+ *   bytes. addr is a byte offset in the device. A name that is not valid (bad
+ *   character, not NUL-terminated, bytes after the NUL not zero) is answered
+ *   E_BAD_REQUEST (framing stays intact); a name the server does not export is
+ *   E_NO_DEVICE.
+ *   DEVICE_READ  length = bytes to read (<= AMW_MAX_PAYLOAD); payload: name.
+ *                Response payload: `length` bytes ([addr, addr+length) must lie
+ *                inside the device, else E_OUT_OF_RANGE).
+ *   DEVICE_WRITE length = bytes to write (<= AMW_MAX_PAYLOAD); payload: name,
+ *                then those bytes. E_READ_ONLY on a device exported `ro`.
+ *                Response payload: none.
+ *   DEVICE_STAT  addr = 0, length = 0; payload: name. Response payload:
+ *                struct amw_dev_stat (16 bytes: size u64, flags u32, block u32).
+ *   DEVICE_FSYNC addr = 0, length = 0; payload: name. Flushes the device to
+ *                stable storage (fsync); a no-op success on a `ro` device.
+ *                Response payload: none.
+ *   A failed pread/pwrite/fsync on the owner is E_IO.
+ *
  * Errors
  *   status is 0 or one of enum amw_status. A request with an error status has
  *   an empty response payload. Limits are checked on the header alone, before
@@ -39,7 +59,8 @@
  *   A header whose magic, version or reserved field is wrong, or whose opcode
  *   is unknown, cannot be framed: the server answers E_BAD_REQUEST or
  *   E_UNSUPPORTED (echoing whatever request id it read) and closes the
- *   connection after flushing earlier responses.
+ *   connection after flushing earlier responses. So does a DEVICE_WRITE whose
+ *   length + AMW_DEV_NAME_SIZE does not fit 32 bits (E_TOO_LARGE, fatal).
  */
 #ifndef AMALGAM_WIRE_H
 #define AMALGAM_WIRE_H
@@ -60,6 +81,10 @@ enum amw_opcode {
   AMW_OP_CAS64 = 3,
   AMW_OP_FETCH_ADD64 = 4,
   AMW_OP_STAT = 5,
+  AMW_OP_DEVICE_READ = 6,
+  AMW_OP_DEVICE_WRITE = 7,
+  AMW_OP_DEVICE_STAT = 8,
+  AMW_OP_DEVICE_FSYNC = 9,
 };
 
 enum amw_status {
@@ -69,7 +94,55 @@ enum amw_status {
   AMW_E_OUT_OF_RANGE = 3, /* [addr, addr+length) not inside the served range */
   AMW_E_TOO_LARGE = 4,    /* length > AMW_MAX_PAYLOAD */
   AMW_E_UNALIGNED = 5,    /* CAS64 / FETCH_ADD64 address not 8-aligned */
+  AMW_E_NO_DEVICE = 6,    /* device requests: the name is not exported here (EACCES) */
+  AMW_E_READ_ONLY = 7,    /* DEVICE_WRITE to a device exported `ro` (EROFS) */
+  AMW_E_IO = 8,           /* the owner's pread/pwrite/fsync failed (EIO) */
 };
+
+/* Device requests: the name field at the start of the payload. */
+#define AMW_DEV_NAME_SIZE 64u
+/* DEVICE_STAT response payload (little-endian on the wire). */
+struct __attribute__((packed)) amw_dev_stat {
+  uint64_t size;       /* bytes; 0 for an unsized (character) device */
+  uint32_t flags;      /* AMW_DEVF_* */
+  uint32_t block_size; /* preferred I/O alignment in bytes (4096) */
+};
+_Static_assert(sizeof(struct amw_dev_stat) == 16, "device stat is 16 bytes");
+#define AMW_DEVF_RO 0x1u      /* exported read-only */
+#define AMW_DEVF_UNSIZED 0x2u /* a character device: no size, offsets not bounds-checked */
+
+/* 1 when s is a valid device name: [a-z0-9][a-z0-9._-]{0,62}. */
+static inline int amw_dev_name_valid(const char *s, size_t n) {
+  if (n == 0 || n >= AMW_DEV_NAME_SIZE) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             (i > 0 && (c == '.' || c == '_' || c == '-'));
+    if (!ok) return 0;
+  }
+  return 1;
+}
+
+/*
+ * Validate the name field of a device request (AMW_DEV_NAME_SIZE bytes at p)
+ * and copy it, NUL-terminated, to name (AMW_DEV_NAME_SIZE bytes). Returns 0 or
+ * -EINVAL (the caller answers E_BAD_REQUEST).
+ */
+static inline int amw_dev_name_decode(const uint8_t *p, char *name) {
+  size_t n = 0;
+  while (n < AMW_DEV_NAME_SIZE && p[n] != 0) n++;
+  if (n == AMW_DEV_NAME_SIZE) return -EINVAL;
+  for (size_t i = n; i < AMW_DEV_NAME_SIZE; i++)
+    if (p[i] != 0) return -EINVAL;
+  if (!amw_dev_name_valid((const char *)p, n)) return -EINVAL;
+  memcpy(name, p, n + 1);
+  return 0;
+}
+
+/* 1 for the device opcodes. */
+static inline int amw_is_device_op(uint8_t opcode) {
+  return opcode >= AMW_OP_DEVICE_READ && opcode <= AMW_OP_DEVICE_FSYNC;
+}
 
 /* Request flags: none defined in version 1; must be 0. */
 /* Response flags. */
@@ -177,6 +250,25 @@ static inline int amw_decode_request(const void *buf, size_t avail, struct amw_r
     break;
   case AMW_OP_STAT:
     if (out->length != 0) out->status = AMW_E_BAD_REQUEST;
+    break;
+  case AMW_OP_DEVICE_READ:
+    out->payload_len = AMW_DEV_NAME_SIZE;
+    if (out->length > AMW_MAX_PAYLOAD) out->status = AMW_E_TOO_LARGE;
+    break;
+  case AMW_OP_DEVICE_WRITE:
+    if (out->length > UINT32_MAX - AMW_DEV_NAME_SIZE) {
+      /* name + data would not fit payload_len: the stream cannot be framed */
+      out->status = AMW_E_TOO_LARGE;
+      out->fatal = 1;
+      break;
+    }
+    out->payload_len = AMW_DEV_NAME_SIZE + out->length;
+    if (out->length > AMW_MAX_PAYLOAD) out->status = AMW_E_TOO_LARGE;
+    break;
+  case AMW_OP_DEVICE_STAT:
+  case AMW_OP_DEVICE_FSYNC:
+    out->payload_len = AMW_DEV_NAME_SIZE;
+    if (out->length != 0 || out->addr != 0) out->status = AMW_E_BAD_REQUEST;
     break;
   default:
     out->status = AMW_E_UNSUPPORTED;

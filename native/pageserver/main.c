@@ -21,6 +21,7 @@
 static const char usage[] =
     "usage: pageserver (--tls-cert FILE --tls-key FILE --tls-ca FILE | --plaintext-loopback)\n"
     "                  --listen HOST:PORT --range-start ADDR --range-size BYTES\n"
+    "                  [--devices FILE]\n"
     "\n"
     "Serves [range-start, range-start + range-size) of amalgam's global address space\n"
     "from anonymous memory over the amalgam wire protocol (native/include/amalgam_wire.h).\n"
@@ -29,6 +30,11 @@ static const char usage[] =
     "                         on stdout is `listening HOST:PORT`. IPv6 as [::1]:PORT.\n"
     "  --range-start ADDR     first global address served (decimal or 0x hex, 8-aligned)\n"
     "  --range-size BYTES     bytes served (decimal or 0x hex; suffixes K, M, G accepted)\n"
+    "  --devices FILE         also serve these devices (DEVICE_READ/WRITE/STAT/FSYNC); one\n"
+    "                         per line: `<name> <ro|rw> <path>` (name [a-z0-9][a-z0-9._-]{0,62},\n"
+    "                         path a block/character device or an image file; '#' comments).\n"
+    "                         Re-read on SIGHUP: the table is replaced whole, or kept when the\n"
+    "                         new file has an error.\n"
     "\n"
     "Exactly one transport:\n"
     "  --tls-cert FILE        mutual TLS (1.3, at least 1.2): this node's certificate (PEM,\n"
@@ -40,7 +46,7 @@ static const char usage[] =
     "                         (for measuring the cost of TLS, and for local tests).\n"
     "  --help                 this text\n"
     "\n"
-    "SIGTERM or SIGINT stops the server cleanly.\n";
+    "SIGTERM or SIGINT stops the server cleanly; SIGHUP re-reads --devices.\n";
 
 /* Parse an unsigned 64-bit number with an optional K/M/G suffix. Returns 0 or -EINVAL. */
 static int parse_u64(const char *s, int allow_suffix, uint64_t *out) {
@@ -168,7 +174,7 @@ static void free_tls(struct ssl_ctx_st *tls) {
 }
 
 int main(int argc, char **argv) {
-  enum { OPT_LISTEN = 1, OPT_START, OPT_SIZE, OPT_PLAIN, OPT_CERT, OPT_KEY, OPT_CA, OPT_HELP };
+  enum { OPT_LISTEN = 1, OPT_START, OPT_SIZE, OPT_PLAIN, OPT_CERT, OPT_KEY, OPT_CA, OPT_DEVICES, OPT_HELP };
   static const struct option opts[] = {
       {"listen", required_argument, NULL, OPT_LISTEN},
       {"range-start", required_argument, NULL, OPT_START},
@@ -177,11 +183,12 @@ int main(int argc, char **argv) {
       {"tls-cert", required_argument, NULL, OPT_CERT},
       {"tls-key", required_argument, NULL, OPT_KEY},
       {"tls-ca", required_argument, NULL, OPT_CA},
+      {"devices", required_argument, NULL, OPT_DEVICES},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0},
   };
   const char *listen_arg = NULL, *start_arg = NULL, *size_arg = NULL;
-  const char *cert_arg = NULL, *key_arg = NULL, *ca_arg = NULL;
+  const char *cert_arg = NULL, *key_arg = NULL, *ca_arg = NULL, *devices_arg = NULL;
   int plaintext = 0, opt;
   while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (opt) {
@@ -192,6 +199,7 @@ int main(int argc, char **argv) {
     case OPT_CERT: cert_arg = optarg; break;
     case OPT_KEY: key_arg = optarg; break;
     case OPT_CA: ca_arg = optarg; break;
+    case OPT_DEVICES: devices_arg = optarg; break;
     case OPT_HELP: fputs(usage, stdout); return 0;
     default: fputs(usage, stderr); return 2;
     }
@@ -278,12 +286,26 @@ int main(int argc, char **argv) {
     free_tls(tls);
     return 1;
   }
+  if (devices_arg) {
+    char err[600];
+    rc = server_set_devices(&srv, devices_arg, err, sizeof err);
+    if (rc < 0) {
+      fprintf(stderr, "pageserver: --devices: %s\n", err);
+      server_close(&srv);
+      close(lfd);
+      memrange_close(&range);
+      free_tls(tls);
+      return rc == -EINVAL ? 2 : 1;
+    }
+  }
   printf("listening %s\n", bound);
   fflush(stdout);
   fprintf(stderr,
           "pageserver: serving [0x%" PRIx64 ", 0x%" PRIx64 ") %s%s\n", start, start + size,
           plaintext ? "plaintext on loopback" : "over mutual TLS",
           range.hugepages ? ", huge pages advised" : "");
+  if (srv.devices)
+    fprintf(stderr, "pageserver: serving %zu devices from %s\n", srv.devices->n, devices_arg);
   rc = server_run(&srv);
   server_close(&srv);
   close(lfd);

@@ -46,6 +46,10 @@ static void count_opcode(struct memrange *mr, uint8_t opcode) {
   case AMW_OP_CAS64: mr->stats[AMW_STAT_REQ_CAS64]++; break;
   case AMW_OP_FETCH_ADD64: mr->stats[AMW_STAT_REQ_FETCH_ADD64]++; break;
   case AMW_OP_STAT: mr->stats[AMW_STAT_REQ_STAT]++; break;
+  case AMW_OP_DEVICE_READ:
+  case AMW_OP_DEVICE_WRITE:
+  case AMW_OP_DEVICE_STAT:
+  case AMW_OP_DEVICE_FSYNC: break; /* device requests have no STAT counter of their own */
   default: mr->stats[AMW_STAT_REQ_INVALID]++; break;
   }
 }

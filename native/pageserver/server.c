@@ -2,19 +2,23 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <unistd.h>
+
+#include "devices.h"
 
 #ifndef AMALGAM_NO_TLS
 #include <limits.h>
-#include <stdio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -22,11 +26,13 @@
 #endif
 
 #define RBUF_INITIAL (64u * 1024u)
-#define RBUF_MAX (AMW_REQ_HEADER_SIZE + AMW_MAX_PAYLOAD)
+#define RBUF_MAX (AMW_REQ_HEADER_SIZE + AMW_DEV_NAME_SIZE + AMW_MAX_PAYLOAD)
 /* Stop reading requests while this much output is waiting for the client. */
 #define WBUF_HIGH (4u * 1024u * 1024u)
 #define WBUF_MAX (WBUF_HIGH + AMW_RESP_HEADER_SIZE + AMW_MAX_PAYLOAD)
 #define READ_CHUNK (256u * 1024u)
+/* Plaintext DEVICE_READs at least this long go out by sendfile (no copy through our buffers). */
+#define SENDFILE_MIN (64u * 1024u)
 
 enum conn_state {
   CONN_HANDSHAKE,  /* TLS only: handshake in progress, no request read yet */
@@ -64,6 +70,15 @@ struct conn {
   size_t rcap, rpos, rlen;
   uint8_t *wbuf; /* responses not yet sent in [wpos, wlen) */
   size_t wcap, wpos, wlen;
+  /*
+   * A DEVICE_READ answered by sendfile: its header is the last thing in wbuf
+   * (ending at seg_mark == wlen) and seg_left bytes of seg_fd (a dup, so a
+   * SIGHUP reload cannot close it) at seg_off follow it. While it is pending
+   * no other request is processed, which keeps the responses in order.
+   */
+  int seg_fd; /* -1: none */
+  off_t seg_off;
+  size_t seg_left, seg_mark;
   int peer_closed;
 };
 
@@ -181,6 +196,7 @@ static int tls_handshake(struct conn *c) {
 static void conn_close(struct server *srv, struct conn *c) {
   ae_del(srv->loop, c->fd, AE_READABLE | AE_WRITABLE);
   srv->conns[c->fd] = NULL;
+  if (c->seg_fd >= 0) close(c->seg_fd);
   c->io->release(c);
   close(c->fd);
   free(c->rbuf);
@@ -224,7 +240,7 @@ static int queue_error(struct conn *c, const struct amw_req *req, uint32_t statu
  * too much output is queued, or the framing is lost. Returns 0 or -errno.
  */
 static int conn_process(struct server *srv, struct conn *c) {
-  while (c->state != CONN_DRAINING && c->wlen - c->wpos < WBUF_HIGH) {
+  while (c->state != CONN_DRAINING && c->seg_fd < 0 && c->wlen - c->wpos < WBUF_HIGH) {
     size_t avail = c->rlen - c->rpos;
     if (c->state == CONN_DISCARDING) {
       size_t n = avail < c->discard_left ? avail : (size_t)c->discard_left;
@@ -266,13 +282,40 @@ static int conn_process(struct server *srv, struct conn *c) {
       }
       break;
     }
-    size_t out_max = req.opcode == AMW_OP_READ ? req.length : AMW_STAT_COUNT * 8;
+    if (req.opcode == AMW_OP_DEVICE_READ && c->io == &plain_io && req.length >= SENDFILE_MIN) {
+      const uint8_t *name = c->rbuf + c->rpos + AMW_REQ_HEADER_SIZE;
+      int fd = devices_read_fd(srv->devices, srv->range, &req, name);
+      int dfd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+      if (dfd >= 0) {
+        int rc = wbuf_reserve(c, AMW_RESP_HEADER_SIZE);
+        if (rc < 0) {
+          close(dfd);
+          return rc;
+        }
+        amw_encode_response(c->wbuf + c->wlen, req.opcode, 0, req.request_id, AMW_OK, req.length);
+        c->wlen += AMW_RESP_HEADER_SIZE;
+        c->seg_fd = dfd;
+        c->seg_off = (off_t)req.addr;
+        c->seg_left = req.length;
+        c->seg_mark = c->wlen;
+        c->rpos += total;
+        break; /* conn_flush sends the data; then processing resumes */
+      }
+    }
+    size_t out_max = req.opcode == AMW_OP_READ || req.opcode == AMW_OP_DEVICE_READ
+                         ? req.length
+                         : AMW_STAT_COUNT * 8; /* >= sizeof(struct amw_dev_stat) */
     int rc = wbuf_reserve(c, AMW_RESP_HEADER_SIZE + out_max);
     if (rc < 0) return rc;
     uint32_t status, out_len;
-    uint16_t flags;
-    memrange_execute(srv->range, &req, c->rbuf + c->rpos + AMW_REQ_HEADER_SIZE,
-                     c->wbuf + c->wlen + AMW_RESP_HEADER_SIZE, &status, &flags, &out_len);
+    uint16_t flags = 0;
+    const uint8_t *payload = c->rbuf + c->rpos + AMW_REQ_HEADER_SIZE;
+    uint8_t *out = c->wbuf + c->wlen + AMW_RESP_HEADER_SIZE;
+    if (amw_is_device_op(req.opcode))
+      devices_execute(srv->devices, srv->bounce, srv->range, &req, payload, out, &status,
+                      &out_len);
+    else
+      memrange_execute(srv->range, &req, payload, out, &status, &flags, &out_len);
     amw_encode_response(c->wbuf + c->wlen, req.opcode, flags, req.request_id, status, out_len);
     c->wlen += AMW_RESP_HEADER_SIZE + out_len;
     c->rpos += total;
@@ -283,11 +326,29 @@ static int conn_process(struct server *srv, struct conn *c) {
 
 /* Send queued output; returns 0 or -errno (-EPIPE etc. close the connection). */
 static int conn_flush(struct conn *c) {
-  while (c->wpos < c->wlen) {
-    ssize_t n = c->io->write(c, c->wbuf + c->wpos, c->wlen - c->wpos);
-    if (n == -EAGAIN) return 0;
-    if (n < 0) return (int)n;
-    c->wpos += (size_t)n;
+  for (;;) {
+    size_t end = c->seg_fd >= 0 ? c->seg_mark : c->wlen;
+    while (c->wpos < end) {
+      ssize_t n = c->io->write(c, c->wbuf + c->wpos, end - c->wpos);
+      if (n == -EAGAIN) return 0;
+      if (n < 0) return (int)n;
+      c->wpos += (size_t)n;
+    }
+    if (c->seg_fd < 0) break;
+    while (c->seg_left > 0) {
+      ssize_t n = sendfile(c->fd, c->seg_fd, &c->seg_off, c->seg_left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+      if (n <= 0) {
+        /* the header promised these bytes: the stream cannot go on */
+        fprintf(stderr, "pageserver: device read by sendfile failed: %s\n",
+                n == 0 ? "the file shrank" : strerror(errno));
+        return n == 0 ? -EIO : -errno;
+      }
+      c->seg_left -= (size_t)n;
+    }
+    close(c->seg_fd);
+    c->seg_fd = -1;
   }
   c->wpos = c->wlen = 0;
   return 0;
@@ -327,12 +388,13 @@ static ae_file_proc conn_event;
 /* Watch for input only while we accept more requests, for output only while some waits. */
 static int conn_update_events(struct server *srv, struct conn *c) {
   int want = AE_NONE;
-  int pending = c->wlen > c->wpos;
+  int pending = c->wlen > c->wpos || c->seg_fd >= 0;
   if (c->state == CONN_HANDSHAKE) {
     want = c->rd_want;
   } else {
     if (pending) want |= c->wr_want;
-    if (c->state != CONN_DRAINING && !c->peer_closed && c->wlen - c->wpos < WBUF_HIGH)
+    if (c->state != CONN_DRAINING && !c->peer_closed && c->seg_fd < 0 &&
+        c->wlen - c->wpos < WBUF_HIGH)
       want |= c->rd_want;
   }
   int have = ae_mask(srv->loop, c->fd);
@@ -394,7 +456,8 @@ static void conn_event(ae_loop *loop, int fd, void *data, int mask) {
     if (rc == 0) rc = conn_flush(c);
     if (!progressed) break; /* cannot happen (see conn_fill), but never spin */
   }
-  int done = c->wpos == c->wlen && (c->state == CONN_DRAINING || c->peer_closed);
+  int done = c->wpos == c->wlen && c->seg_fd < 0 &&
+             (c->state == CONN_DRAINING || c->peer_closed);
   if (rc < 0 || done) {
     conn_close(srv, c);
     return;
@@ -425,6 +488,7 @@ static void accept_event(ae_loop *loop, int fd, void *data, int mask) {
     }
     c->srv = srv;
     c->fd = cfd;
+    c->seg_fd = -1;
     c->state = CONN_READING;
     c->io = &plain_io;
     c->rd_want = AE_READABLE;
@@ -463,11 +527,49 @@ static void accept_event(ae_loop *loop, int fd, void *data, int mask) {
   }
 }
 
+/* SIGHUP: load the --devices file again and swap the table in whole (or keep the old one). */
+static void reload_devices(struct server *srv) {
+  if (!srv->devices_file) {
+    fprintf(stderr, "pageserver: SIGHUP: no --devices file, nothing to reload\n");
+    return;
+  }
+  struct devtable *t;
+  char err[512];
+  int rc = devtable_load(srv->devices_file, &t, err, sizeof err);
+  if (rc < 0) {
+    fprintf(stderr, "pageserver: SIGHUP: keeping the previous %zu devices: %s\n",
+            srv->devices ? srv->devices->n : (size_t)0, err);
+    return;
+  }
+  /* One thread: no request is running, so the old table can go at once. */
+  devtable_free(srv->devices);
+  srv->devices = t;
+  fprintf(stderr, "pageserver: SIGHUP: now serving %zu devices from %s\n", t->n,
+          srv->devices_file);
+}
+
 static void signal_event(ae_loop *loop, int fd, void *data, int mask) {
-  (void)data;
   (void)mask;
+  struct server *srv = data;
   struct signalfd_siginfo si;
-  if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) ae_stop(loop);
+  while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    if (si.ssi_signo == SIGHUP) reload_devices(srv);
+    else ae_stop(loop);
+  }
+}
+
+int server_set_devices(struct server *srv, const char *file, char *err, size_t errlen) {
+  srv->bounce = devices_bounce_alloc();
+  if (!srv->bounce) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  struct devtable *t;
+  int rc = devtable_load(file, &t, err, errlen);
+  if (rc < 0) return rc;
+  srv->devices = t;
+  srv->devices_file = file;
+  return 0;
 }
 
 int server_init(struct server *srv, int listen_fd, struct memrange *range,
@@ -492,6 +594,7 @@ int server_init(struct server *srv, int listen_fd, struct memrange *range,
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
     rc = -errno;
     goto fail;
@@ -524,4 +627,8 @@ void server_close(struct server *srv) {
   srv->signal_fd = -1;
   ae_destroy(srv->loop);
   srv->loop = NULL;
+  devtable_free(srv->devices);
+  srv->devices = NULL;
+  free(srv->bounce);
+  srv->bounce = NULL;
 }

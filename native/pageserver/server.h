@@ -6,16 +6,20 @@
 #define AMALGAM_SERVER_H
 
 #include "ae.h"
+#include "devices.h"
 #include "memrange.h"
 
 struct server {
   ae_loop *loop;
   int listen_fd;
-  int signal_fd; /* SIGTERM/SIGINT arrive here and stop the loop */
+  int signal_fd; /* SIGTERM/SIGINT stop the loop; SIGHUP reloads the devices */
   struct memrange *range;
   struct conn **conns; /* indexed by fd, for shutdown */
   struct ssl_ctx_st *tls; /* SSL_CTX: mutual TLS on every connection; NULL: plaintext */
   int setsize;
+  struct devtable *devices;  /* exported devices, NULL without --devices */
+  const char *devices_file;  /* re-read on SIGHUP */
+  uint8_t *bounce;           /* 4 KiB-aligned buffer for device I/O */
 };
 
 struct ssl_ctx_st;
@@ -27,6 +31,11 @@ struct ssl_ctx_st;
  */
 int server_init(struct server *srv, int listen_fd, struct memrange *range,
                 struct ssl_ctx_st *tls);
+/*
+ * Serve the devices listed in file (see devices.h), re-read on SIGHUP. Call
+ * after server_init. Returns 0 or -errno with one line in err.
+ */
+int server_set_devices(struct server *srv, const char *file, char *err, size_t errlen);
 /* Serve until SIGTERM or SIGINT; returns 0 or -errno. */
 int server_run(struct server *srv);
 /* Close every connection and the loop (not the range). */

@@ -66,7 +66,7 @@ static int single_entry(X509_NAME *name, int nid, char *buf, size_t len) {
 }
 
 /* Chain verified by openssl; at the leaf, also insist on a member subject. */
-static int verify_cb(int preverify_ok, X509_STORE_CTX *store) {
+int tls_verify_member(int preverify_ok, X509_STORE_CTX *store) {
   if (!preverify_ok) return 0;
   if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
   X509 *leaf = X509_STORE_CTX_get_current_cert(store);
@@ -110,7 +110,7 @@ int tls_ctx_create(SSL_CTX **out, const char *cert_file, const char *key_file,
   STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
   if (!names) return fail(ctx, err, errlen, "no certificate in --tls-ca", ca_file);
   SSL_CTX_set_client_CA_list(ctx, names);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tls_verify_member);
   SSL_CTX_set_verify_depth(ctx, 4);
   /* No resumption: one long-lived connection per peer; nothing to gain, less to get wrong. */
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

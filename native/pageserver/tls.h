@@ -24,6 +24,12 @@ void tls_ctx_free(struct ssl_ctx_st *ctx);
 void tls_last_error(char *buf, size_t len);
 /* 1 if a subject names a cluster member (exposed for the unit tests). */
 int tls_subject_is_member(const char *cn, const char *o);
+/*
+ * SSL verify callback: the chain must verify and the leaf must name a member.
+ * Used by the page server for clients and by remotedev-fuse for servers.
+ */
+struct x509_store_ctx_st;
+int tls_verify_member(int preverify_ok, struct x509_store_ctx_st *store);
 #endif
 
 #endif

@@ -25,16 +25,25 @@
  *   node is Ready again; a SIGKILL followed by a good restart never withholds
  *   a beat, so the node stays Ready. The watch and the resync keep the desired
  *   range current meanwhile (they do not depend on heartbeats).
+ * - The network device space (device-space.ts): publishes this machine's
+ *   devices (the `devices` fingerprinter, on each heartbeat's probe, when they
+ *   changed), keeps the page server's `--devices` file and remotedev-fuse's
+ *   `--tree` file in step with the control plane (SIGHUP after each rewrite),
+ *   and with `remotedev.mount` runs and supervises remotedev-fuse; the page
+ *   server is always started with `--devices`.
  * - `/metrics` (plain HTTP on loopback), its own prom-client registry.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type AmalgamClient, createClient } from '../client/index.ts';
 import { PageServerClient } from '../client/pageserver-client.ts';
 import type { NodeView, PageServerEndpoint } from '../controlplane/service/contracts.ts';
-import type { AgentConfig } from './config.ts';
+import { type AgentConfig, checkDeviceConfig } from './config.ts';
+import { type DeviceSpace, startDeviceSpace } from './device-space.ts';
 import { fingerprint, procEnv } from './fingerprint/index.ts';
 import { type AgentMetrics, createAgentMetrics } from './metrics.ts';
 import {
@@ -68,6 +77,8 @@ export interface Agent {
   metrics: AgentMetrics;
   /** The running page server, if any (for tests and status). */
   pageServer(): { pid: number; host: string; port: number; range: Range } | null;
+  /** The device space: the two files it keeps, and the remotedev-fuse mount if one runs. */
+  devices(): { devicesFile: string; treeFile: string; mount: { pid: number; dir: string } | null };
   close(): Promise<void>;
 }
 
@@ -98,14 +109,15 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     cert: cert as string,
     key: key as string,
   });
+  checkDeviceConfig(config);
   const metrics = createAgentMetrics();
-  const env = procEnv(config.contributeBytes);
+  const env = procEnv(config.contributeBytes, config.devices);
   // The page server speaks mutual TLS with this node's own certificate, so only
   // cluster members reach its bytes. Plaintext only when the config asks for it
   // (`pageserver.plaintextLoopback`), and the page server itself refuses that
   // on anything but a loopback address: it exists to measure what TLS costs.
   const pageServerTls = config.pageserver?.plaintextLoopback !== true;
-  const pageServerOptions: PageServerOptions = pageServerTls
+  const basePageServerOptions: PageServerOptions = pageServerTls
     ? {
         ...config.pageserver,
         plaintextLoopback: false,
@@ -120,6 +132,33 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         ],
       }
     : (config.pageserver ?? {});
+  const stateDir =
+    config.stateDir ?? (await mkdtemp(join(tmpdir(), `amalgam-agent-${config.name}-`)));
+  const ownStateDir = config.stateDir === undefined;
+  // Set below, once the device space exists; the page server is started after that.
+  let proc: RunningPageServer | null = null;
+  /** Bumped at each rewrite of the page server's devices file (a start that raced one SIGHUPs). */
+  let devicesVersion = 0;
+  const deviceSpace: DeviceSpace = await startDeviceSpace({
+    node: config.name,
+    client,
+    logger,
+    stateDir,
+    ...(config.remotedev ? { remotedev: config.remotedev } : {}),
+    ...(pageServerTls
+      ? { tls: { certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile } }
+      : {}),
+    resyncMs,
+    metrics,
+    onPageServerDevicesChanged: () => {
+      devicesVersion++;
+      proc?.child.kill('SIGHUP');
+    },
+  });
+  const pageServerOptions: PageServerOptions = {
+    ...basePageServerOptions,
+    devicesFile: deviceSpace.devicesFile,
+  };
   const nodeTls = () => ({
     ca: ca as string,
     cert: cert as string,
@@ -164,7 +203,6 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   // ---- actual state and the reconciler ----
   let actual: Actual = { state: 'stopped', failures: 0, retryAt: 0 };
-  let proc: RunningPageServer | null = null;
   let stopReason: string | null = null;
   let healthFailures = 0;
   let running = false;
@@ -210,6 +248,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   async function start(range: Range): Promise<void> {
     const failures = actual.state === 'stopped' ? actual.failures : 0;
     actual = { state: 'starting', range };
+    const version = devicesVersion;
     try {
       const p = await startPageServer(pageServerOptions, range);
       if (closed) {
@@ -217,6 +256,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         return;
       }
       proc = p;
+      // Its devices file changed while it started: it may have read the old one.
+      if (devicesVersion !== version) p.child.kill('SIGHUP');
       healthFailures = 0;
       freshStats = true;
       metrics.pageServerStarted();
@@ -334,6 +375,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       for (const { name, error } of inventory.errors) {
         logger.warn({ err: error, fingerprinter: name }, 'fingerprinter failed');
       }
+      if (inventory.devices) deviceSpace.inventory(inventory.devices);
       const node = await client.nodes.heartbeat(config.name, inventory.load, pageServerEndpoint());
       metrics.heartbeat('ok');
       if (heartbeatFailures > 0)
@@ -399,10 +441,19 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.metricsPort ?? 0, config.metricsHost ?? '127.0.0.1', () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.metricsPort ?? 0, config.metricsHost ?? '127.0.0.1', () => resolve());
+    });
+  } catch (err) {
+    // Nothing of this agent may outlive a failed start: no mount, no watch, no client.
+    closed = true;
+    await deviceSpace.close();
+    await client.close();
+    if (ownStateDir) await rm(stateDir, { recursive: true, force: true });
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   const metricsUrl = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}/metrics`;
   logger.info({ metricsUrl, server: config.server }, 'clusteragent started');
@@ -416,12 +467,19 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     metrics,
     pageServer: () =>
       proc ? { pid: proc.pid, host: proc.host, port: proc.port, range: proc.range } : null,
+    devices: () => ({
+      devicesFile: deviceSpace.devicesFile,
+      treeFile: deviceSpace.treeFile,
+      mount: deviceSpace.mount(),
+    }),
     async close() {
       if (closed) return;
       closed = true;
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
       await watch?.close().catch(() => {});
+      // The mount first: it may have I/O in flight to page servers.
+      await deviceSpace.close();
       const p = proc;
       if (p) {
         logger.info({ pid: p.pid }, 'stopping the page server');
@@ -431,6 +489,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       proc = null;
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await client.close();
+      if (ownStateDir) await rm(stateDir, { recursive: true, force: true });
       logger.info('clusteragent stopped');
     },
   };

@@ -12,12 +12,14 @@ import { type AgentConfig, loadAgentConfig } from './config.ts';
 const USAGE = `usage: clusteragent --config <home>/agent.json [--metrics-port N] [--log-level LEVEL]
 
   -c, --config FILE     the agent config \`clusteradm join\` wrote (server, name, certFile,
-                        keyFile, caFile; optional heartbeatSeconds, pageserver, metricsPort)
+                        keyFile, caFile; optional heartbeatSeconds, pageserver, metricsPort,
+                        devices, remotedev {mount, localdev}, stateDir)
       --metrics-port N  serve /metrics on 127.0.0.1:N (default: the config's, else a free port)
       --log-level LEVEL pino level (default info)
   -h, --help            this text
 
-Heartbeats with this node's load, and runs the page server on the node's committed range.
+Heartbeats with this node's load, runs the page server on the node's committed range,
+publishes this machine's devices, and (with remotedev.mount) mounts /remotedev.
 SIGTERM or SIGINT stops it (and the page server) cleanly.
 `;
 

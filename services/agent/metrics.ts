@@ -53,6 +53,10 @@ export interface AgentMetrics {
   pageServerUp(up: boolean): void;
   /** A new STAT snapshot of the current process (`fresh`: the first of a new process). */
   pageServerStats(stats: PageServerStats, fresh: boolean): void;
+  /** Device counts: this machine's inventory, its exported devices, the devices its mount shows. */
+  devices(counts: { inventoried?: number; exported?: number; mounted?: number }): void;
+  remotedevStarted(): void;
+  remotedevExited(): void;
 }
 
 export function createAgentMetrics(registry = new Registry()): AgentMetrics {
@@ -110,8 +114,30 @@ export function createAgentMetrics(registry = new Registry()): AgentMetrics {
       }) as Counter<'op'>,
     );
   }
+  const deviceCounts = new Gauge({
+    name: 'amalgam_agent_devices',
+    help: "Devices: this machine's inventory (inventoried), those it exports (exported), those its /remotedev mount shows (mounted).",
+    labelNames: ['state'] as const,
+    registers: [registry],
+  });
+  const remotedevStarts = new Counter({
+    name: 'amalgam_remotedev_starts_total',
+    help: 'remotedev-fuse processes started (mounted) by the agent.',
+    registers: [registry],
+  });
+  const remotedevExits = new Counter({
+    name: 'amalgam_remotedev_exits_total',
+    help: 'remotedev-fuse processes that exited (stopped or crashed).',
+    registers: [registry],
+  });
+  const remotedevUp = new Gauge({
+    name: 'amalgam_remotedev_up',
+    help: "1 while the agent's remotedev-fuse is mounted.",
+    registers: [registry],
+  });
   let last: PageServerStats | null = null;
   up.set(0);
+  remotedevUp.set(0);
   return {
     registry,
     heartbeat(outcome) {
@@ -141,6 +167,19 @@ export function createAgentMetrics(registry = new Registry()): AgentMetrics {
       rangeStart.set(Number(stats.rangeStart));
       rangeSize.set(Number(stats.rangeSize));
       last = stats;
+    },
+    devices(counts) {
+      for (const [state, value] of Object.entries(counts)) {
+        if (value !== undefined) deviceCounts.set({ state }, value);
+      }
+    },
+    remotedevStarted() {
+      remotedevStarts.inc();
+      remotedevUp.set(1);
+    },
+    remotedevExited() {
+      remotedevExits.inc();
+      remotedevUp.set(0);
     },
   };
 }

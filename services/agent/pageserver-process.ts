@@ -23,6 +23,8 @@ export interface PageServerOptions {
   plaintextLoopback?: boolean;
   /** More arguments (e.g. the TLS files, when the page server takes them). */
   extraArgs?: string[];
+  /** The `--devices FILE` it serves (re-read on SIGHUP); the agent maintains it. */
+  devicesFile?: string;
   /** How long to wait for `listening`. Default 10 s. */
   startTimeoutMs?: number;
 }
@@ -45,6 +47,7 @@ export function pageServerArgs(options: PageServerOptions, range: Range): string
     '--range-size',
     String(range.size),
     ...(options.plaintextLoopback === true ? ['--plaintext-loopback'] : []),
+    ...(options.devicesFile === undefined ? [] : ['--devices', options.devicesFile]),
     ...(options.extraArgs ?? []),
   ];
 }

@@ -4,6 +4,10 @@
  * tree (`['token', 'create']` is `clusteradm token create`).
  */
 import type { CliCommand } from './context.ts';
+import { devDescribe } from './dev-describe.ts';
+import { devExport } from './dev-export.ts';
+import { devList } from './dev-list.ts';
+import { devUnexport } from './dev-unexport.ts';
 import { init } from './init.ts';
 import { join } from './join.ts';
 import { memAlloc } from './mem-alloc.ts';
@@ -44,6 +48,10 @@ export const COMMANDS: CliCommand[] = [
   memCas,
   memLock,
   memUnlock,
+  devList,
+  devDescribe,
+  devExport,
+  devUnexport,
 ];
 
 /** What the nouns that only group verbs stand for, in `--help`. */
@@ -51,4 +59,5 @@ export const GROUPS: Record<string, string> = {
   token: 'bootstrap tokens for joining nodes',
   node: 'one node of the cluster',
   mem: 'the network memory space',
+  dev: 'the network device space (/remotedev/<node>/<dev>)',
 };

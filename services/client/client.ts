@@ -10,6 +10,9 @@ import type {
   ClusterInfo,
   CreatedToken,
   CreateTokenRequest,
+  DeviceInventoryItem,
+  DeviceView,
+  ExportPolicy,
   JoinRequest,
   JoinResult,
   LoadReport,
@@ -58,6 +61,16 @@ export interface AmalgamClient {
     listSegments(): Promise<SegmentView[]>;
     getSegment(id: string): Promise<SegmentView>;
     freeSegment(id: string): Promise<void>;
+  };
+  /** The network device space, `/remotedev/<node>/<device>`. */
+  devices: {
+    /** Every device, or only `node`'s. */
+    list(node?: string): Promise<DeviceView[]>;
+    get(node: string, device: string): Promise<DeviceView>;
+    /** Only the node itself (its agent): its whole inventory; answers its devices. */
+    report(node: string, devices: DeviceInventoryItem[]): Promise<DeviceView[]>;
+    /** Admin only: `none` unexports. */
+    setExport(node: string, device: string, policy: ExportPolicy): Promise<DeviceView>;
   };
   /**
    * GET /v1/watch (gRPC Watch/Watch): the changes under `prefix` from
@@ -134,6 +147,24 @@ function createRestClient(options: TransportOptions): AmalgamClient {
       freeSegment: async (id) => {
         await call<void>('DELETE', `/v1/memory/segments/${segment(id)}`);
       },
+    },
+    devices: {
+      list: async (node) => {
+        const path =
+          node === undefined ? '/v1/devices' : `/v1/devices?${new URLSearchParams({ node })}`;
+        return itemsOf(await call<Items<DeviceView>>('GET', path), '/v1/devices');
+      },
+      get: (node, device) =>
+        call<DeviceView>('GET', `/v1/devices/${segment(node)}/${segment(device)}`),
+      report: async (node, devices) =>
+        itemsOf(
+          await call<Items<DeviceView>>('POST', `/v1/nodes/${segment(node)}/devices`, { devices }),
+          'reportDevices',
+        ),
+      setExport: (node, device, policy) =>
+        call<DeviceView>('POST', `/v1/devices/${segment(node)}/${segment(device)}/export`, {
+          policy,
+        }),
     },
     watch: (request) => openWatch(transport, request),
     healthy: async () => ok(await transport.raw('GET', '/healthz')),

@@ -8,11 +8,12 @@
  * Which calls may fail over (grpc-transport.ts): reads (GetInfo, List*,
  * Get*, GetLayout, the health check) after any failure without an answer;
  * writes (Create, Delete, Join, Heartbeat, Drain, Remove, AllocateSegment,
- * FreeSegment) only when they were never sent.
+ * FreeSegment, Devices Report and SetExport) only when they were never sent.
  */
 import type {
   ClusterInfo,
   CreatedToken,
+  DeviceView,
   JoinResult,
   LoadReport,
   MemoryLayoutView,
@@ -56,6 +57,23 @@ export function segmentFromProto(value: Message): SegmentView {
     p.mode === 'pinned' ? { mode: 'pinned', node: p.node ?? '' } : { mode: p.mode }
   ) as Placement;
   return { ...value, placement } as SegmentView;
+}
+
+/** Device: `major`, `minor` and `parent` unset -> null, as REST answers. */
+export function deviceFromProto(value: Message): DeviceView {
+  const { major, minor, parent, partitions, ...rest } = value;
+  return {
+    ...rest,
+    major: absent(major) ? null : (major as number),
+    minor: absent(minor) ? null : (minor as number),
+    parent: absent(parent) ? null : (parent as string),
+    partitions: Array.isArray(partitions) ? (partitions as string[]) : [],
+  } as DeviceView;
+}
+
+/** A contract object without its null or undefined members (proto3 `optional` left unset). */
+function withoutNulls(value: object): Message {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null && v !== undefined));
 }
 
 /** ResourceEvent: `value_json` is the resource as JSON text, empty on delete. */
@@ -151,6 +169,17 @@ export function createGrpcClient(options: GrpcClientOptions): AmalgamClient {
       freeSegment: async (id) => {
         await write('Memory', 'FreeSegment', { id });
       },
+    },
+    devices: {
+      list: async (node) => items(await read('Devices', 'List', { node })).map(deviceFromProto),
+      get: async (node, device) =>
+        deviceFromProto(await read<Message>('Devices', 'Get', { node, device })),
+      report: async (name, devices) =>
+        items(await write('Devices', 'Report', { name, devices: devices.map(withoutNulls) })).map(
+          deviceFromProto,
+        ),
+      setExport: async (node, device, policy) =>
+        deviceFromProto(await write<Message>('Devices', 'SetExport', { node, device, policy })),
     },
     watch: (request) => {
       const open: OpenEvents = async function* (from, signal, connected) {

@@ -20,6 +20,7 @@ import type {
   ControlPlaneStats,
   NodeState,
 } from './service/contracts.ts';
+import { createDeviceService } from './service/device-service.ts';
 import { keys } from './service/keys.ts';
 import { createMemoryService } from './service/memory-service.ts';
 import { createNodeService, type NodeRecord } from './service/node-service.ts';
@@ -74,6 +75,7 @@ export async function createControlPlane(
   const tokens = createTokenService(store, now);
   const nodes = createNodeService({ store, ca: options.ca, tokens, now, nodeGraceSeconds, mirror });
   const memory = createMemoryService(store, now);
+  const devices = createDeviceService({ store, now, mirror });
 
   const election = startLeaderElection({
     store,
@@ -116,6 +118,7 @@ export async function createControlPlane(
     watch: createWatchService(store),
     nodes,
     memory,
+    devices,
 
     async stats(): Promise<ControlPlaneStats> {
       await mirror.sync();

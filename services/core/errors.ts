@@ -202,6 +202,12 @@ export const ERRORS = {
     message:
       'the network-memory lock is not held by this owner (released, or expired and taken over)',
   },
+  DEVICE_NOT_FOUND: {
+    http: 404,
+    grpc: GrpcStatus.NOT_FOUND,
+    retryable: false,
+    message: 'the node has no such device in its inventory',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

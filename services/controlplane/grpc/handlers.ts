@@ -9,12 +9,15 @@
  * unset `optional` fields are absent and unset messages are null.
  */
 
+import type { DeviceInventoryItem } from '../../core/devices.ts';
 import type { Placement } from '../../core/segments.ts';
 import type {
   AllocateSegmentRequest,
   Caller,
   ControlPlaneRuntime,
   CreateTokenRequest,
+  DeviceView,
+  ExportPolicy,
   JoinRequest,
   LoadReport,
   NodeCapacity,
@@ -88,6 +91,33 @@ function allocateRequest(request: Record<string, unknown>): AllocateSegmentReque
 
 const items = (list: readonly unknown[]) => ({ items: list });
 
+function inventoryItem(value: unknown): DeviceInventoryItem {
+  const r = (message<Record<string, unknown>>(value) ?? {}) as Record<string, unknown>;
+  return {
+    name: str(r.name),
+    kind: str(r.kind),
+    path: str(r.path),
+    sizeBytes: r.sizeBytes,
+    readOnly: r.readOnly,
+    partitions: Array.isArray(r.partitions) ? r.partitions : [],
+    ...(present(r.major) === undefined ? {} : { major: r.major }),
+    ...(present(r.minor) === undefined ? {} : { minor: r.minor }),
+    ...(present(r.parent) === undefined ? {} : { parent: r.parent }),
+  } as DeviceInventoryItem;
+}
+
+/** A DeviceView as the proto's Device: null members are left unset. */
+function deviceToProto(view: DeviceView): Record<string, unknown> {
+  const { major, minor, parent, ...rest } = view;
+  return {
+    ...rest,
+    ...(major === null ? {} : { major }),
+    ...(minor === null ? {} : { minor }),
+    ...(parent === null ? {} : { parent }),
+  };
+}
+const deviceItems = (list: readonly DeviceView[]) => ({ items: list.map(deviceToProto) });
+
 export const unaryMethods: Record<string, Record<string, UnaryMethod>> = {
   Cluster: {
     GetInfo: { handle: (runtime, caller) => runtime.cluster.info(caller) },
@@ -123,6 +153,37 @@ export const unaryMethods: Record<string, Record<string, UnaryMethod>> = {
         await runtime.nodes.remove(caller, str(r.name));
         return EMPTY;
       },
+    },
+  },
+  Devices: {
+    List: {
+      handle: async (runtime, caller, r) =>
+        deviceItems(await runtime.devices.list(caller, present(r.node as string | undefined))),
+    },
+    Get: {
+      handle: async (runtime, caller, r) =>
+        deviceToProto(await runtime.devices.get(caller, str(r.node), str(r.device))),
+    },
+    Report: {
+      handle: async (runtime, caller, r) =>
+        deviceItems(
+          await runtime.devices.report(
+            caller,
+            str(r.name),
+            (Array.isArray(r.devices) ? r.devices : []).map(inventoryItem),
+          ),
+        ),
+    },
+    SetExport: {
+      handle: async (runtime, caller, r) =>
+        deviceToProto(
+          await runtime.devices.setExport(
+            caller,
+            str(r.node),
+            str(r.device),
+            str(r.policy) as ExportPolicy,
+          ),
+        ),
     },
   },
   Memory: {

@@ -26,5 +26,6 @@ export const SERVICE_NAMES = [
   'amalgam.v1.Tokens',
   'amalgam.v1.Nodes',
   'amalgam.v1.Memory',
+  'amalgam.v1.Devices',
   'amalgam.v1.Watch',
 ] as const;

@@ -12,8 +12,10 @@ import type {
   Caller,
   ControlPlaneRuntime,
   CreateTokenRequest,
+  DeviceInventory,
   HeartbeatRequest,
   JoinRequest,
+  SetExportRequest,
 } from '../service/contracts.ts';
 
 export interface HandlerContext {
@@ -124,6 +126,39 @@ export const handlers: Record<string, Handler> = {
     await context.runtime.memory.freeSegment(context.caller, param(context, 'id'));
     return noContent;
   },
+
+  reportDevices: async (context) =>
+    json(
+      200,
+      items(
+        await context.runtime.devices.report(
+          context.caller,
+          param(context, 'name'),
+          (context.body as DeviceInventory).devices,
+        ),
+      ),
+    ),
+  listDevices: async ({ runtime, caller, query }) =>
+    json(200, items(await runtime.devices.list(caller, query.node))),
+  getDevice: async (context) =>
+    json(
+      200,
+      await context.runtime.devices.get(
+        context.caller,
+        param(context, 'node'),
+        param(context, 'device'),
+      ),
+    ),
+  setDeviceExport: async (context) =>
+    json(
+      200,
+      await context.runtime.devices.setExport(
+        context.caller,
+        param(context, 'node'),
+        param(context, 'device'),
+        (context.body as SetExportRequest).policy,
+      ),
+    ),
 
   watchResources: async ({ runtime, caller, query }) => {
     const { prefix, fromRevision } = query;

@@ -6,6 +6,7 @@
  * these functions and map the result. Authorization lives here, so both doors
  * apply the same rules. Every failure is an AmalgamError with a stable code.
  */
+import type { DeviceInventoryItem, DeviceKind, ExportPolicy } from '../../core/devices.ts';
 import type { MemoryLayout, NodeRange } from '../../core/memory-layout.ts';
 import type { Extent, Placement } from '../../core/segments.ts';
 
@@ -142,6 +143,37 @@ export interface MemoryLayoutView {
   segments: number;
 }
 
+/** One device of `/remotedev/<node>/<name>`, as every member sees it. */
+export interface DeviceView {
+  node: string;
+  name: string;
+  kind: DeviceKind;
+  /** The device on its own machine (`/dev/sda`, or a file declared as a device). */
+  path: string;
+  sizeBytes: number;
+  readOnly: boolean;
+  major: number | null;
+  minor: number | null;
+  parent: string | null;
+  partitions: string[];
+  /** What the admin shares: none (the default), ro or rw. */
+  exportPolicy: ExportPolicy;
+  /** False while the node's inventory does not list it (the policy is kept). */
+  present: boolean;
+  updatedAt: string;
+}
+
+/** The body of a node's inventory report: every device it has now. */
+export interface DeviceInventory {
+  devices: DeviceInventoryItem[];
+}
+
+export interface SetExportRequest {
+  policy: ExportPolicy;
+}
+
+export type { DeviceInventoryItem, DeviceKind, ExportPolicy };
+
 export interface ControlPlane {
   watch: WatchService;
   cluster: {
@@ -174,6 +206,20 @@ export interface ControlPlane {
     listSegments(caller: Caller): Promise<SegmentView[]>;
     getSegment(caller: Caller, id: string): Promise<SegmentView>;
     freeSegment(caller: Caller, id: string): Promise<void>;
+  };
+  devices: {
+    /** Every device of every node, or of `node` only; sorted by node, then name. */
+    list(caller: Caller, node?: string): Promise<DeviceView[]>;
+    get(caller: Caller, node: string, device: string): Promise<DeviceView>;
+    /** Only the node itself: its whole inventory (new devices start unexported). */
+    report(caller: Caller, node: string, devices: DeviceInventoryItem[]): Promise<DeviceView[]>;
+    /** Admin only: none, ro or rw. */
+    setExport(
+      caller: Caller,
+      node: string,
+      device: string,
+      policy: ExportPolicy,
+    ): Promise<DeviceView>;
   };
 }
 
@@ -212,7 +258,7 @@ export interface ResourceEvent {
 }
 
 export interface WatchRequest {
-  /** One of the watchable roots (`nodes/`, `heartbeats/`, `memory/`) or a prefix inside one. */
+  /** One of the watchable roots (`nodes/`, `heartbeats/`, `memory/`, `devices/`) or a prefix inside one. */
   prefix: string;
   /** Deliver every change with revision >= this; default: changes from now on. */
   fromRevision?: number;

@@ -19,6 +19,9 @@ export const keys = {
   layout: `${ROOT}/memory/layout`,
   /** Every segment, with its owner: one value, CAS together with the layout. */
   segments: `${ROOT}/memory/segments`,
+  /** The network device space: one value per node (its DeviceTable), so an inventory is one CAS. */
+  devices: `${ROOT}/devices/`,
+  deviceTable: (node: string) => `${ROOT}/devices/${node}`,
   /** Controller leadership: the replica id, on the leader's lease. */
   leader: `${ROOT}/leader`,
 } as const;

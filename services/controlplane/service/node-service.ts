@@ -377,6 +377,8 @@ export function createNodeService(options: NodeServiceOptions): ControlPlane['no
         const writes = [
           { type: 'delete' as const, key: keys.node(name) },
           { type: 'delete' as const, key: keys.heartbeat(name) },
+          // Its devices go with it: `/remotedev/<name>/...` must not outlive the name.
+          { type: 'delete' as const, key: keys.deviceTable(name) },
         ];
         if (layout) writes.push(putJson(keys.layout, releaseRange(layout, name).layout) as never);
         return { writes, result: undefined };
