@@ -83,6 +83,12 @@ export interface Agent {
 }
 
 const HEALTH_FAILURES_BEFORE_RESTART = 3;
+/**
+ * And for at least this long: a restart loses the bytes the page server holds,
+ * so a server that is only slow (a busy machine, or an event loop this agent
+ * shares) must not be mistaken for a hung one. An exit is seen at once anyway.
+ */
+const HEALTH_GRACE_MS = 15_000;
 
 function jitter(ms: number): number {
   return ms * (0.9 + Math.random() * 0.2);
@@ -205,6 +211,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let actual: Actual = { state: 'stopped', failures: 0, retryAt: 0 };
   let stopReason: string | null = null;
   let healthFailures = 0;
+  /** When the running page server last passed a health check (or started). */
+  let healthySince = Date.now();
   let running = false;
   let dirty = false;
 
@@ -259,6 +267,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       // Its devices file changed while it started: it may have read the old one.
       if (devicesVersion !== version) p.child.kill('SIGHUP');
       healthFailures = 0;
+      healthySince = Date.now();
       freshStats = true;
       metrics.pageServerStarted();
       actual = { state: 'running', range, healthy: true };
@@ -330,7 +339,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     if (ok) {
       healthFailures = 0;
       lastHealthy = p;
-    } else if (++healthFailures >= HEALTH_FAILURES_BEFORE_RESTART && actual.state === 'running') {
+      healthySince = Date.now();
+    } else if (
+      ++healthFailures >= HEALTH_FAILURES_BEFORE_RESTART &&
+      Date.now() - healthySince >= HEALTH_GRACE_MS &&
+      actual.state === 'running'
+    ) {
       actual = { ...actual, healthy: false };
       kick();
     }
