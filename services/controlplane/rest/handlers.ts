@@ -15,6 +15,7 @@ import type {
   HeartbeatRequest,
   JoinRequest,
 } from '../service/contracts.ts';
+import { processHandlers } from './process-handlers.ts';
 
 export interface HandlerContext {
   runtime: ControlPlaneRuntime;
@@ -134,6 +135,8 @@ export const handlers: Record<string, Handler> = {
     });
     return { status: 200, contentType: NDJSON_TYPE, stream: watch };
   },
+
+  ...processHandlers,
 
   getHealth: async () => json(200, { status: 'ok' }),
   getReadiness: async ({ runtime }) => {
