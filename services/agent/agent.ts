@@ -42,6 +42,7 @@ import {
   type RunningPageServer,
   startPageServer,
 } from './pageserver-process.ts';
+import { startProcessesFromConfig } from './processes/hook.ts';
 import {
   type Actual,
   backoffMs,
@@ -68,6 +69,8 @@ export interface Agent {
   metrics: AgentMetrics;
   /** The running page server, if any (for tests and status). */
   pageServer(): { pid: number; host: string; port: number; range: Range } | null;
+  /** The cluster process supervisor (when `processes` is configured). */
+  processes: Awaited<ReturnType<typeof startProcessesFromConfig>>;
   close(): Promise<void>;
 }
 
@@ -333,7 +336,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       for (const { name, error } of inventory.errors) {
         logger.warn({ err: error, fingerprinter: name }, 'fingerprinter failed');
       }
+      const sentAt = Date.now();
       const node = await client.nodes.heartbeat(config.name, inventory.load, pageServerEndpoint());
+      processes?.leaseRenewed(sentAt);
       metrics.heartbeat('ok');
       if (heartbeatFailures > 0)
         logger.info({ after: heartbeatFailures }, 'heartbeats acknowledged again');
@@ -406,6 +411,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const metricsUrl = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}/metrics`;
   logger.info({ metricsUrl, server: config.server }, 'clusteragent started');
 
+  const processes = await startProcessesFromConfig(
+    config,
+    { ca: ca as string, cert: cert as string, key: key as string },
+    logger,
+  );
   void heartbeat();
   void watchNode();
   later(jitter(resyncMs), resync);
@@ -415,9 +425,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     metrics,
     pageServer: () =>
       proc ? { pid: proc.pid, host: proc.host, port: proc.port, range: proc.range } : null,
+    processes,
     async close() {
       if (closed) return;
       closed = true;
+      await processes?.close();
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
       await watch?.close().catch(() => {});

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { PageServerOptions } from './pageserver-process.ts';
+import type { ProcessAgentConfig } from './processes/supervisor.ts';
 
 export interface AgentConfig {
   /** `https://host:port` of the clusterd replicas. */
@@ -18,6 +19,8 @@ export interface AgentConfig {
   /** Loopback port of the agent's /metrics; 0 picks a free one. Default 0. */
   metricsPort?: number;
   metricsHost?: string;
+  /** Run cluster processes (the network process space); see processes/supervisor.ts. */
+  processes?: ProcessAgentConfig;
 }
 
 function fail(message: string): never {

@@ -18,10 +18,11 @@
  * Optional: `nodeGraceSeconds` (heartbeat TTL, default 15), `bodyLimit` (bytes),
  * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files).
  */
-import { type ProcessConfig, parseProcessConfig } from './process-config.ts';
+
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { AmalgamError } from '../core/errors.ts';
+import { type ProcessConfig, parseProcessConfig } from './process-config.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

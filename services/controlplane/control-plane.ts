@@ -13,8 +13,8 @@ import { startLeaderElection } from './controllers/leader-election.ts';
 import { type Controller, startNodeLifecycleController } from './controllers/node-lifecycle.ts';
 import { startRebalancer } from './controllers/rebalancer.ts';
 import { startTokenCleanupController } from './controllers/token-cleanup.ts';
-import type { ProcessConfig } from './process-config.ts';
 import { caCertHash } from './pki/index.ts';
+import type { ProcessConfig } from './process-config.ts';
 import { requireMember } from './service/authz.ts';
 import type {
   Caller,
@@ -25,8 +25,8 @@ import type {
 import { keys } from './service/keys.ts';
 import { createMemoryService } from './service/memory-service.ts';
 import { createNodeService, type NodeRecord } from './service/node-service.ts';
-import { createProcessService } from './service/process-service.ts';
 import { readJson } from './service/optimistic.ts';
+import { createProcessService } from './service/process-service.ts';
 import { createTokenService } from './service/token-service.ts';
 import { createWatchService } from './service/watch-service.ts';
 

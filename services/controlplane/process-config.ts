@@ -33,9 +33,13 @@ const KNOWN = [
 
 function number(value: unknown, field: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw new AmalgamError('INVALID_ARGUMENT', `processes.${field}: a number from ${min} to ${max}`, {
-      field: `processes.${field}`,
-    });
+    throw new AmalgamError(
+      'INVALID_ARGUMENT',
+      `processes.${field}: a number from ${min} to ${max}`,
+      {
+        field: `processes.${field}`,
+      },
+    );
   }
   return value;
 }
@@ -65,7 +69,12 @@ export function parseProcessConfig(value: unknown): ProcessConfig {
     config.rebalance = v.rebalance;
   }
   if (v.rebalanceIntervalMs !== undefined)
-    config.rebalanceIntervalMs = number(v.rebalanceIntervalMs, 'rebalanceIntervalMs', 50, 3_600_000);
+    config.rebalanceIntervalMs = number(
+      v.rebalanceIntervalMs,
+      'rebalanceIntervalMs',
+      50,
+      3_600_000,
+    );
   if (v.threshold !== undefined) policy.threshold = number(v.threshold, 'threshold', 0, 1000);
   if (v.cooldownSeconds !== undefined)
     policy.cooldownMs = 1000 * number(v.cooldownSeconds, 'cooldownSeconds', 0, 86_400);

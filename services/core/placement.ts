@@ -27,7 +27,10 @@ export interface PlacementRequest {
   node?: string;
 }
 
-export function fits(node: Pick<PlacementNode, 'labels' | 'roles'>, labels: Record<string, string>) {
+export function fits(
+  node: Pick<PlacementNode, 'labels' | 'roles'>,
+  labels: Record<string, string>,
+) {
   return Object.entries(labels).every(
     ([k, v]) => node.labels[k] === v || (k === 'role' && node.roles.includes(v)),
   );

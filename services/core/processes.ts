@@ -232,7 +232,9 @@ export function fenceSource(
   const m = record.migration;
   if (m.sourceStopped !== null) return record;
   if (sourceAlive) {
-    return m.sourceLostAt === null ? record : { ...record, migration: { ...m, sourceLostAt: null } };
+    return m.sourceLostAt === null
+      ? record
+      : { ...record, migration: { ...m, sourceLostAt: null } };
   }
   if (m.sourceLostAt === null) return { ...record, migration: { ...m, sourceLostAt: now } };
   if (now - m.sourceLostAt < marginMs) return record;

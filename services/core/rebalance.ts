@@ -102,9 +102,7 @@ export function planMoves(
       .sort((a, b) => load(b) - load(a) || a.name.localeCompare(b.name));
     let best: Move | undefined;
     for (const src of sources) {
-      const movable = processes
-        .filter((p) => p.home === src.name && candidate(p))
-        .sort(preference);
+      const movable = processes.filter((p) => p.home === src.name && candidate(p)).sort(preference);
       for (const p of movable) {
         for (const dst of ready) {
           if (dst.name === src.name || !fits(dst, p.labels)) continue;
@@ -115,9 +113,16 @@ export function planMoves(
           const bestGain = best ? best.gap.from - best.gap.toAfter : -Infinity;
           if (
             gain > bestGain ||
-            (gain === bestGain && best !== undefined && (byName.get(dst.name)?.speed ?? 0) > (byName.get(best.to)?.speed ?? 0))
+            (gain === bestGain &&
+              best !== undefined &&
+              (byName.get(dst.name)?.speed ?? 0) > (byName.get(best.to)?.speed ?? 0))
           ) {
-            best = { cpid: p.cpid, from: src.name, to: dst.name, gap: { from: before, to: load(dst), toAfter: after } };
+            best = {
+              cpid: p.cpid,
+              from: src.name,
+              to: dst.name,
+              gap: { from: before, to: load(dst), toAfter: after },
+            };
           }
         }
         if (best) break; // the most preferred movable process of the most loaded source

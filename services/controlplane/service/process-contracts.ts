@@ -26,7 +26,12 @@ export interface MigrateProcessRequest {
   to: string;
 }
 
-export type ProcessReportEvent = 'running' | 'exited' | 'failed' | 'source-stopped' | 'fence-source';
+export type ProcessReportEvent =
+  | 'running'
+  | 'exited'
+  | 'failed'
+  | 'source-stopped'
+  | 'fence-source';
 
 export interface ProcessReport {
   epoch: number;

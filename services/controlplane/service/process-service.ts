@@ -12,8 +12,8 @@ import {
   claimPidBlock,
   createPidBlockTable,
   DEFAULT_PID_BLOCK_SIZE,
-  MAX_CLUSTER_PID,
   FIRST_CLUSTER_PID,
+  MAX_CLUSTER_PID,
   PidAllocator,
   type PidBlock,
   type PidBlockTable,
@@ -35,7 +35,6 @@ import {
 import type { Mirror } from '../../store/mirror.ts';
 import type { Store } from '../../store/store.ts';
 import { ownerName, requireAdmin, requireMember, requireSelf } from './authz.ts';
-import type { Caller } from './contracts.ts';
 import { keys } from './keys.ts';
 import type { NodeRecord } from './node-service.ts';
 import { putJson, readJson, updateAtomically } from './optimistic.ts';
@@ -45,7 +44,6 @@ import type {
   ProcessLoadView,
   ProcessReport,
   ProcessService,
-  ProcessView,
 } from './process-contracts.ts';
 import { processKeys } from './process-keys.ts';
 
@@ -65,7 +63,11 @@ export interface ProcessServiceInternal extends ProcessService {
   /** Commits a move decided by the rebalancer, if the record is still as planned. */
   decide(cpid: number, from: string, to: string, epoch: number): Promise<ProcessRecord | null>;
   /** Nodes as placement and the rebalancer see them, and every active record (from the mirror). */
-  snapshot(): Promise<{ nodes: PlacementNode[]; records: ProcessRecord[]; loads: ProcessLoadView[] }>;
+  snapshot(): Promise<{
+    nodes: PlacementNode[];
+    records: ProcessRecord[];
+    loads: ProcessLoadView[];
+  }>;
 }
 
 function invalid(field: string, rule: string): AmalgamError {
@@ -123,9 +125,7 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
     );
     const loads = mirror.range(processKeys.loads).map((kv) => parse<ProcessLoadView>(kv.value));
     const loadOf = new Map(loads.map((l) => [l.node, l]));
-    const records = mirror
-      .range(processKeys.processes)
-      .map((kv) => parse<ProcessRecord>(kv.value));
+    const records = mirror.range(processKeys.processes).map((kv) => parse<ProcessRecord>(kv.value));
     const demand = new Map<string, number>();
     for (const r of records) {
       if (!isTerminal(r.state)) demand.set(r.home, (demand.get(r.home) ?? 0) + r.cpus);
@@ -326,7 +326,10 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
               alive = get(beat) !== undefined;
             },
           );
-          if (next.migration?.sourceStopped === 'fenced' && seen.migration?.sourceStopped === null) {
+          if (
+            next.migration?.sourceStopped === 'fenced' &&
+            seen.migration?.sourceStopped === null
+          ) {
             logger.warn({ cpid, from, to: node }, 'migration source fenced: its lease expired');
           }
           return next;
