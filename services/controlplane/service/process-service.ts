@@ -117,7 +117,25 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
     claim(`clusterd:${options.replicaId}`, DEFAULT_PID_BLOCK_SIZE),
   );
 
-  async function snapshot() {
+  /** Parsed records by key, reused while their revision is the same (placement reads them all). */
+  const parsed = new Map<string, { rev: number; record: ProcessRecord }>();
+  function allRecords(): ProcessRecord[] {
+    const out: ProcessRecord[] = [];
+    const seen = new Set<string>();
+    for (const kv of mirror.range(processKeys.processes)) {
+      seen.add(kv.key);
+      let hit = parsed.get(kv.key);
+      if (!hit || hit.rev !== kv.modRevision) {
+        hit = { rev: kv.modRevision, record: parse<ProcessRecord>(kv.value) };
+        parsed.set(kv.key, hit);
+      }
+      out.push(hit.record);
+    }
+    if (parsed.size > seen.size) for (const k of parsed.keys()) if (!seen.has(k)) parsed.delete(k);
+    return out;
+  }
+
+  async function snapshot(withRecords = true) {
     await mirror.sync();
     const t = now();
     const alive = new Set(
@@ -125,7 +143,7 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
     );
     const loads = mirror.range(processKeys.loads).map((kv) => parse<ProcessLoadView>(kv.value));
     const loadOf = new Map(loads.map((l) => [l.node, l]));
-    const records = mirror.range(processKeys.processes).map((kv) => parse<ProcessRecord>(kv.value));
+    const records = withRecords ? allRecords() : [];
     const demand = new Map<string, number>();
     for (const r of records) {
       if (!isTerminal(r.state)) demand.set(r.home, (demand.get(r.home) ?? 0) + r.cpus);
@@ -170,7 +188,7 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
   }
 
   async function requireReadyNode(name: string): Promise<void> {
-    const { nodes } = await snapshot();
+    const { nodes } = await snapshot(false);
     const node = nodes.find((n) => n.name === name);
     if (!node) throw new AmalgamError('NODE_NOT_FOUND', name, { field: 'to' });
     if (!node.ready) {
@@ -216,7 +234,8 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
       } else {
         cpid = await ownPids.next();
       }
-      const { nodes } = await snapshot();
+      // A pinned process needs no demand figures: skip reading every record.
+      const { nodes } = await snapshot(request.node === undefined);
       const home = placeProcess(nodes, {
         cpus,
         labels,
@@ -254,7 +273,7 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
     async list(caller) {
       requireMember(caller);
       await mirror.sync();
-      return mirror.range(processKeys.processes).map((kv) => parse<ProcessRecord>(kv.value));
+      return allRecords();
     },
 
     async get(caller, cpid) {
