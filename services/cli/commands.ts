@@ -6,6 +6,8 @@
 import type { CliCommand } from './context.ts';
 import { init } from './init.ts';
 import { join } from './join.ts';
+import { kill } from './kill.ts';
+import { logs } from './logs.ts';
 import { memAlloc } from './mem-alloc.ts';
 import { memCas } from './mem-cas.ts';
 import { memFree } from './mem-free.ts';
@@ -15,10 +17,13 @@ import { memLock } from './mem-lock.ts';
 import { memRead } from './mem-read.ts';
 import { memUnlock } from './mem-unlock.ts';
 import { memWrite } from './mem-write.ts';
+import { migrate } from './migrate.ts';
 import { nodeDescribe } from './node-describe.ts';
 import { nodeDrain } from './node-drain.ts';
 import { nodeRemove } from './node-remove.ts';
 import { nodesList } from './nodes.ts';
+import { ps } from './ps.ts';
+import { run } from './run.ts';
 import { tokenCreate } from './token-create.ts';
 import { tokenDelete } from './token-delete.ts';
 import { tokenList } from './token-list.ts';
@@ -42,6 +47,11 @@ export const COMMANDS: CliCommand[] = [
   memCas,
   memLock,
   memUnlock,
+  run,
+  ps,
+  kill,
+  logs,
+  migrate,
 ];
 
 /** What the nouns that only group verbs stand for, in `--help`. */

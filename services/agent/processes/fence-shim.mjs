@@ -58,6 +58,9 @@ function kill(why) {
   }
 }
 
+// The agent reads our stdout; when it is gone (EPIPE), so is our lease.
+process.stdout.on('error', () => kill('fence'));
+
 if (Date.now() >= deadline) {
   say({ exit: null, signal: null, fenced: true, error: 'lease already expired' });
   process.exit(0);

@@ -16,7 +16,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, normalize, sep } from 'node:path';
-import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 
 const NODE_ORGANIZATION = 'amalgam:nodes';
@@ -344,43 +343,5 @@ export async function pushCheckpoint(
         req.destroy(err as Error);
       }
     })();
-  });
-}
-
-/** `GET /v1/logs/<cpid>` on a node's agent: the log as a stream. */
-export function fetchLog(
-  tls: Tls,
-  node: string,
-  address: string,
-  cpid: number,
-  follow: boolean,
-): Promise<Readable> {
-  const { host, port } = splitAddress(address);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host,
-        port,
-        method: 'GET',
-        path: `/v1/logs/${cpid}${follow ? '?follow=1' : ''}`,
-        ca: tls.ca,
-        cert: tls.cert,
-        key: tls.key,
-        servername: node,
-        checkServerIdentity: checkPeer(node),
-        agent: false,
-      },
-      (res) => {
-        if (res.statusCode === 200) return resolve(res);
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => {
-          text += d;
-        });
-        res.on('end', () => reject(new Error(`${node}: ${res.statusCode} ${text}`)));
-      },
-    );
-    req.on('error', reject);
-    req.end();
   });
 }
