@@ -217,7 +217,9 @@ export async function startProcessSupervisor(options: {
   }
 
   const leaseValid = (marginMs = 1000) => Date.now() + marginMs < deadline;
-  const running = () => [...copies.values()].filter((c) => !c.done).length;
+  /** Copies running plus starts under way (a slot is taken before the first await of a start). */
+  let starting = 0;
+  const running = () => starting + [...copies.values()].filter((c) => !c.done).length;
 
   async function reconcile(cpid: number): Promise<void> {
     const r = records.get(cpid);
@@ -288,6 +290,15 @@ export async function startProcessSupervisor(options: {
       return;
     }
     if (running() >= slots) return; // a slot frees: kickAll
+    starting++;
+    try {
+      await startCopyInSlot(cpid);
+    } finally {
+      starting--;
+    }
+  }
+
+  async function startCopyInSlot(cpid: number): Promise<void> {
     // A fresh read: the decision to start is made on the record as it is now.
     const r = await client.get(cpid);
     merge(r);
