@@ -3,6 +3,7 @@
 import { ClientError } from '../client/errors.ts';
 import { fetchProcessLog } from '../client/process-logs.ts';
 import { type AdminOptions, adminOptions, defineCommand } from './context.ts';
+import { outputOption, toJson } from './output.ts';
 import { withProcessClient } from './proc-context.ts';
 import { parseCpid } from './proc-format.ts';
 
@@ -18,7 +19,8 @@ export const logs = defineCommand<LogsOptions, [number]>({
     command
       .argument('<cpid>', 'cluster PID', parseCpid)
       .option('-f, --follow', 'keep printing while the process runs there')
-      .option('--node <name>', 'the node whose part to print (default: its current home)');
+      .option('--node <name>', 'the node whose part to print (default: its current home)')
+      .addOption(outputOption());
     adminOptions(command);
   },
   async run(context, { args, options }) {
@@ -30,8 +32,20 @@ export const logs = defineCommand<LogsOptions, [number]>({
       if (!address) {
         throw new ClientError('UNAVAILABLE', `the agent of ${node} has not published its endpoint`);
       }
-      const stream = await fetchProcessLog(tls, node, address, cpid, options.follow === true);
-      for await (const chunk of stream) context.stdout(String(chunk));
+      const json = options.output === 'json';
+      const stream = await fetchProcessLog(
+        tls,
+        node,
+        address,
+        cpid,
+        options.follow === true && !json,
+      );
+      let text = '';
+      for await (const chunk of stream) {
+        if (json) text += String(chunk);
+        else context.stdout(String(chunk));
+      }
+      if (json) context.stdout(toJson({ cpid, node, output: text }));
     });
   },
 });

@@ -23,7 +23,8 @@ export interface ProcessClient {
   get(cpid: number): Promise<ProcessView>;
   kill(cpid: number): Promise<ProcessView>;
   migrate(cpid: number, to: string): Promise<ProcessView>;
-  report(cpid: number, report: ProcessReport): Promise<ProcessView>;
+  /** As node `node` (the caller), about its copy of `cpid`. */
+  report(node: string, cpid: number, report: ProcessReport): Promise<ProcessView>;
   reportLoad(node: string, report: ProcessLoadReport): Promise<ProcessLoadView>;
   listLoads(): Promise<ProcessLoadView[]>;
   /** Changes of process records (`processes/`), resumed by itself. */
@@ -50,7 +51,12 @@ export function createProcessClient(options: TransportOptions): ProcessClient {
     get: (cpid) => call<ProcessView>('GET', `/v1/processes/${cpid}`),
     kill: (cpid) => call<ProcessView>('POST', `/v1/processes/${cpid}/kill`, {}),
     migrate: (cpid, to) => call<ProcessView>('POST', `/v1/processes/${cpid}/migrate`, { to }),
-    report: (cpid, report) => call<ProcessView>('POST', `/v1/processes/${cpid}/report`, report),
+    report: (node, cpid, report) =>
+      call<ProcessView>(
+        'POST',
+        `/v1/nodes/${encodeURIComponent(node)}/processes/${cpid}/report`,
+        report,
+      ),
     reportLoad: (node, report) =>
       call<ProcessLoadView>('POST', `/v1/process-loads/${encodeURIComponent(node)}`, report),
     listLoads: async () =>

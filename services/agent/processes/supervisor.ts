@@ -256,7 +256,7 @@ export async function startProcessSupervisor(options: {
       if (m.sourceStopped === null) {
         // Wait for the source; ask clusterd whether it is fenced (its lease gone).
         try {
-          merge(await client.report(cpid, { epoch: r.epoch, event: 'fence-source' }));
+          merge(await client.report(node, cpid, { epoch: r.epoch, event: 'fence-source' }));
         } catch (err) {
           if (codeOf(err) === 'STALE_EPOCH' || codeOf(err) === 'PROCESS_STATE_CONFLICT') {
             merge(await client.get(cpid));
@@ -274,7 +274,7 @@ export async function startProcessSupervisor(options: {
 
   async function reportRunning(r: ProcessRecord): Promise<void> {
     try {
-      merge(await client.report(r.cpid, { epoch: r.epoch, event: 'running' }));
+      merge(await client.report(node, r.cpid, { epoch: r.epoch, event: 'running' }));
     } catch (err) {
       const code = codeOf(err);
       if (code === 'STALE_EPOCH' || code === 'PROCESS_STATE_CONFLICT') {
@@ -429,6 +429,7 @@ export async function startProcessSupervisor(options: {
     try {
       merge(
         await client.report(
+          node,
           copy.cpid,
           o.error !== undefined
             ? { epoch: copy.epoch, event: 'failed', failure: o.error.slice(0, 1000) }
@@ -495,7 +496,7 @@ export async function startProcessSupervisor(options: {
       }
     }
     try {
-      merge(await client.report(r.cpid, { epoch: r.epoch, event: 'source-stopped', how }));
+      merge(await client.report(node, r.cpid, { epoch: r.epoch, event: 'source-stopped', how }));
       logger.info({ cpid: r.cpid, to: m.to, how }, 'source stopped confirmed');
     } catch (err) {
       if (codeOf(err) === 'STALE_EPOCH' || codeOf(err) === 'PROCESS_STATE_CONFLICT') {

@@ -91,7 +91,9 @@ export const processMethods: Record<string, UnaryMethod> = {
   },
   Report: {
     handle: async (runtime, caller, r) =>
-      processOut(await runtime.processes.report(caller, num(r.cpid), reportRequest(r))),
+      processOut(
+        await runtime.processes.report(caller, str(r.name), num(r.cpid), reportRequest(r)),
+      ),
   },
   ReportLoad: {
     handle: async (runtime, caller, r) => {

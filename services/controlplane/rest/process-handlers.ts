@@ -42,6 +42,7 @@ export const processHandlers: Record<string, Handler> = {
       200,
       await context.runtime.processes.report(
         context.caller,
+        context.params.name as string,
         cpidOf(context),
         context.body as ProcessReport,
       ),

@@ -63,7 +63,8 @@ export interface ProcessService {
   get(caller: Caller, cpid: number): Promise<ProcessView>;
   kill(caller: Caller, cpid: number): Promise<ProcessView>;
   migrate(caller: Caller, cpid: number, request: MigrateProcessRequest): Promise<ProcessView>;
-  report(caller: Caller, cpid: number, report: ProcessReport): Promise<ProcessView>;
+  /** Only the node itself, about its own copy. */
+  report(caller: Caller, node: string, cpid: number, report: ProcessReport): Promise<ProcessView>;
   reportLoad(caller: Caller, name: string, report: ProcessLoadReport): Promise<ProcessLoadView>;
   listLoads(caller: Caller): Promise<ProcessLoadView[]>;
 }

@@ -302,13 +302,9 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
       return update(cpid, (record) => decideMigration(record, request.to, 'manual', now()));
     },
 
-    async report(caller, cpid, report: ProcessReport) {
-      requireMember(caller);
+    async report(caller, node, cpid, report: ProcessReport) {
+      requireSelf(caller, node);
       validateCpid(cpid);
-      if (caller.kind !== 'node') {
-        throw new AmalgamError('FORBIDDEN', 'only the agent of a node reports on its processes');
-      }
-      const node = caller.name;
       const { epoch } = report;
       const t = now();
       switch (report.event) {

@@ -54,11 +54,16 @@ t.test('Processes over gRPC', async (t) => {
   const list = (await admin('List')) as { items: { cpid: number }[] };
   t.equal(list.items.length, 2);
 
-  const running = (await node('Report', { cpid: block.start, epoch: 1, event: 'running' })) as {
+  const running = (await node('Report', {
+    name: 'g1',
+    cpid: block.start,
+    epoch: 1,
+    event: 'running',
+  })) as {
     state: string;
   };
   t.equal(running.state, 'running');
-  await node('Report', { cpid: block.start, epoch: 7, event: 'running' }).then(
+  await node('Report', { name: 'g1', cpid: block.start, epoch: 7, event: 'running' }).then(
     () => t.fail('a stale epoch was accepted'),
     (err) => t.equal(codeOf(err), 'STALE_EPOCH'),
   );
