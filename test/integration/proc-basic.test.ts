@@ -5,9 +5,11 @@
  * copies never overlapped; kill ends it everywhere; an exiting process is
  * recorded with its exit code.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { runClusteradm } from '../../services/cli/main.ts';
 import { COUNTER_FIXTURE, overlaps, startProcCluster } from '../harness/proc-cluster.ts';
 import { until } from '../harness/until.ts';
 
@@ -132,3 +134,72 @@ t.test(
     );
   },
 );
+
+t.test('clusteradm run, ps, logs, migrate and kill', async (t) => {
+  const home = join(cluster.root, 'admin-home');
+  await mkdir(home, { recursive: true });
+  await writeFile(join(home, 'ca.crt'), cluster.cd.admin.ca);
+  await writeFile(join(home, 'admin.crt'), cluster.cd.admin.cert);
+  await writeFile(join(home, 'admin.key'), cluster.cd.admin.key, { mode: 0o600 });
+  await writeFile(
+    join(home, 'admin.json'),
+    JSON.stringify({
+      server: cluster.cd.urls,
+      caFile: 'ca.crt',
+      certFile: 'admin.crt',
+      keyFile: 'admin.key',
+    }),
+  );
+  const cli = async (words: string[], ...rest: string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const code = await runClusteradm([...words, '--home', home, ...rest], {
+      stdout: (text) => {
+        stdout += text;
+      },
+      stderr: (text) => {
+        stderr += text;
+      },
+      env: {},
+      userHome: tmpdir(),
+      cwd: cluster.root,
+      now: Date.now,
+      hostname,
+    });
+    return { code, stdout, stderr };
+  };
+  const ran = await cli(
+    ['run'],
+    '--node',
+    'pb',
+    '-o',
+    'json',
+    '--',
+    '/bin/sh',
+    '-c',
+    'echo hello-from-the-cluster; sleep 60',
+  );
+  t.equal(ran.code, 0, ran.stderr);
+  const { cpid } = JSON.parse(ran.stdout) as { cpid: number };
+  await until('it to run', async () => (await admin.get(cpid)).state === 'running' || undefined);
+  const ps = await cli(['ps']);
+  t.match(ps.stdout, new RegExp(`${cpid}\\s+pb\\s+running`), 'ps shows it running on pb');
+  const logs = await until('its output', async () => {
+    const out = await cli(['logs', String(cpid)]);
+    return out.stdout.includes('hello-from-the-cluster') ? out : undefined;
+  });
+  t.equal(logs.code, 0);
+  const moved = await cli(['migrate', String(cpid)], '--to', 'pa');
+  t.equal(moved.code, 0, moved.stderr);
+  t.match(moved.stdout, 'migrating pb -> pa (epoch 2)');
+  await until('it to run on pa', async () => {
+    const r = await admin.get(cpid);
+    return (r.state === 'running' && r.home === 'pa') || undefined;
+  });
+  const killed = await cli(['kill', String(cpid)]);
+  t.equal(killed.code, 0);
+  t.match(killed.stdout, 'killed');
+  const missing = await cli(['kill', '999999']);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, 'PROCESS_NOT_FOUND');
+});
