@@ -51,6 +51,7 @@ import {
   type RunningPageServer,
   startPageServer,
 } from './pageserver-process.ts';
+import { startProcessesFromConfig } from './processes/hook.ts';
 import {
   type Actual,
   backoffMs,
@@ -79,6 +80,8 @@ export interface Agent {
   pageServer(): { pid: number; host: string; port: number; range: Range } | null;
   /** The device space: the two files it keeps, and the remotedev-fuse mount if one runs. */
   devices(): { devicesFile: string; treeFile: string; mount: { pid: number; dir: string } | null };
+  /** The cluster process supervisor (when `processes` is configured). */
+  processes: Awaited<ReturnType<typeof startProcessesFromConfig>>;
   close(): Promise<void>;
 }
 
@@ -390,7 +393,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         logger.warn({ err: error, fingerprinter: name }, 'fingerprinter failed');
       }
       if (inventory.devices) deviceSpace.inventory(inventory.devices);
+      const sentAt = Date.now();
       const node = await client.nodes.heartbeat(config.name, inventory.load, pageServerEndpoint());
+      processes?.leaseRenewed(sentAt);
       metrics.heartbeat('ok');
       if (heartbeatFailures > 0)
         logger.info({ after: heartbeatFailures }, 'heartbeats acknowledged again');
@@ -472,6 +477,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const metricsUrl = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}/metrics`;
   logger.info({ metricsUrl, server: config.server }, 'clusteragent started');
 
+  const processes = await startProcessesFromConfig(
+    config,
+    { ca: ca as string, cert: cert as string, key: key as string },
+    logger,
+  );
   void heartbeat();
   void watchNode();
   later(jitter(resyncMs), resync);
@@ -486,9 +496,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       treeFile: deviceSpace.treeFile,
       mount: deviceSpace.mount(),
     }),
+    processes,
     async close() {
       if (closed) return;
       closed = true;
+      await processes?.close();
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
       await watch?.close().catch(() => {});

@@ -5,6 +5,7 @@ import { isValidDeviceName } from '../core/devices.ts';
 import type { RemotedevConfig } from './device-space.ts';
 import type { DevicesConfig } from './fingerprint/index.ts';
 import type { PageServerOptions } from './pageserver-process.ts';
+import type { ProcessAgentConfig } from './processes/supervisor.ts';
 
 export interface AgentConfig {
   /** `https://host:port` of the clusterd replicas. */
@@ -31,6 +32,11 @@ export interface AgentConfig {
   /** Loopback port of the agent's /metrics; 0 picks a free one. Default 0. */
   metricsPort?: number;
   metricsHost?: string;
+  /**
+   * Run cluster processes (the network process space; processes/supervisor.ts). From a file
+   * it is on by default (data in `processes/` next to agent.json); `false` turns it off.
+   */
+  processes?: ProcessAgentConfig;
 }
 
 function fail(message: string): never {
@@ -67,8 +73,18 @@ export async function loadAgentConfig(file: string): Promise<AgentConfig> {
   const base = dirname(resolve(file));
   const path = (p: unknown): string =>
     isAbsolute(p as string) ? (p as string) : resolve(base, p as string);
+  // Cluster processes are on unless `processes: false`; their data lives next to agent.json.
+  let processes: AgentConfig['processes'];
+  if (c.processes === undefined) processes = { dataDir: resolve(base, 'processes') };
+  else if (c.processes === false) processes = undefined;
+  else if (typeof c.processes === 'object' && c.processes !== null) {
+    const p = c.processes as NonNullable<AgentConfig['processes']>;
+    processes = { ...p, dataDir: path(p.dataDir ?? 'processes') };
+  } else fail('processes: an object, or false to run no cluster processes');
+  const { processes: _raw, ...rest } = c as unknown as AgentConfig;
   const config: AgentConfig = {
-    ...(c as unknown as AgentConfig),
+    ...rest,
+    ...(processes ? { processes } : {}),
     server: server as string[],
     certFile: path(c.certFile),
     keyFile: path(c.keyFile),

@@ -10,6 +10,8 @@ import { devList } from './dev-list.ts';
 import { devUnexport } from './dev-unexport.ts';
 import { init } from './init.ts';
 import { join } from './join.ts';
+import { kill } from './kill.ts';
+import { logs } from './logs.ts';
 import { memAlloc } from './mem-alloc.ts';
 import { memCas } from './mem-cas.ts';
 import { memFree } from './mem-free.ts';
@@ -20,10 +22,13 @@ import { memRead } from './mem-read.ts';
 import { memRoutes } from './mem-routes.ts';
 import { memUnlock } from './mem-unlock.ts';
 import { memWrite } from './mem-write.ts';
+import { migrate } from './migrate.ts';
 import { nodeDescribe } from './node-describe.ts';
 import { nodeDrain } from './node-drain.ts';
 import { nodeRemove } from './node-remove.ts';
 import { nodesList } from './nodes.ts';
+import { ps } from './ps.ts';
+import { run } from './run.ts';
 import { tokenCreate } from './token-create.ts';
 import { tokenDelete } from './token-delete.ts';
 import { tokenList } from './token-list.ts';
@@ -52,6 +57,11 @@ export const COMMANDS: CliCommand[] = [
   devDescribe,
   devExport,
   devUnexport,
+  run,
+  ps,
+  kill,
+  logs,
+  migrate,
 ];
 
 /** What the nouns that only group verbs stand for, in `--help`. */

@@ -18,9 +18,11 @@
  * Optional: `nodeGraceSeconds` (heartbeat TTL, default 15), `bodyLimit` (bytes),
  * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files).
  */
+
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { AmalgamError } from '../core/errors.ts';
+import { type ProcessConfig, parseProcessConfig } from './process-config.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -47,6 +49,8 @@ export interface ClusterdConfig {
   logLevel?: LogLevel;
   nodeGraceSeconds?: number;
   bodyLimit?: number;
+  /** The network process space (process-config.ts). */
+  processes?: ProcessConfig;
 }
 
 function invalid(field: string, rule: string): AmalgamError {
@@ -96,6 +100,7 @@ export function parseConfig(value: unknown, baseDir = process.cwd()): ClusterdCo
     'nodeGraceSeconds',
     'bodyLimit',
     'grpcListen',
+    'processes',
   ]);
   const path = (v: unknown, field: string) => resolve(baseDir, string(v, field));
 
@@ -165,6 +170,7 @@ export function parseConfig(value: unknown, baseDir = process.cwd()): ClusterdCo
   if (root.bodyLimit !== undefined) {
     config.bodyLimit = integer(root.bodyLimit, 'bodyLimit', 1024, 16 * 1024 * 1024);
   }
+  if (root.processes !== undefined) config.processes = parseProcessConfig(root.processes);
   return config;
 }
 

@@ -11,8 +11,10 @@ import { openMirror } from '../store/mirror.ts';
 import type { Store } from '../store/store.ts';
 import { startLeaderElection } from './controllers/leader-election.ts';
 import { type Controller, startNodeLifecycleController } from './controllers/node-lifecycle.ts';
+import { startRebalancer } from './controllers/rebalancer.ts';
 import { startTokenCleanupController } from './controllers/token-cleanup.ts';
 import { caCertHash } from './pki/index.ts';
+import type { ProcessConfig } from './process-config.ts';
 import { requireMember } from './service/authz.ts';
 import type {
   Caller,
@@ -25,6 +27,7 @@ import { keys } from './service/keys.ts';
 import { createMemoryService } from './service/memory-service.ts';
 import { createNodeService, type NodeRecord } from './service/node-service.ts';
 import { readJson } from './service/optimistic.ts';
+import { createProcessService } from './service/process-service.ts';
 import { createTokenService } from './service/token-service.ts';
 import { createWatchService } from './service/watch-service.ts';
 
@@ -40,6 +43,8 @@ export interface ControlPlaneOptions {
   leaderTtlSeconds?: number;
   /** Run controllers when leading (default true; tests of the API alone turn it off). */
   controllers?: boolean;
+  /** The network process space: rebalancer and fencing settings (process-config.ts). */
+  processes?: ProcessConfig;
 }
 
 const STATES: NodeState[] = ['Joining', 'Ready', 'NotReady', 'Draining', 'Removed'];
@@ -76,6 +81,15 @@ export async function createControlPlane(
   const nodes = createNodeService({ store, ca: options.ca, tokens, now, nodeGraceSeconds, mirror });
   const memory = createMemoryService(store, now);
   const devices = createDeviceService({ store, now, mirror });
+  const processConfig = options.processes ?? {};
+  const processes = createProcessService({
+    store,
+    mirror,
+    now,
+    replicaId,
+    fenceMarginMs: (processConfig.fenceMarginSeconds ?? 2) * 1000,
+    logger: logger.child({ component: 'processes' }),
+  });
 
   const election = startLeaderElection({
     store,
@@ -91,6 +105,19 @@ export async function createControlPlane(
         controllers = [
           startNodeLifecycleController({ store, now, nodeGraceSeconds, logger }),
           startTokenCleanupController({ store, now, logger }),
+          ...(processConfig.rebalance === false
+            ? []
+            : [
+                startRebalancer({
+                  processes,
+                  now,
+                  logger: logger.child({ component: 'rebalancer' }),
+                  ...(processConfig.rebalanceIntervalMs !== undefined
+                    ? { intervalMs: processConfig.rebalanceIntervalMs }
+                    : {}),
+                  ...(processConfig.policy !== undefined ? { policy: processConfig.policy } : {}),
+                }),
+              ]),
         ];
       } else {
         const stopping = controllers;
@@ -119,6 +146,7 @@ export async function createControlPlane(
     nodes,
     memory,
     devices,
+    processes,
 
     async stats(): Promise<ControlPlaneStats> {
       await mirror.sync();

@@ -92,6 +92,7 @@ export async function startClusterd(
       ...(config.nodeGraceSeconds !== undefined
         ? { nodeGraceSeconds: config.nodeGraceSeconds }
         : {}),
+      ...(config.processes !== undefined ? { processes: config.processes } : {}),
     });
     cleanups.push(() => runtime.close());
     const app = buildApp({

@@ -208,6 +208,43 @@ export const ERRORS = {
     retryable: false,
     message: 'the node has no such device in its inventory',
   },
+  PROCESS_NOT_FOUND: {
+    http: 404,
+    grpc: GrpcStatus.NOT_FOUND,
+    retryable: false,
+    message: 'no process record has this cluster PID',
+  },
+  PID_SPACE_EXHAUSTED: {
+    http: 409,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    retryable: false,
+    message: 'the cluster PID space has no block of the size asked for left',
+  },
+  NO_PLACEMENT: {
+    http: 409,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    retryable: true,
+    message: 'no Ready node can take the process (labels, pinned node not Ready)',
+  },
+  STALE_EPOCH: {
+    http: 409,
+    grpc: GrpcStatus.FAILED_PRECONDITION,
+    retryable: false,
+    message:
+      "the report carries an older epoch than the process record: this copy's home has changed; stop it",
+  },
+  PROCESS_STATE_CONFLICT: {
+    http: 409,
+    grpc: GrpcStatus.FAILED_PRECONDITION,
+    retryable: false,
+    message: 'the process is not in a state that allows this (details.state)',
+  },
+  PROCESS_NOT_MIGRATABLE: {
+    http: 409,
+    grpc: GrpcStatus.FAILED_PRECONDITION,
+    retryable: false,
+    message: 'the process was started with --migratable never',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -24,6 +24,7 @@ import type {
   PageServerEndpoint,
   TokenUsage,
 } from '../service/contracts.ts';
+import { processMethods } from './process-handlers.ts';
 
 /** What a unary handler gets: the caller from TLS and the decoded request. */
 export type UnaryHandler = (
@@ -202,4 +203,5 @@ export const unaryMethods: Record<string, Record<string, UnaryMethod>> = {
       },
     },
   },
+  Processes: processMethods,
 };

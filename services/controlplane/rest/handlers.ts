@@ -17,6 +17,7 @@ import type {
   JoinRequest,
   SetExportRequest,
 } from '../service/contracts.ts';
+import { processHandlers } from './process-handlers.ts';
 
 export interface HandlerContext {
   runtime: ControlPlaneRuntime;
@@ -169,6 +170,8 @@ export const handlers: Record<string, Handler> = {
     });
     return { status: 200, contentType: NDJSON_TYPE, stream: watch };
   },
+
+  ...processHandlers,
 
   getHealth: async () => json(200, { status: 'ok' }),
   getReadiness: async ({ runtime }) => {

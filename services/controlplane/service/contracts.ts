@@ -9,6 +9,7 @@
 import type { DeviceInventoryItem, DeviceKind, ExportPolicy } from '../../core/devices.ts';
 import type { MemoryLayout, NodeRange } from '../../core/memory-layout.ts';
 import type { Extent, Placement } from '../../core/segments.ts';
+import type { ProcessService } from './process-contracts.ts';
 
 /** Who is calling, as proven by mutual TLS. Join is the only call open to anonymous callers. */
 export type Caller = { kind: 'admin' } | { kind: 'node'; name: string } | { kind: 'anonymous' };
@@ -176,6 +177,8 @@ export type { DeviceInventoryItem, DeviceKind, ExportPolicy };
 
 export interface ControlPlane {
   watch: WatchService;
+  /** The network process space (process-contracts.ts). */
+  processes: ProcessService;
   cluster: {
     info(caller: Caller): Promise<ClusterInfo>;
   };

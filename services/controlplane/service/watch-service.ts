@@ -16,7 +16,13 @@ import type {
 import { keys } from './keys.ts';
 
 /** The resources a member may watch; tokens (secret hashes) are never among them. */
-export const WATCHABLE_ROOTS = ['nodes/', 'heartbeats/', 'memory/', 'devices/'] as const;
+export const WATCHABLE_ROOTS = [
+  'nodes/',
+  'heartbeats/',
+  'memory/',
+  'devices/',
+  'processes/',
+] as const;
 const MAX_PREFIX = 256;
 
 function validate(request: WatchRequest): void {

@@ -1,0 +1,36 @@
+/** The agent's one hook for the process supervisor: start it when the config asks. */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { createProcessClient } from '../../client/process-client.ts';
+import type { AgentConfig } from '../config.ts';
+import { type ProcessSupervisor, startProcessSupervisor } from './supervisor.ts';
+
+function findSetpriv(): string | null {
+  for (const c of ['/usr/bin/setpriv', '/bin/setpriv']) if (existsSync(c)) return c;
+  return null;
+}
+
+export async function startProcessesFromConfig(
+  config: AgentConfig,
+  tls: { ca: string; cert: string; key: string },
+  logger: Logger,
+): Promise<ProcessSupervisor | null> {
+  if (!config.processes) return null;
+  const client = createProcessClient({ endpoints: config.server, ...tls });
+  const supervisor = await startProcessSupervisor({
+    node: config.name,
+    client,
+    tls,
+    config: { ...config.processes, dataDir: resolve(config.processes.dataDir) },
+    logger,
+    setpriv: findSetpriv(),
+  });
+  return {
+    ...supervisor,
+    async close() {
+      await supervisor.close();
+      await client.close();
+    },
+  };
+}
