@@ -25,6 +25,26 @@ const REQUIRED = [
     present: () => onPath('clang'),
     why: 'libFuzzer (-fsanitize=fuzzer) for the request-parser fuzz test in test/fuzz',
   },
+  {
+    pkg: 'prometheus',
+    present: () => onPath('prometheus') && onPath('promtool'),
+    why: 'a real Prometheus scraping the local cluster, and promtool checking the alert rules (test/e2e)',
+  },
+  {
+    pkg: 'iproute2',
+    present: () => onPath('ip') && onPath('tc'),
+    why: 'network namespaces and veth pairs for deploy/local (test/e2e, test/chaos)',
+  },
+  {
+    pkg: 'iptables',
+    present: () => onPath('iptables'),
+    why: 'partitions and packet loss between deploy/local machines (test/e2e, test/chaos)',
+  },
+  {
+    pkg: 'systemd',
+    present: () => onPath('systemd-analyze'),
+    why: 'systemd-analyze verify of the unit files in deploy/systemd (test/e2e)',
+  },
 ];
 
 function onPath(cmd) {

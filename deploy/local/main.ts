@@ -21,6 +21,7 @@ import {
   up,
 } from './cluster.ts';
 import { staleClaims } from './net.ts';
+import { writePrometheusDir } from './prometheus.ts';
 
 const USAGE = `usage: deploy/local/<command> [--id ID] ...
 
@@ -38,7 +39,7 @@ const USAGE = `usage: deploy/local/<command> [--id ID] ...
 
 --id picks the cluster (default: $AMALGAM_LOCAL_ID, else the only one under
 $AMALGAM_LOCAL_STATE or /tmp/amalgam-local). The admin home is <state>/<id>/admin:
-  node bin/clusteradm.mjs --home /tmp/amalgam-local/<id>/admin nodes
+  node bin/clusteradm.mjs nodes --home /tmp/amalgam-local/<id>/admin
 `;
 
 function fail(message: string): never {
@@ -121,10 +122,12 @@ async function main(argv: string[]): Promise<void> {
         log: (line) => process.stderr.write(`[up] ${line}\n`),
       });
       process.stderr.write(`${status(state).join('\n')}\n`);
+      const prometheus = writePrometheusDir(state, join(state.stateDir, 'prometheus'));
       process.stdout.write(
         [
           `cluster ${state.id} is up: ${control} control, ${workers} workers`,
-          `  node bin/clusteradm.mjs --home ${state.adminHome} nodes`,
+          `  node bin/clusteradm.mjs nodes --home ${state.adminHome}`,
+          `  prometheus --config.file=${prometheus} --storage.tsdb.path=${state.stateDir}/prometheus/data`,
           `  deploy/local/down --id ${state.id}`,
           '',
         ].join('\n'),

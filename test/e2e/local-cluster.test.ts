@@ -3,12 +3,19 @@
  * built as an operator would (etcd grown by member add, clusteradm init / token create / join,
  * clusteragent on each worker). Then a partition isolates one control machine: the majority
  * keeps accepting joins and allocations, the isolated one acknowledges nothing, and after the
- * heal it serves again and nothing the majority acknowledged is lost.
+ * heal it serves again and nothing the majority acknowledged is lost. On the way, a real
+ * Prometheus with deploy/prometheus's configuration scrapes every clusterd, agent and etcd member.
  */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
+import { writePrometheusDir } from '../../deploy/local/prometheus.ts';
 import type { AmalgamClient } from '../../services/client/index.ts';
 import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
 import { startLocalCluster } from '../harness/netns.ts';
+import { freePorts } from '../harness/processes.ts';
 import { until } from '../harness/until.ts';
 
 const MiB = 1024 * 1024;
@@ -53,6 +60,72 @@ t.test('3 control + 3 workers: up, partition a minority control machine, heal', 
     new Set(['w0', 'w1', 'w2']),
     'a spread segment lands on all 3 workers',
   );
+
+  await t.test('a real prometheus scrapes every clusterd, agent and etcd member', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), `amalgam-prometheus-${process.pid}-`));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const config = writePrometheusDir(cluster.state, dir, { scrapeInterval: '1s' });
+    const [port] = await freePorts(1);
+    const prometheus = spawn(
+      'prometheus',
+      [
+        `--config.file=${config}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
+      { stdio: ['ignore', 'ignore', openSync(join(dir, 'prometheus.log'), 'a')] },
+    );
+    t.teardown(() => {
+      prometheus.kill('SIGKILL');
+    });
+    const api = `http://127.0.0.1:${port}/api/v1`;
+    const get = async (path: string) => {
+      const r = await fetch(`${api}${path}`);
+      return (await r.json()) as { status: string; data: unknown };
+    };
+    type Target = { labels: { job: string; instance: string }; health: string; lastError: string };
+    const expected = cluster.control.length * 2 + cluster.workers.length;
+    const targets = await until(
+      `all ${expected} targets up`,
+      async () => {
+        const r = await get('/targets?state=active');
+        const active = (r.data as { activeTargets: Target[] }).activeTargets;
+        return active.length === expected && active.every((x) => x.health === 'up')
+          ? active
+          : undefined;
+      },
+      60_000,
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}\n${readFileSync(join(dir, 'prometheus.log'), 'utf8').slice(-2000)}`,
+      );
+    });
+    const jobs = (job: string) => targets.filter((x) => x.labels.job === job).length;
+    t.equal(jobs('clusterd'), 3, 'every clusterd is up');
+    t.equal(jobs('clusteragent'), 3, 'every agent is up');
+    t.equal(jobs('etcd'), 3, 'every etcd member is up');
+    const rules = await get('/rules');
+    t.equal(rules.status, 'success');
+    const loaded = (rules.data as { groups: { rules: unknown[] }[] }).groups.flatMap(
+      (g) => g.rules,
+    );
+    t.ok(loaded.length >= 4, `the alert rules are loaded (${loaded.length})`);
+    // Every query of the dashboard is valid PromQL on this Prometheus.
+    const dashboard = JSON.parse(
+      readFileSync(new URL('../../deploy/prometheus/dashboard.json', import.meta.url), 'utf8'),
+    ) as { panels: { title: string; targets: { expr: string }[] }[] };
+    for (const panel of dashboard.panels) {
+      for (const q of panel.targets) {
+        const r = await get(`/query?query=${encodeURIComponent(q.expr)}`);
+        t.equal(r.status, 'success', `dashboard query of "${panel.title}" runs`);
+      }
+    }
+    const ready = await get(
+      `/query?query=${encodeURIComponent('max(amalgam_nodes{state="Ready"})')}`,
+    );
+    const value = (ready.data as { result: { value: [number, string] }[] }).result[0]?.value[1];
+    t.equal(value, '3', 'prometheus sees 3 Ready nodes');
+  });
 
   // Tokens first: every replica then knows them.
   const { token } = await admin.tokens.create({ description: 'e2e partition' });
