@@ -65,7 +65,8 @@ export const AGENT_METRICS_PORT = 9464;
 export const PAGESERVER_PORT = 7070;
 
 export type Role = 'control' | 'worker';
-export type DaemonName = 'etcd' | 'clusterd' | 'agent';
+/** etcd, clusterd and agent are what `up` starts; a test may run more (startProcess). */
+export type DaemonName = 'etcd' | 'clusterd' | 'agent' | (string & {});
 
 export interface DaemonState {
   /** Process id and process group id (daemons are session leaders). 0 when not running. */
@@ -113,6 +114,8 @@ export interface UpOptions {
   log?: (line: string) => void;
   /** How long to wait for each step; default 90 s. */
   timeoutMs?: number;
+  /** Only the machines and their network: no etcd, clusterd or agent (tests run their own). */
+  bare?: boolean;
 }
 
 export interface CreateOptions extends UpOptions {
@@ -637,6 +640,7 @@ export async function up(options: CreateOptions): Promise<ClusterState> {
       createMachine(network, m.ns, `p-${m.name}`, m.ip);
       say(`machine ${m.name} (${m.role}): netns ${m.ns}, ${m.ip}`);
     }
+    if (options.bare) return state;
     say('etcd: c0 alone, then member add for each next control machine');
     await startEtcd(state, timeoutMs);
     say('clusteradm init on c0; clusterd on every control machine');
@@ -706,6 +710,18 @@ export function start(state: ClusterState, name: string, only?: DaemonName): str
     started.push(daemon);
   }
   return started;
+}
+
+/** Runs `argv` in the machine's namespace as one of its daemons (killed, paused, torn down with it). */
+export function startProcess(
+  state: ClusterState,
+  name: string,
+  daemon: DaemonName,
+  argv: string[],
+): number {
+  const m = machine(state, name);
+  startDaemon(state, m, daemon, argv);
+  return m.daemons[daemon]?.pid ?? 0;
 }
 
 /** SIGSTOP every daemon of the machine: it keeps its sockets but answers nothing. */

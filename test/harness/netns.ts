@@ -113,11 +113,9 @@ export async function startLocalCluster(
   };
   t?.teardown(destroy);
   const pki = join(state.adminHome, 'pki');
-  const admin = {
-    ca: readFileSync(join(pki, 'ca.crt'), 'utf8'),
-    cert: readFileSync(join(pki, 'admin.crt'), 'utf8'),
-    key: readFileSync(join(pki, 'admin.key'), 'utf8'),
-  };
+  const read = (file: string) => (options.bare ? '' : readFileSync(join(pki, file), 'utf8'));
+  // A bare cluster (machines and network only) has no credentials.
+  const admin = { ca: read('ca.crt'), cert: read('admin.crt'), key: read('admin.key') };
   const control = state.machines.filter((m) => m.role === 'control');
   const byName = (n: string) => control.find((m) => m.name === n);
   return {
