@@ -4,7 +4,8 @@
  * its own network namespace with an etcd member and clusterd; etcd's default 100 ms heartbeat
  * and 1 s election timeout). Needs root.
  *
- * Each round SIGKILLs one leader at t0 and then, every 100 ms, starts a join through a client
+ * Each round SIGKILLs one leader at t0 and then, every 100 ms, starts a join (its key made before
+ * t0) through a client
  * that knows every clusterd replica (at most 20 in flight, each with a fresh key):
  *  - etcd leader rounds: the member etcd reports as leader is killed. `election` is the time
  *    until the surviving members' status (polled every 20 ms) names a new leader; `join` is
@@ -49,9 +50,16 @@ async function csrPool(n: number): Promise<Csr[]> {
   );
 }
 
-/** From t0, a join every 100 ms (<= 20 in flight): ms from t0 until the first success. */
-async function joinResumes(client: AmalgamClient, token: string, t0: number): Promise<number> {
-  const pool = await csrPool(80);
+/**
+ * From t0, a join every 100 ms (<= 20 in flight), each with a key made before t0: ms from t0
+ * until the first success.
+ */
+async function joinResumes(
+  client: AmalgamClient,
+  token: string,
+  pool: Csr[],
+  t0: number,
+): Promise<number> {
   let first = Number.POSITIVE_INFINITY;
   let inFlight = 0;
   const attempts: Promise<void>[] = [];
@@ -154,6 +162,7 @@ async function main(): Promise<void> {
       const vm = cluster.control.find((m) => m.name === victim);
       const oldLeader = (await etcdStatus(vm?.ip ?? ''))?.leader;
       const survivors = cluster.control.filter((m) => m.name !== victim);
+      const pool = await csrPool(100);
       const t0 = performance.now();
       const killed = cluster.kill(victim, 'etcd');
       const elected = (async () => {
@@ -166,7 +175,7 @@ async function main(): Promise<void> {
       })();
       const [election, resumed] = await Promise.all([
         elected,
-        joinResumes(anonymous, token, t0),
+        joinResumes(anonymous, token, pool, t0),
         killed,
       ]);
       etcdElection.push(election);
@@ -181,9 +190,10 @@ async function main(): Promise<void> {
     const clusterdJoin: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const victim = await until('a clusterd leader', () => clusterdLeader(cluster), 60_000);
+      const pool = await csrPool(100);
       const t0 = performance.now();
       const killed = cluster.kill(victim, 'clusterd');
-      const [resumed] = await Promise.all([joinResumes(anonymous, token, t0), killed]);
+      const [resumed] = await Promise.all([joinResumes(anonymous, token, pool, t0), killed]);
       clusterdJoin.push(resumed);
       process.stderr.write(
         `  clusterd leader ${victim} killed: join after ${resumed.toFixed(0)} ms\n`,
