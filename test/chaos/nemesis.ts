@@ -54,7 +54,9 @@ export async function runNemesis(o: NemesisOptions): Promise<Fault[]> {
           fault === 'partition-leader' ? ((await o.cluster.etcdLeader()) ?? pick()) : pick();
         const groups = o.cluster.partition([[victim]]);
         o.history.nemesis('partition', groups);
-        await sleep(hold);
+        // Longer than the other faults: a call to the minority takes up to NO_QUORUM's 6 s, and
+        // the check needs calls that begin and end inside the window.
+        await sleep(hold * 1.5);
         o.history.nemesis('heal', null);
         o.cluster.heal();
         break;

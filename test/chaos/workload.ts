@@ -63,6 +63,9 @@ export interface WorkloadOptions {
   contended?: number;
 }
 
+/** After an indeterminate outcome (a machine down, refusing connections): not a tight loop. */
+const backOff = () => new Promise((r) => setTimeout(r, 200));
+
 export async function runWorkload(o: WorkloadOptions): Promise<void> {
   const contended = o.contended ?? 4;
   const run = async (p: number): Promise<void> => {
@@ -82,6 +85,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<void> {
         } catch (err) {
           const { type, value } = outcomeOf(err);
           o.history.complete(op, type, p, 'join', target, value);
+          if (type === 'info') await backOff();
         }
       } else {
         const shared = dice > 0.9;
@@ -95,6 +99,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<void> {
         } catch (err) {
           const { type, value } = outcomeOf(err);
           o.history.complete(op, type, p, 'allocate', target, value);
+          if (type === 'info') await backOff();
         }
       }
     }
