@@ -3,15 +3,15 @@
  * M workers (clusteragent with its page server), each machine a network namespace (net.ts).
  *
  * It is built the way an operator builds a real one:
- *  - etcd grows one member at a time: c0 starts a one-member cluster, each next control machine
- *    is added with etcd's `member add` and starts with `--initial-cluster-state existing`
- *    (never a second cluster);
- *  - `clusteradm init --store etcd --no-start` on c0 writes the CA, the admin credential and
- *    clusterd's config; the other control machines get the same CA and a server certificate
- *    for their own address (what `clusteradm join --control-plane` is to do), and every machine
- *    runs its own clusterd on its own address;
+ *  - c0 starts a one-member etcd, `clusteradm init --store etcd --no-start` writes the CA, the
+ *    admin credential and clusterd's config, and clusterd starts;
+ *  - each next control machine runs `clusteradm join --control-plane` in its namespace: etcd
+ *    grows by `member add` (never a second cluster), then that machine's etcd starts with
+ *    `--initial-cluster-state existing` and its own clusterd on its own address;
  *  - workers join with `clusteradm token create` (on the host, as admin) and `clusteradm join`
  *    (inside the worker's namespace), then run `clusteragent --config <home>/agent.json`.
+ * deploy/local supervises the daemons itself (`--no-start`, `--no-agent`) so it can kill,
+ * pause and restart them.
  *
  * Everything the cluster made is recorded in `<stateDir>/state.json` as it is made, so `down`
  * (or a test's teardown) removes exactly that: processes (by process group, checked by an
@@ -35,7 +35,6 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createKeyAndCsr, signCsr } from '../../services/controlplane/pki/index.ts';
 import {
   blockPeers,
   claimSubnet,
@@ -363,33 +362,29 @@ async function clusteradm(
   }
 }
 
-function etcdArgs(
-  state: ClusterState,
-  m: MachineState,
-  initialCluster: string,
-  clusterState: 'new' | 'existing',
-): string[] {
+/** etcd's flags from the environment file `clusteradm join --control-plane` writes (ETCD_X_Y -> --x-y). */
+function etcdFlagsFromEnvironment(text: string): string[] {
+  const flags: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^ETCD_([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (m) flags.push(`--${(m[1] as string).toLowerCase().replace(/_/g, '-')}=${m[2]}`);
+  }
+  return flags;
+}
+
+/**
+ * The control plane, machine by machine, as an operator builds it:
+ *  - c0: a one-member etcd, `clusteradm init --store etcd --no-start`, clusterd;
+ *  - each next machine: `clusteradm join --control-plane --no-start` inside its namespace (etcd
+ *    `member add`, etcd.env, a server certificate, clusterd.json), then its etcd (flags from
+ *    etcd.env, `--initial-cluster-state existing`) and its clusterd;
+ *  - finally c0's clusterd is pointed at every member (its config named only its own).
+ */
+async function startControlPlane(state: ClusterState, timeoutMs: number): Promise<void> {
+  const control = state.machines.filter((m) => m.role === 'control');
+  const first = control[0] as MachineState;
   const o = state.options;
-  return [
-    'etcd',
-    '--name',
-    m.name,
-    '--data-dir',
-    join(m.dir, 'etcd'),
-    '--listen-client-urls',
-    `http://${m.ip}:${ETCD_CLIENT_PORT},http://127.0.0.1:${ETCD_CLIENT_PORT}`,
-    '--advertise-client-urls',
-    `http://${m.ip}:${ETCD_CLIENT_PORT}`,
-    '--listen-peer-urls',
-    `http://${m.ip}:${ETCD_PEER_PORT}`,
-    '--initial-advertise-peer-urls',
-    `http://${m.ip}:${ETCD_PEER_PORT}`,
-    '--initial-cluster',
-    initialCluster,
-    '--initial-cluster-state',
-    clusterState,
-    '--initial-cluster-token',
-    `amalgam-${state.id}`,
+  const timing = [
     '--heartbeat-interval',
     String(o.etcdHeartbeatMs ?? 100),
     '--election-timeout',
@@ -399,92 +394,39 @@ function etcdArgs(
     '--log-outputs',
     'stderr',
   ];
-}
-
-/** etcd grows by `member add`: c0 alone, then each next member added and started as existing. */
-async function startEtcd(state: ClusterState, timeoutMs: number): Promise<void> {
-  const control = state.machines.filter((m) => m.role === 'control');
-  const first = control[0] as MachineState;
-  const peer = (m: MachineState) => `http://${m.ip}:${ETCD_PEER_PORT}`;
-  startDaemon(state, first, 'etcd', etcdArgs(state, first, `${first.name}=${peer(first)}`, 'new'));
+  const firstPeer = `http://${first.ip}:${ETCD_PEER_PORT}`;
+  startDaemon(state, first, 'etcd', [
+    'etcd',
+    '--name',
+    first.name,
+    '--data-dir',
+    join(first.dir, 'etcd'),
+    '--listen-client-urls',
+    `http://${first.ip}:${ETCD_CLIENT_PORT},http://127.0.0.1:${ETCD_CLIENT_PORT}`,
+    '--advertise-client-urls',
+    `http://${first.ip}:${ETCD_CLIENT_PORT}`,
+    '--listen-peer-urls',
+    firstPeer,
+    '--initial-advertise-peer-urls',
+    firstPeer,
+    '--initial-cluster',
+    `${first.name}=${firstPeer}`,
+    '--initial-cluster-state',
+    'new',
+    '--initial-cluster-token',
+    `amalgam-${state.id}`,
+    ...timing,
+  ]);
   await waitFor(
     `etcd on ${first.name}`,
     () => etcdHealthy(first.ip),
     timeoutMs,
     () => tail(join(first.dir, 'etcd.log')),
   );
-  const joined = [first];
-  for (const m of control.slice(1)) {
-    // etcd refuses a member add ("unhealthy cluster") until the last member added has been
-    // connected for a few seconds: retry until it is accepted.
-    let refusal = '';
-    await waitFor(
-      `etcd member add ${m.name}`,
-      async () => {
-        const r = await httpGet(
-          `http://${first.ip}:${ETCD_CLIENT_PORT}/v3/cluster/member/add`,
-          undefined,
-          10_000,
-          JSON.stringify({ peerURLs: [peer(m)] }),
-        );
-        refusal = `${r.status} ${r.body}`;
-        return r.status === 200;
-      },
-      timeoutMs,
-      () => refusal,
-    );
-    joined.push(m);
-    const initial = joined.map((j) => `${j.name}=${peer(j)}`).join(',');
-    startDaemon(state, m, 'etcd', etcdArgs(state, m, initial, 'existing'));
-    await waitFor(
-      `etcd on ${m.name}`,
-      () => etcdHealthy(m.ip),
-      timeoutMs,
-      () => tail(join(m.dir, 'etcd.log')),
-    );
-  }
-}
 
-/** The same CA, a server certificate for this machine's address, and its clusterd.json. */
-async function controlHome(state: ClusterState, m: MachineState): Promise<string> {
-  const home = join(m.dir, 'home');
-  const pki = join(home, 'pki');
-  mkdirSync(pki, { recursive: true, mode: 0o700 });
-  const firstHome = state.adminHome;
-  const caCert = readFileSync(join(firstHome, 'pki', 'ca.crt'), 'utf8');
-  const caKey = readFileSync(join(firstHome, 'pki', 'ca.key'), 'utf8');
-  const server = await createKeyAndCsr({ commonName: 'clusterd' });
-  const cert = await signCsr({ certPem: caCert, keyPem: caKey }, server.csrPem, {
-    commonName: 'clusterd',
-    dnsNames: ['localhost'],
-    ipAddresses: ['127.0.0.1', m.ip],
-    usages: ['server'],
-    validityDays: 365,
-  });
-  writeFileSync(join(pki, 'ca.crt'), caCert);
-  writeFileSync(join(pki, 'ca.key'), caKey, { mode: 0o600 });
-  writeFileSync(join(pki, 'clusterd.key'), server.keyPem, { mode: 0o600 });
-  writeFileSync(join(pki, 'clusterd.crt'), `${cert.trimEnd()}\n${caCert}`);
-  const config = JSON.parse(readFileSync(join(firstHome, 'clusterd.json'), 'utf8')) as Record<
-    string,
-    unknown
-  >;
-  config.tls = {
-    certFile: join(pki, 'clusterd.crt'),
-    keyFile: join(pki, 'clusterd.key'),
-    caFile: join(pki, 'ca.crt'),
-    caKeyFile: join(pki, 'ca.key'),
-  };
-  const file = join(home, 'clusterd.json');
-  writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
-  return file;
-}
-
-async function startControlPlane(state: ClusterState, timeoutMs: number): Promise<void> {
-  const control = state.machines.filter((m) => m.role === 'control');
-  const first = control[0] as MachineState;
   // `clusteradm init` on c0, as its operator would run it (files only; we supervise clusterd).
-  await clusteradm(state, first.ns, [
+  const firstEndpoint = `http://${first.ip}:${ETCD_CLIENT_PORT}`;
+  const out = await clusteradm(state, first.ns, [
     'init',
     '--home',
     state.adminHome,
@@ -497,35 +439,83 @@ async function startControlPlane(state: ClusterState, timeoutMs: number): Promis
     '--store',
     'etcd',
     '--etcd-endpoints',
-    state.etcdEndpoints.join(','),
+    firstEndpoint,
     '--no-start',
     '-o',
     'json',
-  ]).then((out) => {
-    state.caCertHash = (JSON.parse(out) as { caCertHash: string }).caCertHash;
+  ]);
+  state.caCertHash = (JSON.parse(out) as { caCertHash: string }).caCertHash;
+  const configFile = (m: MachineState) =>
+    m === first ? join(state.adminHome, 'clusterd.json') : join(m.dir, 'home', 'clusterd.json');
+  const editConfig = (m: MachineState, edit: (c: Record<string, unknown>) => void) => {
+    const c = JSON.parse(readFileSync(configFile(m), 'utf8')) as Record<string, unknown>;
+    edit(c);
+    writeFileSync(configFile(m), JSON.stringify(c, null, 2), { mode: 0o600 });
+  };
+  const grace = o.nodeGraceSeconds ?? 10;
+  editConfig(first, (c) => {
+    c.nodeGraceSeconds = grace;
   });
-  const firstConfig = join(state.adminHome, 'clusterd.json');
-  const config = JSON.parse(readFileSync(firstConfig, 'utf8')) as Record<string, unknown>;
-  config.nodeGraceSeconds = state.options.nodeGraceSeconds ?? 10;
-  writeFileSync(firstConfig, JSON.stringify(config, null, 2), { mode: 0o600 });
   // The admin configuration names every replica, so clusteradm fails over between them.
   const adminFile = join(state.adminHome, 'admin.json');
   const admin = JSON.parse(readFileSync(adminFile, 'utf8')) as Record<string, unknown>;
   admin.server = state.controlUrls;
   writeFileSync(adminFile, JSON.stringify(admin, null, 2), { mode: 0o600 });
   saveState(state);
-
-  for (const m of control) {
-    const file = m === first ? firstConfig : await controlHome(state, m);
-    startDaemon(state, m, 'clusterd', [process.execPath, CLUSTERD, '--config', file]);
-  }
-  for (const m of control) {
+  const startClusterd = async (m: MachineState) => {
+    startDaemon(state, m, 'clusterd', [process.execPath, CLUSTERD, '--config', configFile(m)]);
     await waitFor(
       `clusterd on ${m.name}`,
       () => clusterdReady(state, m.ip),
       timeoutMs,
       () => tail(join(m.dir, 'clusterd.log')),
     );
+  };
+  await startClusterd(first);
+
+  const members = [first];
+  for (const m of control.slice(1)) {
+    const home = join(m.dir, 'home');
+    await clusteradm(state, m.ns, [
+      'join',
+      `https://${first.ip}:${CLUSTERD_PORT}`,
+      '--control-plane',
+      '--ca-cert-hash',
+      state.caCertHash,
+      '--pki-dir',
+      join(state.adminHome, 'pki'),
+      '--advertise-address',
+      m.ip,
+      '--etcd-endpoints',
+      members.map((x) => `http://${x.ip}:${ETCD_CLIENT_PORT}`).join(','),
+      '--name',
+      m.name,
+      '--home',
+      home,
+      '--no-start',
+      '-o',
+      'json',
+    ]);
+    const flags = etcdFlagsFromEnvironment(readFileSync(join(home, 'etcd.env'), 'utf8'));
+    startDaemon(state, m, 'etcd', ['etcd', ...flags, ...timing]);
+    await waitFor(
+      `etcd on ${m.name}`,
+      () => etcdHealthy(m.ip),
+      timeoutMs,
+      () => tail(join(m.dir, 'etcd.log')),
+    );
+    members.push(m);
+    editConfig(m, (c) => {
+      c.nodeGraceSeconds = grace;
+    });
+    await startClusterd(m);
+  }
+  if (control.length > 1) {
+    editConfig(first, (c) => {
+      c.store = { backend: 'etcd', endpoints: state.etcdEndpoints };
+    });
+    await kill(state, first.name, 'clusterd', 'SIGTERM');
+    await startClusterd(first);
   }
 }
 
@@ -641,9 +631,7 @@ export async function up(options: CreateOptions): Promise<ClusterState> {
       say(`machine ${m.name} (${m.role}): netns ${m.ns}, ${m.ip}`);
     }
     if (options.bare) return state;
-    say('etcd: c0 alone, then member add for each next control machine');
-    await startEtcd(state, timeoutMs);
-    say('clusteradm init on c0; clusterd on every control machine');
+    say('control plane: clusteradm init on c0, clusteradm join --control-plane on the others');
     await startControlPlane(state, timeoutMs);
     say('workers: clusteradm token create + clusteradm join, then clusteragent');
     const workers = machines.filter((m) => m.role === 'worker');
