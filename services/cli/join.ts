@@ -184,7 +184,8 @@ export const join = defineCommand<Options, [string]>({
       });
       return;
     }
-    if (options.token === undefined) throw usageError('--token is required');
+    if (options.token === undefined)
+      throw usageError("required option '--token <token>' not specified");
     const token = options.token;
     const home = resolveNodeHome(options.home, context);
 
