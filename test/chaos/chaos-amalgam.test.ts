@@ -20,6 +20,9 @@ import { amalgamSystem } from './systems.ts';
 const seconds = Number(process.env.CHAOS_SECONDS ?? 70);
 const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
 
+// Machines in namespaces start slowly on a loaded 2-core runner: more than tap's 300 s default.
+t.setTimeout(600_000);
+
 t.test('amalgam under partitions, kills, pauses and loss: 0 violations', async (t) => {
   const dir = process.env.CHAOS_DIR ?? mkdtempSync(join(tmpdir(), `amalgam-chaos-${process.pid}-`));
   const cluster = await startLocalCluster(t, { control: 3, workers: 0, timeoutMs: 180_000 });

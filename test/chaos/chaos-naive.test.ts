@@ -15,6 +15,9 @@ import { naiveSystem } from './systems.ts';
 const seconds = Number(process.env.CHAOS_NAIVE_SECONDS ?? 25);
 const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
 
+// Machines in namespaces start slowly on a loaded 2-core runner: more than tap's 300 s default.
+t.setTimeout(600_000);
+
 t.test('a naive allocator without consensus is caught by the checker', async (t) => {
   const dir =
     process.env.CHAOS_DIR ?? mkdtempSync(join(tmpdir(), `amalgam-chaos-naive-${process.pid}-`));

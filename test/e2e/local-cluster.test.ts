@@ -36,6 +36,9 @@ async function joinAs(client: AmalgamClient, token: string, name: string) {
   });
 }
 
+// Machines in namespaces start slowly on a loaded 2-core runner: more than tap's 300 s default.
+t.setTimeout(600_000);
+
 t.test('3 control + 3 workers: up, partition a minority control machine, heal', async (t) => {
   const cluster = await startLocalCluster(t, { control: 3, workers: 3, timeoutMs: 180_000 });
   const admin = cluster.client();
