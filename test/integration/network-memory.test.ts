@@ -207,7 +207,9 @@ t.test('3 concurrent clients x 500 CAS64 and FETCH_ADD64 end at exactly 1,500', 
 t.test('16 concurrent clients x 200 FETCH_ADD64 on one word end at exactly 3,200', async (t) => {
   const word = (segment.extents[2] as { start: number }).start + 256;
   const clients = await Promise.all(
-    Array.from({ length: 16 }, (_, i) => openMemory(nodes[i % 3] as StartedNode)),
+    Array.from({ length: 16 }, (_, i) =>
+      openMemory(nodes[i % 3] as StartedNode),
+    ),
   );
   t.teardown(() => Promise.all(clients.map((c) => c.close())));
   await clients[0]?.write(word, Buffer.alloc(8));
