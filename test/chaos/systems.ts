@@ -32,9 +32,13 @@ export interface SystemUnderTest {
 
 const MiB = 1024 * 1024;
 
+/**
+ * `timeoutMs` per call: short enough that calls to a minority (which answers NO_QUORUM after
+ * 6 s, or not at all) begin and end inside a 12 s partition; a call cut short is `info`.
+ */
 export async function amalgamSystem(
   cluster: LocalCluster,
-  timeoutMs = 10_000,
+  timeoutMs = 5_000,
 ): Promise<SystemUnderTest> {
   const targets = cluster.control.map((m) => m.name);
   const admin = cluster.client(undefined, 30_000);
