@@ -40,6 +40,26 @@ const REQUIRED = [
     present: () => spawnSync('pkg-config', ['--exists', 'fuse3'], { stdio: 'ignore' }).status === 0,
     why: 'libfuse3 headers, so native/ builds remotedev-fuse (the /remotedev mount)',
   },
+  {
+    pkg: 'prometheus',
+    present: () => onPath('prometheus') && onPath('promtool'),
+    why: 'a real Prometheus scraping the local cluster, and promtool checking the alert rules (test/e2e)',
+  },
+  {
+    pkg: 'iproute2',
+    present: () => onPath('ip') && onPath('tc'),
+    why: 'network namespaces and veth pairs for deploy/local (test/e2e, test/chaos)',
+  },
+  {
+    pkg: 'iptables',
+    present: () => onPath('iptables'),
+    why: 'partitions and packet loss between deploy/local machines (test/e2e, test/chaos)',
+  },
+  {
+    pkg: 'systemd',
+    present: () => onPath('systemd-analyze'),
+    why: 'systemd-analyze verify of the unit files in deploy/systemd (test/e2e)',
+  },
 ];
 
 function onPath(cmd) {

@@ -15,6 +15,8 @@ export const CLI_ERRORS = {
   CA_HASH_MISMATCH: "the server's CA does not match --ca-cert-hash; nothing was sent to it",
   NODE_KEY_INVALID: 'the existing node key cannot be used',
   AGENT_START_FAILED: 'clusteragent did not bring the node to Ready',
+  ETCD_MEMBER_ADD_FAILED:
+    'etcd did not take this machine as a new member, or it did not become healthy',
 } as const;
 
 export type CliErrorCode = keyof typeof CLI_ERRORS;

@@ -24,16 +24,22 @@ import {
   waitForAgent,
 } from './agent-process.ts';
 import { readCapacity } from './capacity.ts';
-import { resolveNodeHome } from './config.ts';
+import { resolveHome, resolveNodeHome } from './config.ts';
 import { defineCommand } from './context.ts';
-import { CliError } from './errors.ts';
+import { CliError, usageError } from './errors.ts';
 import { ensureDir, PRIVATE, PUBLIC, writeFileAtomic, writeJson } from './files.ts';
+import {
+  type ControlPlaneFlags,
+  controlPlaneOptions,
+  controlPlaneSettings,
+  joinControlPlane,
+} from './join-control-plane.ts';
 import { certificateMatchesKey, nodeKeyAndCsr } from './node-key.ts';
 import { type OutputFormat, outputOption, renderFields, toJson } from './output.ts';
 import { formatBytes, formatRange, parseSize } from './units.ts';
 
-interface Options {
-  token: string;
+interface Options extends ControlPlaneFlags {
+  token?: string;
   caCertHash: string;
   name?: string;
   home?: string;
@@ -122,9 +128,9 @@ export const join = defineCommand<Options, [string]>({
   configure(command) {
     command
       .argument('<url>', 'https://host:port of clusterd', parseServerUrl)
-      .requiredOption(
+      .option(
         '--token <token>',
-        'bootstrap token from `clusteradm token create`',
+        'bootstrap token from `clusteradm token create` (required, except with --control-plane)',
         parseToken,
       )
       .requiredOption(
@@ -157,6 +163,7 @@ export const join = defineCommand<Options, [string]>({
           .default(60),
       )
       .addOption(outputOption());
+    controlPlaneOptions(command);
   },
   async run(context, { args: [server], options }) {
     const progress = (line: string): void => context.stderr(`[join] ${line}\n`);
@@ -167,6 +174,19 @@ export const join = defineCommand<Options, [string]>({
         `the host name ${JSON.stringify(name)} is not a valid node name; pass --name`,
       );
     }
+    if (options.controlPlane) {
+      await joinControlPlane(context, server, options.caCertHash, {
+        ...controlPlaneSettings(options),
+        name,
+        home: resolveHome(options.home, context),
+        waitTimeoutSeconds: options.waitTimeout,
+        output: options.output,
+      });
+      return;
+    }
+    if (options.token === undefined)
+      throw usageError("required option '--token <token>' not specified");
+    const token = options.token;
     const home = resolveNodeHome(options.home, context);
 
     // 1. Pin the CA. Nothing but a TLS handshake has happened when this throws.
@@ -194,7 +214,7 @@ export const join = defineCommand<Options, [string]>({
     const client = createClient({ endpoints: [server], ca });
     let result: JoinResult;
     try {
-      result = await client.nodes.join({ token: options.token, name, csr: csrPem, capacity });
+      result = await client.nodes.join({ token, name, csr: csrPem, capacity });
     } finally {
       await client.close();
     }
