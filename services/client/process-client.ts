@@ -18,6 +18,7 @@ import { type ClientWatch, type ClientWatchOptions, openWatch } from './watch.ts
 
 export interface ProcessClient {
   claimPidBlock(size?: number): Promise<PidBlock>;
+  listPidBlocks(): Promise<PidBlock[]>;
   create(request: CreateProcessRequest): Promise<ProcessView>;
   list(): Promise<ProcessView[]>;
   get(cpid: number): Promise<ProcessView>;
@@ -45,6 +46,8 @@ export function createProcessClient(options: TransportOptions): ProcessClient {
   return {
     claimPidBlock: (size) =>
       call<PidBlock>('POST', '/v1/pid-blocks', size === undefined ? {} : { size }),
+    listPidBlocks: async () =>
+      itemsOf(await call<{ items: PidBlock[] }>('GET', '/v1/pid-blocks'), '/v1/pid-blocks'),
     create: (request) => call<ProcessView>('POST', '/v1/processes', request),
     list: async () =>
       itemsOf(await call<{ items: ProcessView[] }>('GET', '/v1/processes'), '/v1/processes'),

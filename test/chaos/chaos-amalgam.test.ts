@@ -1,8 +1,8 @@
 /**
  * The chaos suite against amalgam: 3 control machines (etcd member + clusterd each) in network
- * namespaces; 6 clients, two per machine's API, join nodes and allocate segments (some names
- * and ids contended) while the nemesis partitions a minority, isolates the etcd leader, kills,
- * pauses past the lease and drops packets. Then everything is healed, the final state is read
+ * namespaces; 6 clients, two per machine's API, join nodes, allocate segments (some names
+ * and ids contended) and claim cluster-PID blocks while the nemesis partitions a minority,
+ * isolates the etcd leader, kills, pauses past the lease and drops packets. Then everything is healed, the final state is read
  * after a fresh write, and the checker must find 0 violations.
  *
  * CHAOS_SECONDS (default 70) and CHAOS_SEED (default: from the clock, printed) change the run;
@@ -33,6 +33,7 @@ t.test('amalgam under partitions, kills, pauses and loss: 0 violations', async (
   t.same(run.violations, [], 'the checker finds no violation');
   t.ok((run.counts['join:ok'] ?? 0) > 0, 'joins were acknowledged');
   t.ok((run.counts['allocate:ok'] ?? 0) > 0, 'allocations were acknowledged');
+  t.ok((run.counts['pid-block:ok'] ?? 0) > 0, 'PID-block claims were acknowledged');
   const minority = Object.values(run.minorityOps).reduce((a, b) => a + b, 0);
   t.ok(minority > 0, `operations were sent to a minority (${minority}), so that check had work`);
   if (!process.env.CHAOS_DIR && t.passing()) rmSync(dir, { recursive: true, force: true });

@@ -1,8 +1,8 @@
 /**
  * The checker can fail: the same workload, nemesis, history and checker against a deliberately
  * naive allocator (naive-allocator.ts: each replica decides alone, gossips afterwards) on 3
- * machines in network namespaces. The checker must report violations: overlapping ranges
- * handed out by different replicas, and acknowledgements from the minority side.
+ * machines in network namespaces. The checker must report violations: overlapping ranges and
+ * PID blocks handed out by different replicas, and acknowledgements from the minority side.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,5 +36,6 @@ t.test('a naive allocator without consensus is caught by the checker', async (t)
   t.ok(run.violations.length > 0, `the checker reports ${run.violations.length} violations`);
   t.ok(kinds.has('minority-ack'), 'the minority side acknowledged operations');
   t.ok(kinds.has('ranges-overlap'), 'replicas handed out overlapping ranges');
+  t.ok(kinds.has('pid-twice'), "replicas' own PID counters handed out the same PIDs twice");
   if (!process.env.CHAOS_DIR) rmSync(dir, { recursive: true, force: true });
 });

@@ -25,11 +25,15 @@ function op(
 const nodeA = { name: 'a', identity: 'id-a', range: { start: 2 * MiB, size: 64 * MiB } };
 const nodeB = { name: 'b', identity: 'id-b', range: { start: 66 * MiB, size: 64 * MiB } };
 const seg1 = { id: 's1', size: 4 * MiB, extents: [{ node: 'a', start: 2 * MiB, size: 4 * MiB }] };
+const pids1 = { start: 100_000, size: 64, owner: 'admin', claimedAt: 1 };
+const pids2 = { start: 100_064, size: 32, owner: 'admin', claimedAt: 2 };
 
 const clean: HistoryEvent[] = [
   ...op(0, 'join', 'c0', [0, { name: 'a', identity: 'id-a' }], [5, 'ok', nodeA]),
   ...op(1, 'join', 'c1', [1, { name: 'b', identity: 'id-b' }], [6, 'ok', nodeB]),
   ...op(2, 'allocate', 'c2', [7, { id: 's1', size: 4 * MiB }], [9, 'ok', seg1]),
+  ...op(4, 'pid-block', 'c0', [7, { size: 64 }], [8, 'ok', pids1]),
+  ...op(5, 'pid-block', 'c1', [8, { size: 32 }], [9, 'ok', pids2]),
   { type: 'nemesis', f: 'partition', value: [['c0'], ['c1', 'c2']], time: 10 },
   ...op(
     3,
@@ -38,15 +42,28 @@ const clean: HistoryEvent[] = [
     [11, { name: 'c', identity: 'id-c' }],
     [17, 'info', { code: 'NO_QUORUM' }],
   ),
+  // A minority claim that timed out and then applied after the heal: indeterminate, fine.
+  ...op(6, 'pid-block', 'c0', [12, { size: 16 }], [18, 'info', { code: 'UNAVAILABLE' }]),
   { type: 'nemesis', f: 'heal', value: null, time: 20 },
 ];
-const final: FinalState = { nodes: [nodeA, nodeB], segments: [seg1] };
+const pids3 = { start: 100_096, size: 16, owner: 'admin', claimedAt: 21 };
+const final: FinalState = {
+  nodes: [nodeA, nodeB],
+  segments: [seg1],
+  pidBlocks: [pids1, pids2, pids3],
+};
 
 t.test('a clean history has no violation', (t) => {
   const r = check(clean, final, control);
   t.same(r.violations, []);
-  t.same(r.counts, { 'join:ok': 2, 'allocate:ok': 1, 'join:info': 1 });
-  t.same(r.minorityOps, { info: 1 }, 'the refused minority join is counted');
+  t.same(r.counts, {
+    'join:ok': 2,
+    'allocate:ok': 1,
+    'pid-block:ok': 2,
+    'join:info': 1,
+    'pid-block:info': 1,
+  });
+  t.same(r.minorityOps, { info: 2 }, 'the refused minority join and PID claim are counted');
   t.end();
 });
 
@@ -126,6 +143,70 @@ t.test('each check reports what it is for', (t) => {
   t.ok(
     r5.violations.some((v) => v.check === 'name-twice'),
     'a segment id acknowledged for two allocations',
+  );
+  t.end();
+});
+
+t.test('PID blocks: pid-twice and lost-write fire, and only they', (t) => {
+  // A second replica's counter hands out PIDs 100032-100095 again (the naive allocator's bug).
+  const again = { start: 100_032, size: 64, owner: 'admin', claimedAt: 30 };
+  const r1 = check(
+    [...clean, ...op(9, 'pid-block', 'c2', [30, { size: 64 }], [31, 'ok', again])],
+    { ...final, pidBlocks: [...final.pidBlocks, again] },
+    control,
+  );
+  t.same(
+    r1.violations.map((v) => v.check),
+    ['pid-twice', 'pid-twice', 'pid-twice', 'pid-twice'],
+    'the block overlaps two acknowledged blocks, and two in the final table',
+  );
+  t.match(r1.violations[0]?.detail, /PIDs 100000-100063 and .*PIDs 100032-100095 overlap/);
+
+  // The same PIDs acknowledged twice (two claims answered with one block) are held twice too.
+  const r2 = check(
+    [...clean, ...op(9, 'pid-block', 'c1', [30, { size: 64 }], [31, 'ok', pids1])],
+    final,
+    control,
+  );
+  t.same(
+    r2.violations.map((v) => v.check),
+    ['pid-twice'],
+    'one block acknowledged to two claims',
+  );
+
+  const r3 = check(clean, { ...final, pidBlocks: [pids1, pids3] }, control);
+  t.same(
+    r3.violations.map((v) => v.check),
+    ['lost-write'],
+    'an acknowledged block missing from the final table',
+  );
+  t.match(r3.violations[0]?.detail, /PID block 100064\+32 .* is not in the final state/);
+
+  const r4 = check(
+    clean,
+    { ...final, pidBlocks: [pids1, { ...pids2, owner: 'node:w1' }, pids3] },
+    control,
+  );
+  t.same(
+    r4.violations.map((v) => v.check),
+    ['lost-write'],
+    'an acknowledged block that changed owner',
+  );
+
+  const minorityClaim = { start: 100_112, size: 8, owner: 'admin', claimedAt: 13 };
+  const r5 = check(
+    [
+      ...clean.slice(0, -1),
+      ...op(9, 'pid-block', 'c0', [12, { size: 8 }], [13, 'ok', minorityClaim]),
+      clean.at(-1) as HistoryEvent,
+    ],
+    { ...final, pidBlocks: [...final.pidBlocks, minorityClaim] },
+    control,
+  );
+  t.same(
+    r5.violations.map((v) => v.check),
+    ['minority-ack'],
+    'a PID block acknowledged by the minority',
   );
   t.end();
 });

@@ -8,7 +8,10 @@
  *                        acknowledged segments' extents overlap; the final layout agrees.
  *  - `name-twice`:       a node name is acknowledged to one identity (key) only; a segment id to
  *                        one allocation only.
- *  - `lost-write`:       every acknowledged join and allocation is in the final state, unchanged.
+ *  - `lost-write`:       every acknowledged join, allocation and PID block is in the final state,
+ *                        unchanged.
+ *  - `pid-twice`:        no two acknowledged PID-block claims hold a PID in common (each claim is
+ *                        its own block, even of one owner); the final PID table agrees.
  *  - `minority-ack`:     no operation sent to a machine on the minority side of a partition, and
  *                        begun and ended while it was there, was acknowledged.
  */
@@ -31,9 +34,18 @@ export interface AllocateOk {
   size: number;
   extents: Extent[];
 }
+/** An acknowledged PID-block claim (the API's `PidBlock`). */
+export interface PidBlockOk {
+  start: number;
+  size: number;
+  owner: string;
+  claimedAt: number;
+}
 export interface FinalState {
   nodes: JoinOk[];
   segments: AllocateOk[];
+  /** The committed PID table's blocks. */
+  pidBlocks: PidBlockOk[];
 }
 
 export interface Violation {
@@ -218,6 +230,45 @@ export const noLostWrites: Check = (ctx) => {
   return v;
 };
 
+export const pidsUnique: Check = (ctx) => {
+  const v: Violation[] = [];
+  const pids = (r: Range) => `PIDs ${r.start}-${end(r) - 1}`;
+  const acked = okValues<PidBlockOk>(ctx, 'pid-block').map(({ value, op }) => ({
+    owner: `op ${op.op} (process ${op.process} via ${op.target})`,
+    range: value,
+  }));
+  for (const [a, b, ra, rb] of overlapping(acked)) {
+    v.push({
+      check: 'pid-twice',
+      detail: `acknowledged PID blocks of ${a} ${pids(ra)} and ${b} ${pids(rb)} overlap`,
+    });
+  }
+  const finalBlocks = ctx.final.pidBlocks.map((b, i) => ({ owner: `#${i} ${b.owner}`, range: b }));
+  for (const [a, b, ra, rb] of overlapping(finalBlocks)) {
+    v.push({
+      check: 'pid-twice',
+      detail: `final PID blocks ${a} ${pids(ra)} and ${b} ${pids(rb)} overlap`,
+    });
+  }
+  return v;
+};
+
+/** Every acknowledged PID block is in the final table: same start, size and owner. */
+export const noLostPidBlocks: Check = (ctx) => {
+  const finalBlocks = new Map(ctx.final.pidBlocks.map((b) => [b.start, b]));
+  const v: Violation[] = [];
+  for (const { value, op } of okValues<PidBlockOk>(ctx, 'pid-block')) {
+    const b = finalBlocks.get(value.start);
+    if (!b || b.size !== value.size || b.owner !== value.owner) {
+      v.push({
+        check: 'lost-write',
+        detail: `acknowledged PID block ${value.start}+${value.size} of ${value.owner} (op ${op.op}) ${b ? `became ${b.start}+${b.size} of ${b.owner}` : 'is not in the final state'}`,
+      });
+    }
+  }
+  return v;
+};
+
 /** [from, to) intervals during which each machine was on the minority side of a partition. */
 export function minorityIntervals(
   events: HistoryEvent[],
@@ -274,6 +325,8 @@ export const CHECKS: Record<string, Check> = {
   'ranges-overlap': rangesDisjoint,
   'name-twice': namesUnique,
   'lost-write': noLostWrites,
+  'pid-twice': pidsUnique,
+  'lost-write-pids': noLostPidBlocks,
   'minority-ack': minorityAcknowledgedNothing,
 };
 

@@ -9,7 +9,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 
 /** What the workload does; new kinds (device names, process migrations) add their own `f`. */
-export type OpKind = 'join' | 'allocate' | (string & {});
+export type OpKind = 'join' | 'allocate' | 'pid-block' | (string & {});
 
 export interface OpEvent {
   type: 'invoke' | 'ok' | 'fail' | 'info';

@@ -1,6 +1,7 @@
 /**
  * A deliberately naive allocator: the checker's control group. Same operations as amalgam
- * (join a node -> a range, allocate a segment -> extents), but each replica decides alone from
+ * (join a node -> a range, allocate a segment -> extents, claim a block of cluster PIDs from a
+ * per-replica counter), but each replica decides alone from
  * its own memory and tells its peers afterwards, best effort (no consensus, no quorum). It is
  * the design the 1997 post warned about: two replicas hand out the same addresses, a partitioned
  * replica keeps acknowledging, a killed one forgets. The chaos suite must catch it.
@@ -25,12 +26,40 @@ interface Segment {
   extents: { node: string; start: number; size: number }[];
 }
 
+interface PidBlock {
+  start: number;
+  size: number;
+  owner: string;
+  claimedAt: number;
+}
+
 const nodes = new Map<string, Node>();
+/** By `start:owner:claimedAt`: two replicas' blocks at one start are both kept (and overlap). */
+const pidBlocks = new Map<string, PidBlock>();
+let nextPid = 100_000;
+const pidKey = (b: PidBlock) => `${b.start}:${b.owner}:${b.claimedAt}`;
 const segments = new Map<string, Segment>();
 const used = new Map<string, number>();
 let next = ALIGN;
 
-function merge(state: { nodes: Node[]; segments: Segment[] }): void {
+interface State {
+  nodes: Node[];
+  segments: Segment[];
+  pidBlocks: PidBlock[];
+}
+
+const state = (): State => ({
+  nodes: [...nodes.values()],
+  segments: [...segments.values()],
+  pidBlocks: [...pidBlocks.values()],
+});
+
+function merge(state: State): void {
+  for (const b of state.pidBlocks ?? []) {
+    if (pidBlocks.has(pidKey(b))) continue;
+    pidBlocks.set(pidKey(b), b);
+    nextPid = Math.max(nextPid, b.start + b.size);
+  }
   for (const n of state.nodes) {
     if (!nodes.has(n.name)) {
       nodes.set(n.name, n);
@@ -45,7 +74,7 @@ function merge(state: { nodes: Node[]; segments: Segment[] }): void {
 }
 
 function gossip(peers: string[]): void {
-  const body = JSON.stringify({ nodes: [...nodes.values()], segments: [...segments.values()] });
+  const body = JSON.stringify(state());
   for (const peer of peers) {
     fetch(`http://${peer}/gossip`, {
       method: 'POST',
@@ -76,9 +105,9 @@ const peers = (values.peers ?? '').split(',').filter(Boolean);
 createServer(async (req, res) => {
   try {
     if (req.method === 'GET' && req.url === '/state') {
-      reply(res, 200, { nodes: [...nodes.values()], segments: [...segments.values()] });
+      reply(res, 200, state());
     } else if (req.method === 'POST' && req.url === '/gossip') {
-      merge((await body(req)) as unknown as { nodes: Node[]; segments: Segment[] });
+      merge((await body(req)) as unknown as State);
       reply(res, 200, {});
     } else if (req.method === 'POST' && req.url === '/join') {
       const b = await body(req);
@@ -99,6 +128,19 @@ createServer(async (req, res) => {
         gossip(peers);
       }
       reply(res, 200, node);
+    } else if (req.method === 'POST' && req.url === '/pid-blocks') {
+      // This replica's counter alone: a partitioned replica hands out the PIDs the other side does.
+      const b = await body(req);
+      const block = {
+        start: nextPid,
+        size: Number(b.size),
+        owner: String(b.owner),
+        claimedAt: Date.now(),
+      };
+      nextPid += block.size;
+      pidBlocks.set(pidKey(block), block);
+      gossip(peers);
+      reply(res, 200, block);
     } else if (req.method === 'POST' && req.url === '/segments') {
       const b = await body(req);
       const id = String(b.id);

@@ -7,9 +7,10 @@
 import { fileURLToPath } from 'node:url';
 import { startProcess } from '../../deploy/local/cluster.ts';
 import { type AmalgamClient, createClient } from '../../services/client/index.ts';
+import { createProcessClient, type ProcessClient } from '../../services/client/process-client.ts';
 import type { LocalCluster } from '../harness/netns.ts';
 import { until } from '../harness/until.ts';
-import type { AllocateOk, FinalState, JoinOk } from './checker.ts';
+import type { AllocateOk, FinalState, JoinOk, PidBlockOk } from './checker.ts';
 
 export interface JoinCall {
   name: string;
@@ -25,6 +26,8 @@ export interface SystemUnderTest {
   targets: string[];
   join(target: string, call: JoinCall): Promise<JoinOk>;
   allocate(target: string, call: { id: string; size: number }): Promise<AllocateOk>;
+  /** A block of `size` cluster PIDs for the workload (amalgam: as the admin, owner `admin`). */
+  claimPidBlock(target: string, call: { size: number }): Promise<PidBlockOk>;
   /** After the faults are healed: the state a reader sees once a fresh write went through. */
   finalState(): Promise<FinalState>;
   close(): Promise<void>;
@@ -43,11 +46,21 @@ export async function amalgamSystem(
   const targets = cluster.control.map((m) => m.name);
   const admin = cluster.client(undefined, 30_000);
   const { token } = await admin.tokens.create({ ttlSeconds: 3600, description: 'chaos workload' });
-  const perTarget = new Map<string, { admin: AmalgamClient; anonymous: AmalgamClient }>();
+  // The PID table is read over every replica (failover), like `admin`.
+  const adminPids = createProcessClient({
+    endpoints: cluster.control.map((m) => `https://${m.ip}:6443`),
+    ...cluster.admin,
+    timeoutMs: 30_000,
+  });
+  const perTarget = new Map<
+    string,
+    { admin: AmalgamClient; anonymous: AmalgamClient; pids: ProcessClient }
+  >();
   for (const m of cluster.control) {
     const endpoints = [`https://${m.ip}:6443`];
     perTarget.set(m.name, {
       admin: createClient({ endpoints, ...cluster.admin, timeoutMs }),
+      pids: createProcessClient({ endpoints, ...cluster.admin, timeoutMs }),
       anonymous: createClient({ endpoints, ca: cluster.admin.ca, timeoutMs }),
     });
   }
@@ -78,6 +91,10 @@ export async function amalgamSystem(
       const s = await clients(target).admin.memory.allocateSegment(call);
       return { id: s.id, size: s.size, extents: s.extents };
     },
+    async claimPidBlock(target, call) {
+      const b = await clients(target).pids.claimPidBlock(call.size);
+      return { start: b.start, size: b.size, owner: b.owner, claimedAt: b.claimedAt };
+    },
     async finalState() {
       const barrier = `barrier-${Date.now()}`;
       await until(
@@ -90,7 +107,15 @@ export async function amalgamSystem(
         return list.some((s) => s.id === barrier) ? list : undefined;
       });
       const nodes = await admin.nodes.list();
+      // A linearizable read of the PID table, after the barrier write went through.
+      const pidBlocks = await adminPids.listPidBlocks();
       return {
+        pidBlocks: pidBlocks.map((b) => ({
+          start: b.start,
+          size: b.size,
+          owner: b.owner,
+          claimedAt: b.claimedAt,
+        })),
         nodes: nodes.map((n) => ({ name: n.name, identity: n.identity, range: n.range })),
         segments: segments
           .filter((s) => s.id !== barrier)
@@ -98,8 +123,9 @@ export async function amalgamSystem(
       };
     },
     async close() {
-      await admin.close();
-      for (const c of perTarget.values()) await Promise.all([c.admin.close(), c.anonymous.close()]);
+      await Promise.all([admin.close(), adminPids.close()]);
+      for (const c of perTarget.values())
+        await Promise.all([c.admin.close(), c.anonymous.close(), c.pids.close()]);
     },
   };
 }
@@ -167,6 +193,8 @@ export async function naiveSystem(
         contributedBytes: c.contributedBytes,
       }),
     allocate: (target, c) => call<AllocateOk>(target, '/segments', c),
+    claimPidBlock: (target, c) =>
+      call<PidBlockOk>(target, '/pid-blocks', { size: c.size, owner: 'workload' }),
     // A reader asks one replica (the first), as a client of the real system would.
     finalState: () =>
       until(

@@ -3,8 +3,9 @@
  * each running one operation at a time until the deadline: joins of fresh nodes, joins that
  * contend for a few shared names (each with its own key: only one may win a name), allocations
  * with unique ids, and allocations that contend for a few shared ids (each process asks for its
- * own size, so two winners would be two different allocations). Every call and outcome goes to
- * the history.
+ * own size, so two winners would be two different allocations), and claims of cluster-PID blocks
+ * (about 13% of operations; each claim is its own block, so two acknowledged blocks must never
+ * share a PID). Every call and outcome goes to the history.
  */
 import { createKeyAndCsr, verifyCsr } from '../../services/controlplane/pki/index.ts';
 import type { History } from './history.ts';
@@ -38,6 +39,7 @@ const DEFINITE = new Set([
   'UNAUTHENTICATED',
   'CSR_INVALID',
   'CONTENDED',
+  'PID_SPACE_EXHAUSTED',
 ]);
 
 export function outcomeOf(err: unknown): {
@@ -87,8 +89,21 @@ export async function runWorkload(o: WorkloadOptions): Promise<void> {
           o.history.complete(op, type, p, 'join', target, value);
           if (type === 'info') await backOff();
         }
+      } else if (dice >= 0.87) {
+        // The owner the server records is the caller's (amalgam: `admin`); the history keeps
+        // which workload process asked.
+        const size = (1 + Math.floor(random() * 8)) * 16;
+        const op = o.history.invoke(p, 'pid-block', target, { size, owner: `workload-${p}` });
+        try {
+          const r = await o.system.claimPidBlock(target, { size });
+          o.history.complete(op, 'ok', p, 'pid-block', target, r);
+        } catch (err) {
+          const { type, value } = outcomeOf(err);
+          o.history.complete(op, type, p, 'pid-block', target, value);
+          if (type === 'info') await backOff();
+        }
       } else {
-        const shared = dice > 0.9;
+        const shared = dice > 0.8;
         const id = shared ? `shared-seg-${Math.floor(random() * contended)}` : `s${p}-${k}`;
         // Contended ids: each process its own size, so two acknowledgements are two allocations.
         const size = shared ? (p + 1) * 2 * MiB : (1 + Math.floor(random() * 4)) * 2 * MiB;

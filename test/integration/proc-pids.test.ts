@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { createClient } from '../../services/client/index.ts';
 import { createProcessClient } from '../../services/client/process-client.ts';
-import { PidAllocator } from '../../services/core/pid-blocks.ts';
+import { PidAllocator, type PidBlock } from '../../services/core/pid-blocks.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { joinNode } from '../harness/node.ts';
 
@@ -90,6 +90,25 @@ t.test(`${RUNS} runs from 3 agents at once: unique cluster PIDs`, async (t) => {
   const listed = await admin.list();
   t.equal(listed.length, RUNS, 'ps lists every one of them');
   t.equal(new Set(listed.map((r) => r.cpid)).size, RUNS, 'with unique PIDs');
+  const blocks = (await admin.listPidBlocks()).sort((a, b) => a.start - b.start);
+  t.ok(
+    blocks.every(
+      (b, i) =>
+        i === 0 || (blocks[i - 1] as PidBlock).start + (blocks[i - 1] as PidBlock).size <= b.start,
+    ),
+    `the ${blocks.length} listed PID blocks are disjoint`,
+  );
+  t.ok(
+    created.every((c) =>
+      blocks.some(
+        (b) =>
+          b.start <= c.cpid &&
+          c.cpid < b.start + b.size &&
+          (c.by === 'clusterd' ? b.owner.startsWith('clusterd:') : b.owner === c.by),
+      ),
+    ),
+    'every PID lies in a listed block of the one who assigned it',
+  );
   const owners = new Map(listed.map((r) => [r.cpid, r.owner]));
   t.ok(
     created.filter((c) => c.by !== 'clusterd').every((c) => owners.get(c.cpid) === c.by),

@@ -68,6 +68,9 @@ export const processMethods: Record<string, UnaryMethod> = {
       return runtime.processes.claimPidBlock(caller, size === undefined ? {} : { size });
     },
   },
+  ListPidBlocks: {
+    handle: async (runtime, caller) => ({ items: await runtime.processes.listPidBlocks(caller) }),
+  },
   Create: {
     handle: async (runtime, caller, r) =>
       processOut(await runtime.processes.create(caller, createRequest(r))),

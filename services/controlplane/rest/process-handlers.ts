@@ -20,6 +20,8 @@ const items = (list: readonly unknown[]) => ({ items: list });
 export const processHandlers: Record<string, Handler> = {
   claimPidBlock: async ({ runtime, caller, body }) =>
     json(201, await runtime.processes.claimPidBlock(caller, body as ClaimPidBlockRequest)),
+  listPidBlocks: async ({ runtime, caller }) =>
+    json(200, items(await runtime.processes.listPidBlocks(caller))),
   createProcess: async ({ runtime, caller, body }) =>
     json(201, await runtime.processes.create(caller, body as CreateProcessRequest)),
   listProcesses: async ({ runtime, caller }) =>

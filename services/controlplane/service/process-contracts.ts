@@ -58,6 +58,8 @@ export interface ProcessLoadView extends Omit<ProcessLoadReport, 'agentAddress'>
 
 export interface ProcessService {
   claimPidBlock(caller: Caller, request: ClaimPidBlockRequest): Promise<PidBlock>;
+  /** Every claimed block, in claim order, read from the store (not a cache). */
+  listPidBlocks(caller: Caller): Promise<PidBlock[]>;
   create(caller: Caller, request: CreateProcessRequest): Promise<ProcessView>;
   list(caller: Caller): Promise<ProcessView[]>;
   get(caller: Caller, cpid: number): Promise<ProcessView>;

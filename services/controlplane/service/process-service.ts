@@ -205,6 +205,12 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
       return block;
     },
 
+    async listPidBlocks(caller) {
+      requireMember(caller);
+      const table = await readJson<PidBlockTable>(store, processKeys.pidBlocks);
+      return table?.blocks ?? [];
+    },
+
     async create(caller, request: CreateProcessRequest) {
       requireMember(caller);
       if (typeof request.command !== 'string' || request.command.length === 0) {

@@ -41,6 +41,12 @@ t.test('Processes over gRPC', async (t) => {
     owner: string;
   };
   t.match(block, { size: 8, owner: 'node:g1' });
+  const blocks = (await admin('ListPidBlocks', {})) as { items: (typeof block)[] };
+  t.match(
+    blocks.items.find((b) => b.start === block.start),
+    { size: 8, owner: 'node:g1' },
+    'ListPidBlocks reads the claimed block from the table',
+  );
   const created = (await node('Create', {
     cpid: block.start,
     command: '/bin/true',
