@@ -3,11 +3,12 @@
  * prints `listening HOST:PORT` (its first stdout line), stopped with SIGTERM
  * (SIGKILL when it does not exit in time).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Range } from './reconcile.ts';
+import { spawnTiedToAgent } from './tied-child.ts';
 
 export interface PageServerOptions {
   /** Path of the pageserver binary; default native/build/pageserver of this repository. */
@@ -69,7 +70,8 @@ export function startPageServer(
   range: Range,
 ): Promise<RunningPageServer> {
   const binary = options.binary ?? defaultPageServerBinary();
-  const child = spawn(binary, pageServerArgs(options, range), {
+  // It dies with the agent: a crashed agent's successor starts a page server of its own.
+  const child = spawnTiedToAgent(binary, pageServerArgs(options, range), {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -6,10 +6,11 @@
  * with `fusermount3 -u` (lazily, `-uz`, when busy). It dies with the agent
  * (`setpriv --pdeathsig TERM`, when util-linux's setpriv is there).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { spawnTiedToAgent } from './tied-child.ts';
 
 export interface RemotedevProcessOptions {
   /** Default: native/build/remotedev-fuse of this repository. */
@@ -82,17 +83,13 @@ export function unmount(dir: string): boolean {
   return !isMounted(dir);
 }
 
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
-
 export function startRemotedev(options: RemotedevProcessOptions): Promise<RunningRemotedev> {
   const binary = options.binary ?? defaultRemotedevBinary();
   // With setpriv, the daemon gets SIGTERM (and unmounts) when the agent dies, so a
   // crashed agent leaves no daemon behind; the next agent mounts afresh.
-  const child = SETPRIV
-    ? spawn(SETPRIV, ['--pdeathsig', 'TERM', '--', binary, ...remotedevArgs(options)], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-    : spawn(binary, remotedevArgs(options), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTiedToAgent(binary, remotedevArgs(options), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4096);

@@ -16,6 +16,7 @@ import { PageServerClient } from '../../services/client/pageserver-client.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { joinNode } from '../harness/node.ts';
 import { freePorts, pidExists } from '../harness/processes.ts';
+import { until } from '../harness/until.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BINARY = join(ROOT, 'native', 'build', 'pageserver');
@@ -99,4 +100,27 @@ t.test('clusteragent --config: serves the range, exits 0 on SIGTERM', async (t) 
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'exits 0 on SIGTERM');
   t.notOk(pidExists(ps.pid), 'the page server is stopped');
+
+  // Started again and killed outright: its page server must not outlive it (an orphan
+  // would hold the range's memory and a port that nobody publishes).
+  const again = spawn(
+    process.execPath,
+    [join(ROOT, 'bin/clusteragent.mjs'), '--config', join(dir, 'agent.json')],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  t.teardown(() => {
+    if (again.exitCode === null) again.kill('SIGKILL');
+  });
+  const second = await new Promise<number>((resolve) => {
+    createInterface({ input: again.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; pid?: number };
+        if (entry.msg === 'page server started' && entry.pid) resolve(entry.pid);
+      } catch {}
+    });
+  });
+  t.ok(pidExists(second), 'a page server runs');
+  again.kill('SIGKILL');
+  await until('the page server died with its agent', async () => !pidExists(second) || undefined);
+  t.pass('no orphaned page server after SIGKILL of the agent');
 });

@@ -1,15 +1,10 @@
 /** The agent's one hook for the process supervisor: start it when the config asks. */
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createProcessClient } from '../../client/process-client.ts';
 import type { AgentConfig } from '../config.ts';
+import { SETPRIV } from '../tied-child.ts';
 import { type ProcessSupervisor, startProcessSupervisor } from './supervisor.ts';
-
-function findSetpriv(): string | null {
-  for (const c of ['/usr/bin/setpriv', '/bin/setpriv']) if (existsSync(c)) return c;
-  return null;
-}
 
 export async function startProcessesFromConfig(
   config: AgentConfig,
@@ -24,7 +19,7 @@ export async function startProcessesFromConfig(
     tls,
     config: { ...config.processes, dataDir: resolve(config.processes.dataDir) },
     logger,
-    setpriv: findSetpriv(),
+    setpriv: SETPRIV,
   });
   return {
     ...supervisor,
