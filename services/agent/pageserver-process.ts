@@ -5,10 +5,9 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { type ChildExit, startNativeChild } from './native-child.ts';
 import type { Range } from './reconcile.ts';
-import { spawnTiedToAgent } from './tied-child.ts';
 
 export interface PageServerOptions {
   /** Path of the pageserver binary; default native/build/pageserver of this repository. */
@@ -60,68 +59,30 @@ export interface RunningPageServer {
   port: number;
   range: Range;
   /** Resolves with the exit code or signal when the process has exited. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<ChildExit>;
   stderrTail(): string;
   stop(graceMs?: number): Promise<void>;
 }
 
-export function startPageServer(
+export async function startPageServer(
   options: PageServerOptions,
   range: Range,
 ): Promise<RunningPageServer> {
-  const binary = options.binary ?? defaultPageServerBinary();
   // It dies with the agent: a crashed agent's successor starts a page server of its own.
-  const child = spawnTiedToAgent(binary, pageServerArgs(options, range), {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4096);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.once('error', () => resolve({ code: null, signal: null }));
-  });
-  const stop = async (graceMs = 3000): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    await exited;
-    clearTimeout(timer);
-  };
-  return new Promise((resolve, reject) => {
-    const timeout = setTimeout(() => {
-      void stop(0);
-      reject(new Error(`pageserver printed no "listening" line in time: ${stderr}`));
-    }, options.startTimeoutMs ?? 10_000);
-    child.once('error', (err) => {
-      clearTimeout(timeout);
-      reject(err);
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timeout);
-      reject(new Error(`pageserver exited (${code ?? signal}) before listening: ${stderr.trim()}`));
-    });
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.once('line', (line) => {
-      clearTimeout(timeout);
+  const { ready, ...child } = await startNativeChild({
+    name: 'pageserver',
+    binary: options.binary ?? defaultPageServerBinary(),
+    args: pageServerArgs(options, range),
+    readyWord: 'listening',
+    notYet: 'listening',
+    startTimeoutMs: options.startTimeoutMs,
+    graceMs: 3000,
+    parseReady: (line) => {
       const m = /^listening (\[[^\]]+\]|[^:\s]+):(\d+)$/.exec(line.trim());
-      if (!m?.[1] || !m[2] || child.pid === undefined) {
-        void stop(0);
-        reject(new Error(`unexpected first line from pageserver: ${JSON.stringify(line)}`));
-        return;
-      }
-      child.stdout?.resume();
-      resolve({
-        child,
-        pid: child.pid,
-        host: m[1].replace(/^\[|\]$/g, ''),
-        port: Number(m[2]),
-        range,
-        exited,
-        stderrTail: () => stderr,
-        stop,
-      });
-    });
+      return m?.[1] && m[2]
+        ? { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) }
+        : undefined;
+    },
   });
+  return { ...child, ...ready, range };
 }

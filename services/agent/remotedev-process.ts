@@ -8,9 +8,8 @@
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { spawnTiedToAgent } from './tied-child.ts';
+import { type ChildExit, startNativeChild } from './native-child.ts';
 
 export interface RemotedevProcessOptions {
   /** Default: native/build/remotedev-fuse of this repository. */
@@ -30,7 +29,7 @@ export interface RunningRemotedev {
   pid: number;
   mount: string;
   startedAt: number;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<ChildExit>;
   stderrTail(): string;
   /** SIGTERM (SIGKILL after `graceMs`), then unmount whatever is left. */
   stop(graceMs?: number): Promise<void>;
@@ -83,63 +82,19 @@ export function unmount(dir: string): boolean {
   return !isMounted(dir);
 }
 
-export function startRemotedev(options: RemotedevProcessOptions): Promise<RunningRemotedev> {
-  const binary = options.binary ?? defaultRemotedevBinary();
+export async function startRemotedev(options: RemotedevProcessOptions): Promise<RunningRemotedev> {
   // With setpriv, the daemon gets SIGTERM (and unmounts) when the agent dies, so a
   // crashed agent leaves no daemon behind; the next agent mounts afresh.
-  const child = spawnTiedToAgent(binary, remotedevArgs(options), {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { ready: _mounted, ...child } = await startNativeChild({
+    name: 'remotedev-fuse',
+    binary: options.binary ?? defaultRemotedevBinary(),
+    args: remotedevArgs(options),
+    readyWord: 'mounted',
+    notYet: 'mounting',
+    startTimeoutMs: options.startTimeoutMs,
+    graceMs: 5000,
+    afterStop: () => unmount(options.mount),
+    parseReady: (line) => (line.startsWith('mounted ') ? true : undefined),
   });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4096);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.once('error', () => resolve({ code: null, signal: null }));
-  });
-  const stop = async (graceMs = 5000): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(timer);
-    }
-    unmount(options.mount);
-  };
-  return new Promise((resolve, reject) => {
-    const timeout = setTimeout(() => {
-      void stop(0);
-      reject(new Error(`remotedev-fuse printed no "mounted" line in time: ${stderr}`));
-    }, options.startTimeoutMs ?? 10_000);
-    child.once('error', (err) => {
-      clearTimeout(timeout);
-      reject(err);
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timeout);
-      reject(
-        new Error(`remotedev-fuse exited (${code ?? signal}) before mounting: ${stderr.trim()}`),
-      );
-    });
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.once('line', (line) => {
-      clearTimeout(timeout);
-      if (!line.startsWith('mounted ') || child.pid === undefined) {
-        void stop(0);
-        reject(new Error(`unexpected first line from remotedev-fuse: ${JSON.stringify(line)}`));
-        return;
-      }
-      child.stdout?.resume();
-      resolve({
-        child,
-        pid: child.pid,
-        mount: options.mount,
-        startedAt: Date.now(),
-        exited,
-        stderrTail: () => stderr,
-        stop,
-      });
-    });
-  });
+  return { ...child, mount: options.mount, startedAt: Date.now() };
 }
