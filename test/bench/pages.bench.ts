@@ -20,7 +20,7 @@
  * is killed on exit.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,11 +28,8 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { PageServerClient } from '../../services/client/pageserver-client.ts';
-import {
-  createClusterCa,
-  createKeyAndCsr,
-  signCsr,
-} from '../../services/controlplane/pki/index.ts';
+import { createClusterCa } from '../../services/controlplane/pki/index.ts';
+import { nodeCertificateFiles, writePrivateFile } from '../harness/pki.ts';
 import {
   findSetpriv,
   freePorts,
@@ -232,26 +229,9 @@ async function main(): Promise<void> {
 
     // Mutual TLS material: the server is node:a, the client node:b, both from one cluster CA.
     const ca = await createClusterCa({ commonName: 'amalgam-bench-ca' });
-    const nodeCert = async (name: string) => {
-      const commonName = `node:${name}`;
-      const { keyPem, csrPem } = await createKeyAndCsr({ commonName, dnsNames: [name] });
-      const cert = await signCsr(ca, csrPem, {
-        commonName,
-        organization: 'amalgam:nodes',
-        dnsNames: [name],
-        usages: ['client', 'server'],
-        validityDays: 1,
-      });
-      return { cert, key: keyPem };
-    };
-    const serverId = await nodeCert('a');
-    const clientId = await nodeCert('b');
-    const file = (name: string, text: string) => {
-      const p = join(root, name);
-      writeFileSync(p, text, { mode: 0o600 });
-      return p;
-    };
-    const caFile = file('ca.crt', ca.certPem);
+    const serverId = await nodeCertificateFiles(ca, 'a', root);
+    const clientId = await nodeCertificateFiles(ca, 'b', root);
+    const caFile = writePrivateFile(root, 'ca.crt', ca.certPem);
     const rangeArgs = [
       '--listen',
       '127.0.0.1:0',
@@ -264,9 +244,9 @@ async function main(): Promise<void> {
     const plainChild = spawnOwned(group, PAGESERVER, ['--plaintext-loopback', ...rangeArgs]);
     const tlsChild = spawnOwned(group, PAGESERVER, [
       '--tls-cert',
-      file('a.crt', serverId.cert),
+      serverId.cert,
       '--tls-key',
-      file('a.key', serverId.key),
+      serverId.key,
       '--tls-ca',
       caFile,
       ...rangeArgs,
@@ -296,7 +276,7 @@ async function main(): Promise<void> {
     await waitForRedis(redisPort, redisChild);
     const redisVersion = execFileSync(redisServer, ['--version'], { encoding: 'utf8' }).trim();
 
-    const tls = ['--tls', file('b.crt', clientId.cert), file('b.key', clientId.key), caFile, 'a'];
+    const tls = ['--tls', clientId.cert, clientId.key, caFile, 'a'];
     const base = `0x${RANGE_START.toString(16)}`;
     const systems: { name: string; proto: string; port: number; extra: string[] }[] = [
       { name: 'pages_plain', proto: 'pages', port: plainPort, extra: [] },

@@ -12,12 +12,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import {
-  type ClusterCa,
-  createClusterCa,
-  createKeyAndCsr,
-  signCsr,
-} from '../../services/controlplane/pki/index.ts';
+import { createClusterCa } from '../../services/controlplane/pki/index.ts';
+import { nodeCertificateFiles, writePrivateFile } from '../harness/pki.ts';
 import {
   buildNetmem,
   exited,
@@ -48,32 +44,16 @@ t.teardown(async () => {
 const dir = await mkdtemp(join(tmpdir(), 'amalgam-netmem-tls-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 
-async function identity(ca: ClusterCa, name: string): Promise<{ cert: string; key: string }> {
-  const commonName = `node:${name}`;
-  const { keyPem, csrPem } = await createKeyAndCsr({ commonName, dnsNames: [name] });
-  const cert = await signCsr(ca, csrPem, {
-    commonName,
-    organization: 'amalgam:nodes',
-    dnsNames: [name],
-    usages: ['client', 'server'],
-    validityDays: 1,
-  });
-  const certFile = join(dir, `${name}.crt`);
-  const keyFile = join(dir, `${name}.key`);
-  await writeFile(certFile, cert);
-  await writeFile(keyFile, keyPem, { mode: 0o600 });
-  return { cert: certFile, key: keyFile };
-}
-
 const ca = await createClusterCa();
 const other = await createClusterCa({ commonName: 'someone-else' });
-const caFile = join(dir, 'ca.crt');
-const otherCaFile = join(dir, 'other-ca.crt');
-await writeFile(caFile, ca.certPem);
-await writeFile(otherCaFile, other.certPem);
-const serverIds = [await identity(ca, 'a'), await identity(ca, 'b')];
-const client = await identity(ca, 'c');
-const foreign = await identity(other, 'c-foreign');
+const caFile = writePrivateFile(dir, 'ca.crt', ca.certPem);
+const otherCaFile = writePrivateFile(dir, 'other-ca.crt', other.certPem);
+const serverIds = [
+  await nodeCertificateFiles(ca, 'a', dir),
+  await nodeCertificateFiles(ca, 'b', dir),
+];
+const client = await nodeCertificateFiles(ca, 'c', dir);
+const foreign = await nodeCertificateFiles(other, 'c-foreign', dir);
 
 const servers: PageServer[] = [];
 for (const [i, id] of serverIds.entries()) {

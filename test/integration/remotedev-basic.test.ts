@@ -8,12 +8,10 @@
  * the page server's --devices and the mount's --tree; a killed or stopped
  * owner gives EIO within the timeout, never a hang.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   existsSync,
-  ftruncateSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -27,52 +25,25 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { until } from '../harness/until.ts';
 import {
+  createImage,
+  errnoOf,
   isMounted,
   type Mount,
   type PageServer,
   remotedevBinaries,
+  sh,
   startMount,
   startPageServer,
   stopMount,
   stopProcess,
 } from './remotedev-fixtures.ts';
 
-const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
 const TIMEOUT_MS = 1500; // remotedev-fuse --timeout-ms
-
-/** Run a command; never throws: exit code and stderr (timeout 60 s so nothing hangs the suite). */
-async function sh(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
-  try {
-    const r = await run(cmd, args, { timeout: 60_000, maxBuffer: 64 * MiB });
-    return { code: 0, stderr: r.stderr.toString() };
-  } catch (e) {
-    const err = e as { code?: number | string; stderr?: string; killed?: boolean };
-    if (err.killed) return { code: -1, stderr: 'killed after 60 s (hung)' };
-    return { code: typeof err.code === 'number' ? err.code : 1, stderr: String(err.stderr) };
-  }
-}
-
-function image(path: string, fill?: Buffer): void {
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, SIZE);
-  if (fill) writeSync(fd, fill, 0, fill.length, 0);
-  closeSync(fd);
-}
-
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn();
-    return 'OK';
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code ?? String(e);
-  }
-}
 
 t.test('remote devices through FUSE mounts, two page servers on loopback', async (t) => {
   const bins = remotedevBinaries();
@@ -89,11 +60,11 @@ t.test('remote devices through FUSE mounts, two page servers on loopback', async
   });
 
   const roContent = randomBytes(2 * MiB);
-  image(join(dir, 'b-disk0.img'));
-  image(join(dir, 'b-ro.img'), roContent);
-  image(join(dir, 'b-secret.img')); // never listed in B's --devices at first
-  image(join(dir, 'c-disk1.img'));
-  image(join(dir, 'd-disk2.img'));
+  createImage(join(dir, 'b-disk0.img'), SIZE);
+  createImage(join(dir, 'b-ro.img'), SIZE, roContent);
+  createImage(join(dir, 'b-secret.img'), SIZE); // never listed in B's --devices at first
+  createImage(join(dir, 'c-disk1.img'), SIZE);
+  createImage(join(dir, 'd-disk2.img'), SIZE);
   const devB = join(dir, 'devices-b');
   const devC = join(dir, 'devices-c');
   const devD = join(dir, 'devices-d');

@@ -18,11 +18,9 @@
  * - two machines that join with the same name at once: one wins, the other
  *   gets NAME_TAKEN.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
-  ftruncateSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -33,7 +31,6 @@ import {
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { pino } from 'pino';
 import t from 'tap';
 import { type Agent, startAgent } from '../../services/agent/agent.ts';
@@ -44,40 +41,12 @@ import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { joinNode } from '../harness/node.ts';
 import { until } from '../harness/until.ts';
 import { captureContext } from '../unit/cli/cli-context.ts';
-import { remotedevBinaries } from './remotedev-fixtures.ts';
+import { createImage, errnoOf, remotedevBinaries, sh } from './remotedev-fixtures.ts';
 
 const bins = remotedevBinaries();
-const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
 const NAMES = ['rd-a', 'rd-b', 'rd-c'] as const;
-
-/** Run a command; never throws: exit code and stderr (60 s bound so nothing hangs the suite). */
-async function sh(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
-  try {
-    const r = await run(cmd, args, { timeout: 60_000, maxBuffer: 16 * MiB });
-    return { code: 0, stderr: r.stderr.toString() };
-  } catch (e) {
-    const err = e as { code?: number | string; stderr?: string; killed?: boolean };
-    if (err.killed) return { code: -1, stderr: 'killed after 60 s (hung)' };
-    return { code: typeof err.code === 'number' ? err.code : 1, stderr: String(err.stderr) };
-  }
-}
-
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn();
-    return 'OK';
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code ?? String(e);
-  }
-}
-
-function image(path: string, size: number): void {
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, size);
-  closeSync(fd);
-}
 
 const cd = await startClusterdReplicas({ count: 1, store: { backend: 'embedded' } });
 t.teardown(() => cd.destroy());
@@ -112,9 +81,9 @@ const images = {
   rodisk: join(dir, 'b-rodisk.img'),
   secret: join(dir, 'b-secret.img'),
 };
-image(images.disk0, SIZE);
-image(images.rodisk, 4 * MiB);
-image(images.secret, 4 * MiB);
+createImage(images.disk0, SIZE);
+createImage(images.rodisk, 4 * MiB);
+createImage(images.secret, 4 * MiB);
 
 const mounts = Object.fromEntries(NAMES.map((n) => [n, join(dir, n, 'remotedev')])) as Record<
   (typeof NAMES)[number],

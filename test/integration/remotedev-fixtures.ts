@@ -3,10 +3,11 @@
  * with a --devices file and remotedev-fuse mounts, on loopback, and take them
  * all down again (mounts unmounted with fusermount3 -u, processes killed by pid).
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { type ChildProcess, execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
 import { NATIVE_DIR, pageServerBinary } from '../harness/native.ts';
 import { findSetpriv } from '../harness/processes.ts';
 
@@ -134,4 +135,36 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
   await gone;
   clearTimeout(timer);
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Run a command; never throws: exit code and stderr (60 s bound so nothing hangs the suite). */
+export async function sh(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
+  try {
+    const r = await execFileAsync(cmd, args, { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+    return { code: 0, stderr: r.stderr.toString() };
+  } catch (e) {
+    const err = e as { code?: number | string; stderr?: string; killed?: boolean };
+    if (err.killed) return { code: -1, stderr: 'killed after 60 s (hung)' };
+    return { code: typeof err.code === 'number' ? err.code : 1, stderr: String(err.stderr) };
+  }
+}
+
+/** The errno code `fn` throws (EIO, EACCES, ...), or 'OK' when it does not throw. */
+export function errnoOf(fn: () => unknown): string {
+  try {
+    fn();
+    return 'OK';
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? String(e);
+  }
+}
+
+/** A sparse device image of `size` bytes at `path`, starting with `fill` when given. */
+export function createImage(path: string, size: number, fill?: Buffer): void {
+  const fd = openSync(path, 'w');
+  ftruncateSync(fd, size);
+  if (fill) writeSync(fd, fill, 0, fill.length, 0);
+  closeSync(fd);
 }

@@ -6,66 +6,28 @@
  * CA, and a tree entry that says plain for a TLS owner, get EIO with a log
  * line, and the owner keeps serving.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  ftruncateSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
+import { createClusterCa } from '../../services/controlplane/pki/index.ts';
+import { type NodeIdentity, nodeCertificateFiles, writePrivateFile } from '../harness/pki.ts';
 import {
-  type ClusterCa,
-  createClusterCa,
-  createKeyAndCsr,
-  signCsr,
-} from '../../services/controlplane/pki/index.ts';
-import {
+  createImage,
   type Mount,
   type PageServer,
   remotedevBinaries,
+  sh,
   startMount,
   startPageServer,
   stopMount,
   stopProcess,
 } from './remotedev-fixtures.ts';
 
-const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
 const HAVE_OPENSSL = existsSync('/usr/include/openssl/ssl.h');
-
-async function nodeCert(ca: ClusterCa, name: string): Promise<{ cert: string; key: string }> {
-  const commonName = `node:${name}`;
-  const { keyPem, csrPem } = await createKeyAndCsr({ commonName, dnsNames: [name] });
-  const cert = await signCsr(ca, csrPem, {
-    commonName,
-    organization: 'amalgam:nodes',
-    dnsNames: [name],
-    usages: ['client', 'server'],
-    validityDays: 1,
-  });
-  return { cert, key: keyPem };
-}
-
-async function sh(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
-  try {
-    const r = await run(cmd, args, { timeout: 60_000 });
-    return { code: 0, stderr: r.stderr.toString() };
-  } catch (e) {
-    const err = e as { code?: number | string; stderr?: string; killed?: boolean };
-    if (err.killed) return { code: -1, stderr: 'killed after 60 s (hung)' };
-    return { code: typeof err.code === 'number' ? err.code : 1, stderr: String(err.stderr) };
-  }
-}
 
 t.test('remote devices over mutual TLS', async (t) => {
   // `npm test` installs libssl-dev first (scripts/ensure-os-deps.mjs); without it this fails, never skips.
@@ -74,10 +36,6 @@ t.test('remote devices over mutual TLS', async (t) => {
   const bins = remotedevBinaries();
   const ca = await createClusterCa();
   const otherCa = await createClusterCa({ commonName: 'someone-else' });
-  const b = await nodeCert(ca, 'b');
-  const a = await nodeCert(ca, 'a');
-  const foreign = await nodeCert(otherCa, 'a');
-
   const dir = mkdtempSync(join(tmpdir(), `remotedev-tls-${process.pid}-`));
   const mounts: Mount[] = [];
   const servers: PageServer[] = [];
@@ -86,22 +44,19 @@ t.test('remote devices over mutual TLS', async (t) => {
     for (const s of servers) await stopProcess(s.child);
     rmSync(dir, { recursive: true, force: true });
   });
-  const file = (name: string, text: string) => {
-    const p = join(dir, name);
-    writeFileSync(p, text, { mode: 0o600 });
-    return p;
-  };
+  const file = (name: string, text: string) => writePrivateFile(dir, name, text);
+  const b = await nodeCertificateFiles(ca, 'b', dir);
+  const a = await nodeCertificateFiles(ca, 'a', dir);
+  const foreign = await nodeCertificateFiles(otherCa, 'a', dir, 'foreign');
   const img = join(dir, 'b-disk0.img');
-  const fd = openSync(img, 'w');
-  ftruncateSync(fd, SIZE);
-  closeSync(fd);
+  createImage(img, SIZE);
   const devices = file('devices', `disk0 rw ${img}\n`);
   const caFile = file('ca.crt', ca.certPem);
   const server = await startPageServer(bins.pageserver, devices, [
     '--tls-cert',
-    file('b.crt', b.cert),
+    b.cert,
     '--tls-key',
-    file('b.key', b.key),
+    b.key,
     '--tls-ca',
     caFile,
   ]);
@@ -115,19 +70,19 @@ t.test('remote devices over mutual TLS', async (t) => {
   const mntForeign = join(dir, 'mnt-foreign');
   mkdirSync(mnt);
   mkdirSync(mntForeign);
-  const tlsArgs = (id: { cert: string; key: string }, n: string) => [
+  const tlsArgs = (id: NodeIdentity) => [
     '--cert',
-    file(`${n}.crt`, id.cert),
+    id.cert,
     '--key',
-    file(`${n}.key`, id.key),
+    id.key,
     '--ca',
     caFile,
     '--timeout-ms',
     '2000',
   ];
-  const m = await startMount(bins.fuse, mnt, tree, tlsArgs(a, 'a'));
+  const m = await startMount(bins.fuse, mnt, tree, tlsArgs(a));
   mounts.push(m);
-  const mf = await startMount(bins.fuse, mntForeign, tree, tlsArgs(foreign, 'foreign'));
+  const mf = await startMount(bins.fuse, mntForeign, tree, tlsArgs(foreign));
   mounts.push(mf);
 
   const data = join(dir, 'data');
