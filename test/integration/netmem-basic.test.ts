@@ -5,94 +5,30 @@
  * addresses; then a page server killed (or stopped) under a connected client
  * gives a clear error within the timeout instead of a hang.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import t from 'tap';
+import {
+  buildNetmem,
+  exited,
+  NETMEM_TEST,
+  type PageServer,
+  runProgram,
+  startPageServer,
+} from './netmem-map-fixtures.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const NATIVE = join(ROOT, 'native');
-const PAGESERVER = join(NATIVE, 'build', 'pageserver');
-const NETMEM_TEST = join(NATIVE, 'build', 'test', 'netmem_test');
 const BASE = 0x4000_0000; // 1 GiB, 2 MiB-aligned
 const SIZE = 16 * 1024 * 1024;
 const TIMEOUT_MS = 1500;
 
-execFileSync('make', ['-C', NATIVE, 'netmem-test'], { stdio: 'ignore' });
+buildNetmem(['netmem-test']);
 
-interface Server {
-  child: ChildProcess;
-  port: number;
-  start: number;
-}
-
-function startServer(start: number): Promise<Server> {
-  const child = spawn(
-    PAGESERVER,
-    [
-      '--plaintext-loopback',
-      '--listen',
-      '127.0.0.1:0',
-      '--range-start',
-      `0x${start.toString(16)}`,
-      '--range-size',
-      String(SIZE),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.once('line', (line) => {
-      const m = /^listening 127\.0\.0\.1:(\d+)$/.exec(line);
-      if (!m?.[1]) reject(new Error(`unexpected first line: ${line}`));
-      else resolve({ child, port: Number(m[1]), start });
-    });
-    child.once('exit', (code) => reject(new Error(`pageserver exited ${code}`)));
-  });
-}
-
-function routeArgs(servers: Server[]): string[] {
+function routeArgs(servers: PageServer[]): string[] {
   return servers.flatMap((s) => ['--route', `0x${s.start.toString(16)}:16M@127.0.0.1:${s.port}`]);
 }
 
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => child.once('exit', () => r()));
-}
-
-/** Run the test program to completion; collect stdout lines and the exit code. */
-function runProgram(
-  args: string[],
-  children: ChildProcess[],
-  onReady?: (child: ChildProcess) => Promise<void>,
-): Promise<{ code: number | null; lines: string[]; stderr: string; ms: number }> {
-  const t0 = Date.now();
-  const child = spawn(NETMEM_TEST, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  children.push(child);
-  const lines: string[] = [];
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  rl.on('line', (line) => {
-    lines.push(line);
-    if (line === 'ready' && onReady) {
-      onReady(child).then(
-        () => child.stdin?.write('go\n'),
-        () => child.kill('SIGKILL'),
-      );
-    }
-  });
-  // never hang the suite: the program gets 60 s at most
-  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) => {
-    child.once('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, lines, stderr, ms: Date.now() - t0 });
-    });
-  });
+/** The test program to completion (60 s at most); its stdout lines and exit code. */
+function runNetmemTest(args: string[], children: ChildProcess[], onReady?: () => Promise<void>) {
+  return runProgram(NETMEM_TEST, args, { children, onReady, guardMs: 60_000 });
 }
 
 function readLine(lines: string[], addr: number): string | undefined {
@@ -112,16 +48,16 @@ t.test('netmem against three page servers', async (t) => {
       await exited(c);
     }
   });
-  const servers: Server[] = [];
+  const servers: PageServer[] = [];
   for (let i = 0; i < 3; i++) {
-    const s = await startServer(BASE + i * SIZE);
+    const s = await startPageServer(BASE + i * SIZE, SIZE);
     children.push(s.child);
     servers.push(s);
   }
   const routes = routeArgs(servers);
 
   await t.test('40 MiB across all ranges, unaligned boundaries, atomics, unmapped', async (t) => {
-    const r = await runProgram([...routes, 'basic'], children);
+    const r = await runNetmemTest([...routes, 'basic'], children);
     t.equal(r.code, 0, `exit status 0 (stderr: ${r.stderr})`);
     for (const check of [
       'read-whole-space',
@@ -142,11 +78,11 @@ t.test('netmem against three page servers', async (t) => {
   });
 
   await t.test('a killed page server: its reads fail fast, the others still work', async (t) => {
-    const victim = servers[2] as Server;
+    const victim = servers[2] as PageServer;
     const s0 = BASE;
     const s2 = BASE + 2 * SIZE;
     const boundary = BASE + 2 * SIZE - 4096; // crosses from range 2 into range 3
-    const r = await runProgram(
+    const r = await runNetmemTest(
       [
         '--timeout-ms',
         String(TIMEOUT_MS),
@@ -176,10 +112,10 @@ t.test('netmem against three page servers', async (t) => {
   });
 
   await t.test('a stopped (unresponsive) page server: ETIMEDOUT, no hang', async (t) => {
-    const victim = servers[1] as Server;
+    const victim = servers[1] as PageServer;
     const s0 = BASE;
     const s1 = BASE + SIZE;
-    const r = await runProgram(
+    const r = await runNetmemTest(
       [
         '--timeout-ms',
         String(TIMEOUT_MS),

@@ -19,6 +19,7 @@ export const BUILD = join(NATIVE_DIR, 'build');
 export const NETMEM_RUN = join(BUILD, 'netmem-run');
 export const SUM_ARRAY = join(BUILD, 'test', 'sum_array');
 export const MAP_TEST = join(BUILD, 'test', 'netmem_map_test');
+export const NETMEM_TEST = join(BUILD, 'test', 'netmem_test');
 export const NETMEM_BENCH = join(BUILD, 'netmem_bench');
 
 /** Builds the page server and the netmem programs (make is a no-op when up to date). */
