@@ -45,6 +45,7 @@ import type { NodeView, PageServerEndpoint } from '../controlplane/service/contr
 import { type AgentConfig, checkDeviceConfig } from './config.ts';
 import { type DeviceSpace, startDeviceSpace } from './device-space.ts';
 import { fingerprint, procEnv } from './fingerprint/index.ts';
+import { closableTimers } from './later.ts';
 import { type AgentMetrics, createAgentMetrics } from './metrics.ts';
 import {
   type PageServerOptions,
@@ -174,17 +175,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     key: key as string,
     node: config.name,
   });
-  const timers = new Set<NodeJS.Timeout>();
   let closed = false;
-
-  const later = (ms: number, fn: () => void): void => {
-    if (closed) return;
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      if (!closed) fn();
-    }, ms);
-    timers.add(timer);
-  };
+  const { later, clear: clearTimers } = closableTimers(() => closed);
 
   // ---- desired state ----
   let desired: Desired = null;
@@ -501,8 +493,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       if (closed) return;
       closed = true;
       await processes?.close();
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
+      clearTimers();
       await watch?.close().catch(() => {});
       // The mount first: it may have I/O in flight to page servers.
       await deviceSpace.close();

@@ -47,6 +47,7 @@ import {
   treeFile,
   withAddress,
 } from './device-files.ts';
+import { closableTimers } from './later.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { backoffMs } from './reconcile.ts';
 import { type RunningRemotedev, startRemotedev, unmount } from './remotedev-process.ts';
@@ -140,16 +141,8 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
     writeAtomically(tree, written.tree),
   ]);
 
-  const timers = new Set<NodeJS.Timeout>();
   let closed = false;
-  const later = (ms: number, fn: () => void): void => {
-    if (closed) return;
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      if (!closed) fn();
-    }, ms);
-    timers.add(timer);
-  };
+  const { later, clear: clearTimers } = closableTimers(() => closed);
 
   // ---- endpoints as addresses: a host name is resolved here, once per resync ----
   const addresses = new Map<string, string>();
@@ -448,8 +441,7 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
     async close() {
       if (closed) return;
       closed = true;
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
+      clearTimers();
       await Promise.all(watches.map((w) => w.close().catch(() => {})));
       const p = fuse;
       fuse = null;
