@@ -65,6 +65,29 @@ export function createDeviceService(options: DeviceServiceOptions): ControlPlane
     return new AmalgamError('NODE_NOT_FOUND', node, { field: 'node' });
   }
 
+  /**
+   * One compare-and-swap over `node`'s record (it must exist) and its device
+   * table: `change` makes the next table, written only when it changed.
+   */
+  function updateTable<C extends { table: DeviceTable; changed: boolean }, R>(
+    node: string,
+    change: (table: DeviceTable) => C,
+    result: (next: C) => R,
+  ): Promise<R> {
+    const tableKey = keys.deviceTable(node);
+    return updateAtomically(
+      store,
+      [keys.node(node), tableKey],
+      (current) => {
+        if (!current.get<NodeRecord>(keys.node(node))) throw nodeMissing(node);
+        const next = change(current.get<DeviceTable>(tableKey) ?? createDeviceTable(node));
+        const writes = next.changed ? [putJson(tableKey, next.table)] : [];
+        return { writes, result: result(next) };
+      },
+      { mirror },
+    );
+  }
+
   return {
     async list(caller: Caller, node?: string): Promise<DeviceView[]> {
       requireMember(caller);
@@ -107,18 +130,10 @@ export function createDeviceService(options: DeviceServiceOptions): ControlPlane
     ): Promise<DeviceView[]> {
       requireSelf(caller, node);
       const items = validateInventory(devices, 'devices');
-      const tableKey = keys.deviceTable(node);
-      return updateAtomically(
-        store,
-        [keys.node(node), tableKey],
-        (current) => {
-          if (!current.get<NodeRecord>(keys.node(node))) throw nodeMissing(node);
-          const table = current.get<DeviceTable>(tableKey) ?? createDeviceTable(node);
-          const next = applyInventory(table, items, now());
-          const writes = next.changed ? [putJson(tableKey, next.table)] : [];
-          return { writes, result: viewsOf(next.table) };
-        },
-        { mirror },
+      return updateTable(
+        node,
+        (table) => applyInventory(table, items, now()),
+        (next) => viewsOf(next.table),
       );
     },
 
@@ -132,18 +147,10 @@ export function createDeviceService(options: DeviceServiceOptions): ControlPlane
       validateNodeName(node, 'node');
       validateDeviceName(device, 'device');
       const wanted = validateExportPolicy(policy, 'policy');
-      const tableKey = keys.deviceTable(node);
-      return updateAtomically(
-        store,
-        [keys.node(node), tableKey],
-        (current) => {
-          if (!current.get<NodeRecord>(keys.node(node))) throw nodeMissing(node);
-          const table = current.get<DeviceTable>(tableKey) ?? createDeviceTable(node);
-          const next = setExportPolicy(table, device, wanted, now());
-          const writes = next.changed ? [putJson(tableKey, next.table)] : [];
-          return { writes, result: toDeviceView(node, next.device) };
-        },
-        { mirror },
+      return updateTable(
+        node,
+        (table) => setExportPolicy(table, device, wanted, now()),
+        (next) => toDeviceView(node, next.device),
       );
     },
   };
