@@ -10,6 +10,7 @@ import type { Store } from '../../store/store.ts';
 import { keys } from '../service/keys.ts';
 import type { NodeRecord } from '../service/node-service.ts';
 import { putJson } from '../service/optimistic.ts';
+import { startPeriodicController } from './periodic.ts';
 
 export interface Controller {
   /** Runs one reconcile pass now (tests, and the watch trigger). */
@@ -26,8 +27,6 @@ export function startNodeLifecycleController(options: {
 }): Controller {
   const { store, now, logger } = options;
   const graceMs = options.nodeGraceSeconds * 1000;
-  let stopped = false;
-  let running: Promise<number> | undefined;
 
   async function pass(): Promise<number> {
     const [nodes, beats] = await Promise.all([
@@ -59,27 +58,10 @@ export function startNodeLifecycleController(options: {
     return changed;
   }
 
-  function reconcile(): Promise<number> {
-    running ??= pass().finally(() => {
-      running = undefined;
-    });
-    return running;
-  }
-
-  const timer = setInterval(
-    () => {
-      if (!stopped)
-        reconcile().catch((err) => logger.warn({ err: err.message }, 'node lifecycle pass failed'));
-    },
-    options.intervalMs ?? Math.max(250, graceMs / 3),
-  );
-
-  return {
-    reconcile,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running?.catch(() => {});
-    },
-  };
+  return startPeriodicController({
+    pass,
+    intervalMs: options.intervalMs ?? Math.max(250, graceMs / 3),
+    logger,
+    failMessage: 'node lifecycle pass failed',
+  });
 }

@@ -15,6 +15,7 @@ import {
 } from '../../core/rebalance.ts';
 import type { ProcessServiceInternal } from '../service/process-service.ts';
 import type { Controller } from './node-lifecycle.ts';
+import { startPeriodicController } from './periodic.ts';
 
 export interface RebalancerOptions {
   processes: ProcessServiceInternal;
@@ -27,10 +28,8 @@ export interface RebalancerOptions {
 export function startRebalancer(options: RebalancerOptions): Controller {
   const { processes, now, logger } = options;
   const policy: RebalancePolicy = { ...DEFAULT_REBALANCE_POLICY, ...options.policy };
-  let stopped = false;
-  let running: Promise<number> | undefined;
 
-  async function pass(): Promise<number> {
+  async function pass(stopped: () => boolean): Promise<number> {
     const { nodes, records, loads } = await processes.snapshot();
     const cpu = new Map<number, number>();
     for (const load of loads) for (const p of load.processes) cpu.set(p.cpid, p.cpu);
@@ -50,7 +49,7 @@ export function startRebalancer(options: RebalancerOptions): Controller {
     const moves = planMoves(nodes, candidates, now(), policy);
     let made = 0;
     for (const move of moves) {
-      if (stopped) break;
+      if (stopped()) break;
       const next = await processes.decide(
         move.cpid,
         move.from,
@@ -68,25 +67,10 @@ export function startRebalancer(options: RebalancerOptions): Controller {
     return made;
   }
 
-  function reconcile(): Promise<number> {
-    running ??= pass().finally(() => {
-      running = undefined;
-    });
-    return running;
-  }
-
-  const timer = setInterval(() => {
-    if (!stopped) {
-      reconcile().catch((err: Error) => logger.warn({ err: err.message }, 'rebalance pass failed'));
-    }
-  }, options.intervalMs ?? 2000);
-
-  return {
-    reconcile,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running?.catch(() => {});
-    },
-  };
+  return startPeriodicController({
+    pass,
+    intervalMs: options.intervalMs ?? 2000,
+    logger,
+    failMessage: 'rebalance pass failed',
+  });
 }
