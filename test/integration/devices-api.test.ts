@@ -5,14 +5,18 @@
  * change; and two machines running `clusteradm join` with the same name at
  * the same instant: exactly one gets it, the other NAME_TAKEN.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { runClusteradm } from '../../services/cli/main.ts';
 import { type AmalgamClient, createClient } from '../../services/client/index.ts';
 import { caCertHash } from '../../services/controlplane/pki/index.ts';
-import type { DeviceView } from '../../services/controlplane/service/contracts.ts';
+import type {
+  DeviceInventoryItem,
+  DeviceView,
+} from '../../services/controlplane/service/contracts.ts';
+import { adminClusteradm } from '../harness/clusteradm.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { joinNode } from '../harness/node.ts';
 import { captureContext } from '../unit/cli/cli-context.ts';
@@ -23,69 +27,47 @@ t.teardown(() => cd.destroy());
 const dir = await mkdtemp(join(tmpdir(), `amalgam-devapi-${process.pid}-`));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 
-const adminConfig = join(dir, 'admin.json');
-await writeFile(join(dir, 'ca.crt'), cd.admin.ca);
-await writeFile(join(dir, 'admin.crt'), cd.admin.cert);
-await writeFile(join(dir, 'admin.key'), cd.admin.key, { mode: 0o600 });
-await writeFile(
-  adminConfig,
-  JSON.stringify({
-    server: cd.urls,
-    caFile: 'ca.crt',
-    certFile: 'admin.crt',
-    keyFile: 'admin.key',
-  }),
-);
-
-async function clusteradm(
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { context, out } = captureContext({ cwd: dir, userHome: dir });
-  const code = await runClusteradm([...args, '--config', adminConfig], context);
-  return { code, ...out };
-}
+const clusteradm = adminClusteradm(cd, dir);
 
 const admin = createClient({ endpoints: cd.urls, ...cd.admin });
 const adminGrpc = createClient({ transport: 'grpc', endpoints: cd.grpcUrls, ...cd.admin });
 t.teardown(() => Promise.all([admin.close(), adminGrpc.close()]));
 
 const b = await joinNode(cd, 'dev-b', { home: join(dir, 'dev-b'), contributedBytes: 16 * MiB });
-const nodeB: AmalgamClient = createClient({
-  endpoints: cd.urls,
-  ca: b.joined.caCertificate,
-  cert: b.joined.certificate,
-  key: b.keyPem,
-});
+/** dev-b's own certificate, for its clients on both doors. */
+const asB = { ca: b.joined.caCertificate, cert: b.joined.certificate, key: b.keyPem };
+const nodeB: AmalgamClient = createClient({ endpoints: cd.urls, ...asB });
 const nodeBGrpc: AmalgamClient = createClient({
   transport: 'grpc',
   endpoints: cd.grpcUrls,
-  ca: b.joined.caCertificate,
-  cert: b.joined.certificate,
-  key: b.keyPem,
+  ...asB,
 });
 t.teardown(() => Promise.all([nodeB.close(), nodeBGrpc.close()]));
 
+/** dev-b's inventory: one image file, one read-only block device. */
+const INVENTORY: DeviceInventoryItem[] = [
+  {
+    name: 'disk0',
+    kind: 'file',
+    path: '/img/disk0.img',
+    sizeBytes: 64 * MiB,
+    readOnly: false,
+    partitions: [],
+  },
+  {
+    name: 'sda',
+    kind: 'block',
+    path: '/dev/sda',
+    sizeBytes: 512,
+    readOnly: true,
+    major: 8,
+    minor: 0,
+    partitions: [],
+  },
+];
+
 t.test('a node reports; both doors list the same; the admin exports with clusteradm', async (t) => {
-  const reported = await nodeB.devices.report('dev-b', [
-    {
-      name: 'disk0',
-      kind: 'file',
-      path: '/img/disk0.img',
-      sizeBytes: 64 * MiB,
-      readOnly: false,
-      partitions: [],
-    },
-    {
-      name: 'sda',
-      kind: 'block',
-      path: '/dev/sda',
-      sizeBytes: 512,
-      readOnly: true,
-      major: 8,
-      minor: 0,
-      partitions: [],
-    },
-  ]);
+  const reported = await nodeB.devices.report('dev-b', INVENTORY);
   t.same(
     reported.map((d) => [d.name, d.exportPolicy]),
     [
@@ -94,26 +76,7 @@ t.test('a node reports; both doors list the same; the admin exports with cluster
     ],
   );
   // The same inventory over gRPC is the same answer (nothing changed).
-  const again = await nodeBGrpc.devices.report('dev-b', [
-    {
-      name: 'disk0',
-      kind: 'file',
-      path: '/img/disk0.img',
-      sizeBytes: 64 * MiB,
-      readOnly: false,
-      partitions: [],
-    },
-    {
-      name: 'sda',
-      kind: 'block',
-      path: '/dev/sda',
-      sizeBytes: 512,
-      readOnly: true,
-      major: 8,
-      minor: 0,
-      partitions: [],
-    },
-  ]);
+  const again = await nodeBGrpc.devices.report('dev-b', INVENTORY);
   t.same(again, reported, 'gRPC Report answers what REST did');
   t.same(await adminGrpc.devices.list(), await admin.devices.list(), 'List is the same on both');
   t.same(await adminGrpc.devices.list('dev-b'), reported, 'List of one node over gRPC');

@@ -35,12 +35,11 @@ import { pino } from 'pino';
 import t from 'tap';
 import { type Agent, startAgent } from '../../services/agent/agent.ts';
 import { isMounted, unmount } from '../../services/agent/remotedev-process.ts';
-import { runClusteradm } from '../../services/cli/main.ts';
 import { createClient } from '../../services/client/index.ts';
+import { adminClusteradm } from '../harness/clusteradm.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { joinNode } from '../harness/node.ts';
 import { until } from '../harness/until.ts';
-import { captureContext } from '../unit/cli/cli-context.ts';
 import { createImage, errnoOf, remotedevBinaries, sh } from './remotedev-fixtures.ts';
 
 const bins = remotedevBinaries();
@@ -55,26 +54,7 @@ t.teardown(() => rm(dir, { recursive: true, force: true }));
 const admin = createClient({ endpoints: cd.urls, ...cd.admin });
 t.teardown(() => admin.close());
 
-const adminConfig = join(dir, 'admin.json');
-writeFileSync(join(dir, 'ca.crt'), cd.admin.ca);
-writeFileSync(join(dir, 'admin.crt'), cd.admin.cert);
-writeFileSync(join(dir, 'admin.key'), cd.admin.key, { mode: 0o600 });
-writeFileSync(
-  adminConfig,
-  JSON.stringify({
-    server: cd.urls,
-    caFile: 'ca.crt',
-    certFile: 'admin.crt',
-    keyFile: 'admin.key',
-  }),
-);
-async function clusteradm(
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { context, out } = captureContext({ cwd: dir, userHome: dir });
-  const code = await runClusteradm([...args, '--config', adminConfig], context);
-  return { code, ...out };
-}
+const clusteradm = adminClusteradm(cd, dir);
 
 const images = {
   disk0: join(dir, 'b-disk0.img'),
