@@ -10,6 +10,7 @@ import t from 'tap';
 import {
   buildNetmem,
   exited,
+  killedAtTeardown,
   NETMEM_TEST,
   type PageServer,
   runProgram,
@@ -41,13 +42,7 @@ function elapsedMs(line: string | undefined): number {
 }
 
 t.test('netmem against three page servers', async (t) => {
-  const children: ChildProcess[] = [];
-  t.teardown(async () => {
-    for (const c of children) {
-      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-      await exited(c);
-    }
-  });
+  const children = killedAtTeardown(t);
   const servers: PageServer[] = [];
   for (let i = 0; i < 3; i++) {
     const s = await startPageServer(BASE + i * SIZE, SIZE);

@@ -6,7 +6,6 @@
  * netmem_lock; an owner that is killed or stopped under a mapped reader gives
  * SIGBUS and a log line within the timeout, never a hang.
  */
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import t from 'tap';
 import {
   buildNetmem,
   exited,
+  killedAtTeardown,
   MAP_TEST,
   NETMEM_RUN,
   type PageServer,
@@ -28,13 +28,7 @@ const TIMEOUT_MS = 1500;
 
 buildNetmem();
 
-const children: ChildProcess[] = [];
-t.teardown(async () => {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await exited(c);
-  }
-});
+const children = killedAtTeardown(t);
 const dir = await mkdtemp(join(tmpdir(), 'amalgam-netmem-map-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 

@@ -160,3 +160,17 @@ export async function routeTable(client: Pick<AmalgamClient, 'memory' | 'nodes'>
 
 /** netmem-run's --map for a whole segment: its extents, in order, back to back. */
 export const segmentMapSpec = netmemMapSpec;
+
+/** A list for every process a test starts: at `t`'s teardown each still running gets SIGKILL and is awaited. */
+export function killedAtTeardown(t: {
+  teardown: (fn: () => Promise<void>) => void;
+}): ChildProcess[] {
+  const children: ChildProcess[] = [];
+  t.teardown(async () => {
+    for (const c of children) {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      await exited(c);
+    }
+  });
+  return children;
+}

@@ -6,7 +6,6 @@
  * refuses it) and a client that trusts another CA (it refuses the server):
  * the mapped access gets SIGBUS with a log line, never a hang.
  */
-import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,7 +15,7 @@ import { createClusterCa } from '../../services/controlplane/pki/index.ts';
 import { nodeCertificateFiles, writePrivateFile } from '../harness/pki.ts';
 import {
   buildNetmem,
-  exited,
+  killedAtTeardown,
   MAP_TEST,
   NETMEM_RUN,
   type PageServer,
@@ -34,13 +33,7 @@ const HAVE_OPENSSL = existsSync('/usr/include/openssl/ssl.h');
 t.ok(HAVE_OPENSSL, 'OpenSSL headers present (apt-get install libssl-dev)');
 buildNetmem();
 
-const children: ChildProcess[] = [];
-t.teardown(async () => {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await exited(c);
-  }
-});
+const children = killedAtTeardown(t);
 const dir = await mkdtemp(join(tmpdir(), 'amalgam-netmem-tls-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 
