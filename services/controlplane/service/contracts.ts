@@ -6,7 +6,12 @@
  * these functions and map the result. Authorization lives here, so both doors
  * apply the same rules. Every failure is an AmalgamError with a stable code.
  */
-import type { DeviceInventoryItem, DeviceKind, ExportPolicy } from '../../core/devices.ts';
+import type {
+  DeviceFacts,
+  DeviceInventoryItem,
+  DeviceKind,
+  ExportPolicy,
+} from '../../core/devices.ts';
 import type { MemoryLayout, NodeRange } from '../../core/memory-layout.ts';
 import type { Extent, Placement } from '../../core/segments.ts';
 import type { ProcessService } from './process-contracts.ts';
@@ -145,18 +150,8 @@ export interface MemoryLayoutView {
 }
 
 /** One device of `/remotedev/<node>/<name>`, as every member sees it. */
-export interface DeviceView {
+export interface DeviceView extends DeviceFacts {
   node: string;
-  name: string;
-  kind: DeviceKind;
-  /** The device on its own machine (`/dev/sda`, or a file declared as a device). */
-  path: string;
-  sizeBytes: number;
-  readOnly: boolean;
-  major: number | null;
-  minor: number | null;
-  parent: string | null;
-  partitions: string[];
   /** What the admin shares: none (the default), ro or rw. */
   exportPolicy: ExportPolicy;
   /** False while the node's inventory does not list it (the policy is kept). */
