@@ -5,7 +5,10 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createClient } from '../../services/client/index.ts';
+import { pino } from 'pino';
+import { type Agent, startAgent } from '../../services/agent/agent.ts';
+import type { PageServerOptions } from '../../services/agent/pageserver-process.ts';
+import { type AmalgamClient, createClient } from '../../services/client/index.ts';
 import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
 import type { JoinResult } from '../../services/controlplane/service/contracts.ts';
 import type { ClusterdReplicas } from './clusterd.ts';
@@ -52,4 +55,54 @@ export async function joinNode(
   } finally {
     await Promise.all([admin.close(), anonymous.close()]);
   }
+}
+
+/** A joined node with its agent running and its own API client (its certificate). */
+export interface AgentNode extends JoinedNode {
+  agent: Agent;
+  client: AmalgamClient;
+  /** The node's credentials as PEM (NetworkMemory's `tls`). */
+  tls: { ca: string; cert: string; key: string };
+}
+
+/**
+ * joinNode, then the node's agent (heartbeat every second, health check every
+ * 500 ms, logs silent unless AGENT_LOG names a level) supervising a page server
+ * with `pageserver`. The caller closes `agent` and `client`.
+ */
+export async function joinNodeWithAgent(
+  cd: ClusterdReplicas,
+  name: string,
+  options: {
+    home: string;
+    contributedBytes: number;
+    memoryBytes?: number;
+    pageserver: PageServerOptions;
+  },
+): Promise<AgentNode> {
+  const node = await joinNode(cd, name, options);
+  const { joined, keyPem, files } = node;
+  const agent = await startAgent({
+    config: {
+      server: cd.urls,
+      name,
+      ...files,
+      heartbeatSeconds: 1,
+      pageserver: options.pageserver,
+    },
+    logger: pino({ level: process.env.AGENT_LOG ?? 'silent' }),
+    healthMs: 500,
+  });
+  const client = createClient({
+    endpoints: cd.urls,
+    ca: joined.caCertificate,
+    cert: joined.certificate,
+    key: keyPem,
+  });
+  return {
+    ...node,
+    agent,
+    client,
+    tls: { ca: joined.caCertificate, cert: joined.certificate, key: keyPem },
+  };
 }

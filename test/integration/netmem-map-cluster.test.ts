@@ -13,24 +13,21 @@
  * - Node B's page server killed under a mapped reader: SIGBUS and a log line
  *   within the timeout, never a hang. Without TLS credentials: SIGBUS too.
  */
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import t from 'tap';
-import { type Agent, startAgent } from '../../services/agent/agent.ts';
-import { type AmalgamClient, createClient } from '../../services/client/index.ts';
+import type { AmalgamClient } from '../../services/client/index.ts';
 import { NetworkLock } from '../../services/client/network-lock.ts';
 import { NetworkMemory } from '../../services/client/network-memory.ts';
 import type { SegmentView } from '../../services/controlplane/service/contracts.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { pageServerBinary } from '../harness/native.ts';
-import { joinNode } from '../harness/node.ts';
+import { type AgentNode, joinNodeWithAgent } from '../harness/node.ts';
 import { until } from '../harness/until.ts';
 import {
   buildNetmem,
-  exited,
+  killedAtTeardown,
   MAP_TEST,
   NETMEM_RUN,
   routeTable,
@@ -47,26 +44,12 @@ const hex = (n: number) => `0x${n.toString(16)}`;
 buildNetmem();
 const BINARY = pageServerBinary();
 
-const children: ChildProcess[] = [];
-t.teardown(async () => {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await exited(c);
-  }
-});
+const children = killedAtTeardown(t);
 
 const cd = await startClusterdReplicas({ count: 1, store: { backend: 'embedded' } });
 t.teardown(() => cd.destroy());
 const dir = await mkdtemp(join(tmpdir(), 'amalgam-netmem-map-cluster-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
-
-interface StartedNode {
-  agent: Agent;
-  client: AmalgamClient;
-  /** The node's credentials as PEM (NetworkMemory) and as files (netmem's NETMEM_TLS_*). */
-  tls: { ca: string; cert: string; key: string };
-  files: { certFile: string; keyFile: string; caFile: string };
-}
 
 /**
  * Page servers on mutual TLS: `tls: true` is what this branch's agent config
@@ -74,44 +57,21 @@ interface StartedNode {
  */
 const TLS_PAGESERVER = { tls: true } as object;
 
-async function startNode(name: string): Promise<StartedNode> {
+function startNode(name: string): Promise<AgentNode> {
   const contributed = name === 'nmm-b' ? 512 * MiB : 32 * MiB;
-  const { joined, keyPem, files } = await joinNode(cd, name, {
+  return joinNodeWithAgent(cd, name, {
     home: join(dir, name),
     contributedBytes: contributed,
     memoryBytes: 4 * contributed,
+    pageserver: { binary: BINARY, ...TLS_PAGESERVER },
   });
-  const agent = await startAgent({
-    config: {
-      server: cd.urls,
-      name,
-      ...files,
-      heartbeatSeconds: 1,
-      pageserver: { binary: BINARY, ...TLS_PAGESERVER },
-    },
-    logger: pino({ level: process.env.AGENT_LOG ?? 'silent' }),
-    healthMs: 500,
-  });
-  const client = createClient({
-    endpoints: cd.urls,
-    ca: joined.caCertificate,
-    cert: joined.certificate,
-    key: keyPem,
-  });
-  return {
-    agent,
-    client,
-    tls: { ca: joined.caCertificate, cert: joined.certificate, key: keyPem },
-    files,
-  };
 }
 
 /** Network memory as this node sees it (its certificate for TLS page servers). */
-const openMemory = (node: StartedNode) =>
-  NetworkMemory.open({ client: node.client, tls: node.tls });
+const openMemory = (node: AgentNode) => NetworkMemory.open({ client: node.client, tls: node.tls });
 
 /** What netmem needs in the environment to run as this node. */
-const netmemEnv = (node: StartedNode, routesFile: string, extra: NodeJS.ProcessEnv = {}) => ({
+const netmemEnv = (node: AgentNode, routesFile: string, extra: NodeJS.ProcessEnv = {}) => ({
   NETMEM_ROUTES_FILE: routesFile,
   NETMEM_TLS_CERT: node.files.certFile,
   NETMEM_TLS_KEY: node.files.keyFile,

@@ -2,17 +2,15 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import t from 'tap';
-import { type Agent, startAgent } from '../../services/agent/agent.ts';
 import { runClusteradm } from '../../services/cli/main.ts';
-import { type AmalgamClient, createClient } from '../../services/client/index.ts';
+import { createClient } from '../../services/client/index.ts';
 import { NetworkLock } from '../../services/client/network-lock.ts';
 import { NetworkMemory } from '../../services/client/network-memory.ts';
 import type { NodeView, SegmentView } from '../../services/controlplane/service/contracts.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { pageServerBinary } from '../harness/native.ts';
-import { joinNode } from '../harness/node.ts';
+import { type AgentNode, joinNodeWithAgent } from '../harness/node.ts';
 import { until } from '../harness/until.ts';
 
 const BINARY = pageServerBinary();
@@ -48,46 +46,18 @@ const admin = createClient({
 });
 t.teardown(() => admin.close());
 
-interface StartedNode {
-  agent: Agent;
-  /** The node's own API client and page-server credentials (its certificate). */
-  client: AmalgamClient;
-  tls: { ca: string; cert: string; key: string };
-}
-
 /** Joins a node and starts its agent (page server on mutual TLS, the default). */
-async function startNode(name: string): Promise<StartedNode> {
-  const { joined, keyPem, files } = await joinNode(cd, name, {
+function startNode(name: string): Promise<AgentNode> {
+  return joinNodeWithAgent(cd, name, {
     home: join(dir, name),
     contributedBytes: 32 * MiB,
     memoryBytes: 256 * MiB,
+    pageserver: { binary: BINARY },
   });
-  const agent = await startAgent({
-    config: {
-      server: cd.urls,
-      name,
-      ...files,
-      heartbeatSeconds: 1,
-      pageserver: { binary: BINARY },
-    },
-    logger: pino({ level: process.env.AGENT_LOG ?? 'silent' }),
-    healthMs: 500,
-  });
-  const client = createClient({
-    endpoints: cd.urls,
-    ca: joined.caCertificate,
-    cert: joined.certificate,
-    key: keyPem,
-  });
-  return {
-    agent,
-    client,
-    tls: { ca: joined.caCertificate, cert: joined.certificate, key: keyPem },
-  };
 }
 
 /** Network memory as this node sees it, over mutual TLS with its certificate. */
-const openMemory = (node: StartedNode): Promise<NetworkMemory> =>
+const openMemory = (node: AgentNode): Promise<NetworkMemory> =>
   NetworkMemory.open({ client: node.client, tls: node.tls });
 
 const nodes = await Promise.all(NAMES.map(startNode));
@@ -207,7 +177,7 @@ t.test('3 concurrent clients x 500 CAS64 and FETCH_ADD64 end at exactly 1,500', 
 t.test('16 concurrent clients x 200 FETCH_ADD64 on one word end at exactly 3,200', async (t) => {
   const word = (segment.extents[2] as { start: number }).start + 256;
   const clients = await Promise.all(
-    Array.from({ length: 16 }, (_, i) => openMemory(nodes[i % 3] as StartedNode)),
+    Array.from({ length: 16 }, (_, i) => openMemory(nodes[i % 3] as AgentNode)),
   );
   t.teardown(() => Promise.all(clients.map((c) => c.close())));
   await clients[0]?.write(word, Buffer.alloc(8));
