@@ -14,14 +14,7 @@
 #include "../remotedev/devclient.h"
 #include "../remotedev/tree.h"
 
-static int failures;
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                     \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
+#include "check.h"
 
 static char dir[] = "/tmp/devices_test.XXXXXX";
 

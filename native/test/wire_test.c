@@ -5,14 +5,7 @@
 #include "../include/amalgam_wire.h"
 #include "../pageserver/memrange.h"
 
-static int failures;
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                     \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
+#include "check.h"
 
 static struct amw_req decode(uint8_t op, uint64_t addr, uint32_t len) {
   uint8_t buf[AMW_REQ_HEADER_SIZE];

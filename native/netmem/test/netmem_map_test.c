@@ -44,20 +44,7 @@
 
 #include "../netmem.h"
 
-static int failures;
-
-#define CHECK(name, cond, ...)                                                                     \
-  do {                                                                                             \
-    if (cond) {                                                                                    \
-      printf("ok %s\n", name);                                                                     \
-    } else {                                                                                       \
-      printf("FAIL %s: ", name);                                                                   \
-      printf(__VA_ARGS__);                                                                         \
-      printf("\n");                                                                                \
-      failures++;                                                                                  \
-    }                                                                                              \
-    fflush(stdout);                                                                                \
-  } while (0)
+#include "check.h"
 
 static struct netmem *side; /* a plain client: what other nodes see */
 

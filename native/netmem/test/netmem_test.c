@@ -26,20 +26,7 @@ static struct netmem_route routes[MAX_ROUTES];
 static char hosts[MAX_ROUTES][256];
 static size_t nroutes;
 static int timeout_ms = 2000;
-static int failures;
-
-#define CHECK(name, cond, ...)                                                                     \
-  do {                                                                                             \
-    if (cond) {                                                                                    \
-      printf("ok %s\n", name);                                                                     \
-    } else {                                                                                       \
-      printf("FAIL %s: ", name);                                                                   \
-      printf(__VA_ARGS__);                                                                         \
-      printf("\n");                                                                                \
-      failures++;                                                                                  \
-    }                                                                                              \
-    fflush(stdout);                                                                                \
-  } while (0)
+#include "check.h"
 
 static const char *errname(int rc) {
   switch (-rc) {
