@@ -21,7 +21,7 @@
  */
 
 import { isIP } from 'node:net';
-import type { DeviceView, PageServerEndpoint } from '../controlplane/service/contracts.ts';
+import type { DeviceView, PageServerEndpoint } from '../api/contracts.ts';
 import { effectivePolicy } from '../core/devices.ts';
 
 /** DeviceView -> the fields effectivePolicy reads. */

@@ -33,12 +33,8 @@ import {
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import type { DeviceInventoryItem, DeviceView, PageServerEndpoint } from '../api/contracts.ts';
 import type { AmalgamClient } from '../client/index.ts';
-import type {
-  DeviceInventoryItem,
-  DeviceView,
-  PageServerEndpoint,
-} from '../controlplane/service/contracts.ts';
 import type { DeviceRecord, DeviceTable } from '../core/devices.ts';
 import {
   endpointHost,

@@ -7,8 +7,8 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { NodeView } from '../api/contracts.ts';
 import type { AmalgamClient } from '../client/index.ts';
-import type { NodeView } from '../controlplane/service/contracts.ts';
 import {
   entryCommand,
   runningPid,

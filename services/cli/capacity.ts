@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import type { NodeCapacity } from '../controlplane/service/contracts.ts';
+import type { NodeCapacity } from '../api/contracts.ts';
 
 export interface Meminfo {
   memTotalBytes: number;

@@ -21,7 +21,7 @@ import {
   createKeyAndCsr,
   issueAdminCredential,
   signCsr,
-} from '../controlplane/pki/index.ts';
+} from '../pki/index.ts';
 import type { AdminConfig } from './config.ts';
 import { ensureDir, PRIVATE, PUBLIC, writeFileAtomic, writeJson } from './files.ts';
 

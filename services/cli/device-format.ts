@@ -1,6 +1,6 @@
 /** How devices print, shared by `dev ls|describe|export|unexport`, and how `NODE/DEV` is parsed. */
 import { InvalidArgumentError } from 'commander';
-import type { DeviceView } from '../controlplane/service/contracts.ts';
+import type { DeviceView } from '../api/contracts.ts';
 import { parseDeviceRef } from '../core/devices.ts';
 import { renderFields } from './output.ts';
 import { formatAge, formatBytes } from './units.ts';

@@ -21,12 +21,7 @@ import { isIP } from 'node:net';
 import { join as joinPath } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createClient, discoverCa } from '../client/index.ts';
-import {
-  createKeyAndCsr,
-  issueAdminCredential,
-  signCsr,
-  verifyCaCertHash,
-} from '../controlplane/pki/index.ts';
+import { createKeyAndCsr, issueAdminCredential, signCsr, verifyCaCertHash } from '../pki/index.ts';
 import { type ClusterdConfig, clusterHome, serverAltNames, urlHost } from './cluster-home.ts';
 import { startClusterd, waitUntilReady } from './clusterd-process.ts';
 import type { CliContext } from './context.ts';

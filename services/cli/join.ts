@@ -11,11 +11,11 @@
 import { readFile } from 'node:fs/promises';
 import { join as joinPath } from 'node:path';
 import { InvalidArgumentError, Option } from 'commander';
+import type { JoinResult } from '../api/contracts.ts';
 import { ClientError, createClient, discoverCa } from '../client/index.ts';
-import { verifyCaCertHash } from '../controlplane/pki/index.ts';
-import type { JoinResult } from '../controlplane/service/contracts.ts';
 import { parseBootstrapToken } from '../core/bootstrap-token.ts';
 import { isValidNodeName } from '../core/names.ts';
+import { verifyCaCertHash } from '../pki/index.ts';
 import {
   agentLog,
   runAgentForeground,

@@ -1,6 +1,6 @@
 /** `clusteradm mem alloc SIZE`: a segment of cluster memory, spread over the nodes or pinned to one. */
 import { InvalidArgumentError } from 'commander';
-import type { AllocateSegmentRequest } from '../controlplane/service/contracts.ts';
+import type { AllocateSegmentRequest } from '../api/contracts.ts';
 import { type AdminOptions, adminOptions, defineCommand, withAdminClient } from './context.ts';
 import { outputOption, renderTable, toJson } from './output.ts';
 import { SEGMENT_COLUMNS, segmentRow } from './segment-format.ts';

@@ -5,9 +5,9 @@
  * page servers' TLS client certificate; plaintext-loopback ones need none).
  */
 import { InvalidArgumentError } from 'commander';
+import type { SegmentView } from '../api/contracts.ts';
 import { type AmalgamClient, createClient } from '../client/index.ts';
 import { NetworkMemory, segmentPieces } from '../client/network-memory.ts';
-import type { SegmentView } from '../controlplane/service/contracts.ts';
 import { loadAdminConfig, resolveAdminConfigPath } from './config.ts';
 import type { CliContext } from './context.ts';
 import { parseSize } from './units.ts';

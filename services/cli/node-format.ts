@@ -1,5 +1,5 @@
 /** How nodes print, shared by `nodes` and `node describe|drain`. */
-import type { NodeView } from '../controlplane/service/contracts.ts';
+import type { NodeView } from '../api/contracts.ts';
 import { renderFields } from './output.ts';
 import { formatAge, formatBytes, formatRange } from './units.ts';
 

@@ -5,7 +5,7 @@
  * the node back its range.
  */
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { createKeyAndCsr, NODE_COMMON_NAME_PREFIX } from '../controlplane/pki/index.ts';
+import { createKeyAndCsr, NODE_COMMON_NAME_PREFIX } from '../pki/index.ts';
 import { CliError } from './errors.ts';
 
 export interface NodeKey {

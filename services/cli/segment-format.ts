@@ -1,5 +1,5 @@
 /** How segments print, shared by `mem alloc` and `mem list`. */
-import type { SegmentView } from '../controlplane/service/contracts.ts';
+import type { SegmentView } from '../api/contracts.ts';
 import { formatAge, formatBytes, formatRange } from './units.ts';
 
 export const SEGMENT_COLUMNS = ['ID', 'SIZE', 'PLACEMENT', 'EXTENTS', 'OWNER', 'AGE'];

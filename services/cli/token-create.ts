@@ -1,6 +1,6 @@
 /** `clusteradm token create`: a bootstrap token for `clusteradm join`. */
 import { Option } from 'commander';
-import type { CreatedToken } from '../controlplane/service/contracts.ts';
+import type { CreatedToken } from '../api/contracts.ts';
 import { type AdminOptions, adminOptions, defineCommand, withAdminClient } from './context.ts';
 import { joinCommand } from './join-command.ts';
 import { outputOption, renderTable, toJson } from './output.ts';

@@ -21,7 +21,7 @@ import type {
   PageServerEndpoint,
   SegmentView,
   TokenView,
-} from '../controlplane/service/contracts.ts';
+} from '../api/contracts.ts';
 import { ClientError } from './errors.ts';
 import { createGrpcClient, type GrpcClientOptions } from './grpc-client.ts';
 import { createTransport, type RawResponse, type TransportOptions } from './transport.ts';

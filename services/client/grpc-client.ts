@@ -22,7 +22,7 @@ import type {
   ResourceEvent,
   SegmentView,
   TokenView,
-} from '../controlplane/service/contracts.ts';
+} from '../api/contracts.ts';
 import type { Placement } from '../core/segments.ts';
 import type { AmalgamClient } from './client.ts';
 import { ClientError } from './errors.ts';

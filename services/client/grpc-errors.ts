@@ -15,7 +15,7 @@
  *   decode...): not the amalgam API, `ClientError` BAD_RESPONSE.
  */
 import { type Metadata, status } from '@grpc/grpc-js';
-import { amalgamCodeOf, DETAILS_KEY } from '../controlplane/grpc/errors.ts';
+import { amalgamCodeOf, DETAILS_KEY } from '../api/grpc-error-codec.ts';
 import { ERRORS } from '../core/errors.ts';
 import { ApiError, ClientError, stripCatalogueMessage } from './errors.ts';
 

@@ -17,7 +17,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { loadAmalgamProto } from '../controlplane/grpc/proto.ts';
+import { loadAmalgamProto } from '../api/grpc-proto.ts';
 import { ClientError } from './errors.ts';
 import { classifyGrpcFailure, type GrpcFailure } from './grpc-errors.ts';
 

@@ -5,7 +5,7 @@
  * (`START:SIZE@HOST:PORT`, one a line), and a segment's extents as a
  * `--map` spec (`GLOBAL:SIZE,...`, mapped back to back).
  */
-import type { MemoryLayoutView, NodeView, SegmentView } from '../controlplane/service/contracts.ts';
+import type { MemoryLayoutView, NodeView, SegmentView } from '../api/contracts.ts';
 
 export interface NetmemRoute {
   node: string;

@@ -18,7 +18,7 @@
  * request was never sent, since one that reached the server may have applied.
  */
 
-import type { PageServerEndpoint, SegmentView } from '../controlplane/service/contracts.ts';
+import type { PageServerEndpoint, SegmentView } from '../api/contracts.ts';
 import { AmalgamError } from '../core/errors.ts';
 import type { NodeRange } from '../core/memory-layout.ts';
 import type { Extent } from '../core/segments.ts';

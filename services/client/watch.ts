@@ -15,7 +15,7 @@
  * `retryForMs` without reaching any endpoint.
  */
 import type { Readable } from 'node:stream';
-import type { ResourceEvent, WatchRequest } from '../controlplane/service/contracts.ts';
+import type { ResourceEvent, WatchRequest } from '../api/contracts.ts';
 import { ApiError, ClientError, errorFromProblem } from './errors.ts';
 import type { Transport } from './transport.ts';
 

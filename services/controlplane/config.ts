@@ -22,7 +22,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { AmalgamError } from '../core/errors.ts';
-import { type ProcessConfig, parseProcessConfig } from './process-config.ts';
+import { type ProcessConfig, parseProcessConfig } from './features/processes/process-config.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -6,29 +6,29 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import type {
+  Caller,
+  ControlPlaneRuntime,
+  ControlPlaneStats,
+  NodeState,
+} from '../api/contracts.ts';
 import { createMemoryLayout, layoutStats, type MemoryLayout } from '../core/memory-layout.ts';
+import { caCertHash } from '../pki/index.ts';
 import { openMirror } from '../store/mirror.ts';
 import type { Store } from '../store/store.ts';
 import { startLeaderElection } from './controllers/leader-election.ts';
 import { type Controller, startNodeLifecycleController } from './controllers/node-lifecycle.ts';
 import { startRebalancer } from './controllers/rebalancer.ts';
 import { startTokenCleanupController } from './controllers/token-cleanup.ts';
-import { caCertHash } from './pki/index.ts';
-import type { ProcessConfig } from './process-config.ts';
+import { createDeviceService } from './features/devices/device-service.ts';
+import { createMemoryService } from './features/memory/memory-service.ts';
+import { createNodeService, type NodeRecord } from './features/nodes/node-service.ts';
+import type { ProcessConfig } from './features/processes/process-config.ts';
+import { createProcessService } from './features/processes/process-service.ts';
+import { createTokenService } from './features/tokens/token-service.ts';
 import { requireMember } from './service/authz.ts';
-import type {
-  Caller,
-  ControlPlaneRuntime,
-  ControlPlaneStats,
-  NodeState,
-} from './service/contracts.ts';
-import { createDeviceService } from './service/device-service.ts';
 import { keys } from './service/keys.ts';
-import { createMemoryService } from './service/memory-service.ts';
-import { createNodeService, type NodeRecord } from './service/node-service.ts';
 import { readJson } from './service/optimistic.ts';
-import { createProcessService } from './service/process-service.ts';
-import { createTokenService } from './service/token-service.ts';
 import { createWatchService } from './service/watch-service.ts';
 
 export interface ControlPlaneOptions {

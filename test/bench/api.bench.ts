@@ -11,9 +11,9 @@ import { readFileSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
 import Fastify from 'fastify';
 import { Pool } from 'undici';
+import type { JoinRequest } from '../../services/api/contracts.ts';
 import { createClient } from '../../services/client/index.ts';
-import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
-import type { JoinRequest } from '../../services/controlplane/service/contracts.ts';
+import { createKeyAndCsr } from '../../services/pki/index.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { startEtcdCluster } from '../harness/etcd-cluster.ts';
 

@@ -20,7 +20,7 @@
  */
 import { clusterdReady, etcdHealthy, etcdStatus, httpGet } from '../../deploy/local/cluster.ts';
 import { type AmalgamClient, createClient } from '../../services/client/index.ts';
-import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
+import { createKeyAndCsr } from '../../services/pki/index.ts';
 import { type LocalCluster, startLocalCluster } from '../harness/netns.ts';
 import { until } from '../harness/until.ts';
 

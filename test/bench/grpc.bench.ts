@@ -9,10 +9,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { Pool } from 'undici';
+import type { LoadReport } from '../../services/api/contracts.ts';
+import { loadAmalgamProto } from '../../services/api/grpc-proto.ts';
 import { createClient } from '../../services/client/index.ts';
-import { loadAmalgamProto } from '../../services/controlplane/grpc/proto.ts';
-import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
-import type { LoadReport } from '../../services/controlplane/service/contracts.ts';
+import { createKeyAndCsr } from '../../services/pki/index.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { freePorts } from '../harness/processes.ts';
 

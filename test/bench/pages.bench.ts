@@ -28,7 +28,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { PageServerClient } from '../../services/client/pageserver-client.ts';
-import { createClusterCa } from '../../services/controlplane/pki/index.ts';
+import { createClusterCa } from '../../services/pki/index.ts';
 import { nodeCertificateFiles, writePrivateFile } from '../harness/pki.ts';
 import {
   findSetpriv,

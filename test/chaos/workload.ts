@@ -7,7 +7,7 @@
  * (about 13% of operations; each claim is its own block, so two acknowledged blocks must never
  * share a PID). Every call and outcome goes to the history.
  */
-import { createKeyAndCsr, verifyCsr } from '../../services/controlplane/pki/index.ts';
+import { createKeyAndCsr, verifyCsr } from '../../services/pki/index.ts';
 import type { History } from './history.ts';
 import type { SystemUnderTest } from './systems.ts';
 

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { createClusterCa } from '../../services/controlplane/pki/index.ts';
+import { createClusterCa } from '../../services/pki/index.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const SYSTEMD = join(REPO, 'deploy/systemd');

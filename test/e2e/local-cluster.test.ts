@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { writePrometheusDir } from '../../deploy/local/prometheus.ts';
 import type { AmalgamClient } from '../../services/client/index.ts';
-import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
+import { createKeyAndCsr } from '../../services/pki/index.ts';
 import { startLocalCluster } from '../harness/netns.ts';
 import { freePorts } from '../harness/processes.ts';
 import { until } from '../harness/until.ts';

@@ -18,7 +18,7 @@ import {
   createKeyAndCsr,
   issueAdminCredential,
   signCsr,
-} from '../../services/controlplane/pki/index.ts';
+} from '../../services/pki/index.ts';
 import { tailFile } from './etcd-cluster.ts';
 import {
   findSetpriv,

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { type Agent, startAgent } from '../../services/agent/agent.ts';
 import type { PageServerOptions } from '../../services/agent/pageserver-process.ts';
+import type { JoinResult } from '../../services/api/contracts.ts';
 import { type AmalgamClient, createClient } from '../../services/client/index.ts';
-import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
-import type { JoinResult } from '../../services/controlplane/service/contracts.ts';
+import { createKeyAndCsr } from '../../services/pki/index.ts';
 import type { ClusterdReplicas } from './clusterd.ts';
 
 export interface JoinedNode {

@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ClusterCa, createKeyAndCsr, signCsr } from '../../services/controlplane/pki/index.ts';
+import { type ClusterCa, createKeyAndCsr, signCsr } from '../../services/pki/index.ts';
 
 /** A certificate and its key: PEM text (nodeCertificate) or file paths (nodeCertificateFiles). */
 export interface NodeIdentity {

@@ -10,7 +10,7 @@ import {
   PageServerError,
   WireStatus,
 } from '../../services/client/pageserver-client.ts';
-import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
+import { createKeyAndCsr } from '../../services/pki/index.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { pageServerBinary } from '../harness/native.ts';
 import { joinNode } from '../harness/node.ts';

@@ -13,11 +13,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type {
-  MemoryLayoutView,
-  NodeView,
-  SegmentView,
-} from '../../services/controlplane/service/contracts.ts';
+import type { MemoryLayoutView, NodeView, SegmentView } from '../../services/api/contracts.ts';
 import { freePort, runCli, runCliInProcess } from './cli-fixtures.ts';
 
 const MIB = 1024 * 1024;

@@ -16,7 +16,7 @@ import {
   createKeyAndCsr,
   issueAdminCredential,
   signCsr,
-} from '../../services/controlplane/pki/index.ts';
+} from '../../services/pki/index.ts';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const CLUSTERADM = fileURLToPath(new URL('../../bin/clusteradm.mjs', import.meta.url));

@@ -9,12 +9,8 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { nodeSubject, signCsr, verifyCsr } from '../../services/controlplane/pki/index.ts';
-import type {
-  JoinRequest,
-  JoinResult,
-  NodeView,
-} from '../../services/controlplane/service/contracts.ts';
+import type { JoinRequest, JoinResult, NodeView } from '../../services/api/contracts.ts';
+import { nodeSubject, signCsr, verifyCsr } from '../../services/pki/index.ts';
 import {
   createTestPki,
   type FakeHandler,

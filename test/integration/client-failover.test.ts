@@ -17,14 +17,14 @@
  *   node's `lastHeartbeatAt` is the last acknowledged one's.
  */
 import t, { type Test } from 'tap';
+import type { NodeView, ResourceEvent } from '../../services/api/contracts.ts';
 import {
   type AmalgamClient,
   ClientError,
   type ClientOptions,
   createClient,
 } from '../../services/client/index.ts';
-import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
-import type { NodeView, ResourceEvent } from '../../services/controlplane/service/contracts.ts';
+import { createKeyAndCsr } from '../../services/pki/index.ts';
 import { type ClusterdReplicas, startClusterdReplicas } from '../harness/clusterd.ts';
 import { startEtcdCluster } from '../harness/etcd-cluster.ts';
 

@@ -9,13 +9,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import type { DeviceInventoryItem, DeviceView } from '../../services/api/contracts.ts';
 import { runClusteradm } from '../../services/cli/main.ts';
 import { type AmalgamClient, createClient } from '../../services/client/index.ts';
-import { caCertHash } from '../../services/controlplane/pki/index.ts';
-import type {
-  DeviceInventoryItem,
-  DeviceView,
-} from '../../services/controlplane/service/contracts.ts';
+import { caCertHash } from '../../services/pki/index.ts';
 import { adminClusteradm } from '../harness/clusteradm.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { joinNode } from '../harness/node.ts';

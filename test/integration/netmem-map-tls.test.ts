@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { createClusterCa } from '../../services/controlplane/pki/index.ts';
+import { createClusterCa } from '../../services/pki/index.ts';
 import { nodeCertificateFiles, writePrivateFile } from '../harness/pki.ts';
 import {
   buildNetmem,

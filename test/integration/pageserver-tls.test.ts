@@ -23,7 +23,7 @@ import {
   createKeyAndCsr,
   issueAdminCredential,
   signCsr,
-} from '../../services/controlplane/pki/index.ts';
+} from '../../services/pki/index.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NATIVE = join(ROOT, 'native');

@@ -17,7 +17,7 @@ import {
   nodeSubject,
   type PeerIdentity,
   signCsr,
-} from '../../services/controlplane/pki/index.ts';
+} from '../../services/pki/index.ts';
 
 interface Credential {
   certPem: string;

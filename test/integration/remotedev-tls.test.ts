@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { createClusterCa } from '../../services/controlplane/pki/index.ts';
+import { createClusterCa } from '../../services/pki/index.ts';
 import { type NodeIdentity, nodeCertificateFiles, writePrivateFile } from '../harness/pki.ts';
 import {
   createImage,

@@ -16,17 +16,17 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import t, { type Test } from 'tap';
+import type { ControlPlaneRuntime } from '../../services/api/contracts.ts';
 import { parseConfig } from '../../services/controlplane/config.ts';
+import { buildApp } from '../../services/controlplane/rest/app.ts';
+import { startClusterd } from '../../services/controlplane/server.ts';
 import {
   type ClusterCa,
   createClusterCa,
   createKeyAndCsr,
   issueAdminCredential,
   signCsr,
-} from '../../services/controlplane/pki/index.ts';
-import { buildApp } from '../../services/controlplane/rest/app.ts';
-import { startClusterd } from '../../services/controlplane/server.ts';
-import type { ControlPlaneRuntime } from '../../services/controlplane/service/contracts.ts';
+} from '../../services/pki/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 

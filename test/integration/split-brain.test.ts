@@ -4,10 +4,10 @@
  * a quorum nothing is handed out at all.
  */
 import t, { type Test } from 'tap';
+import type { JoinRequest, JoinResult } from '../../services/api/contracts.ts';
 import { type AmalgamClient, createClient } from '../../services/client/index.ts';
-import { createKeyAndCsr } from '../../services/controlplane/pki/index.ts';
-import type { JoinRequest, JoinResult } from '../../services/controlplane/service/contracts.ts';
 import { checkLayout, layoutStats } from '../../services/core/memory-layout.ts';
+import { createKeyAndCsr } from '../../services/pki/index.ts';
 import {
   type ClusterdReplicas,
   type StoreConfig,

@@ -20,16 +20,16 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import t from 'tap';
+import type { ResourceEvent } from '../../services/api/contracts.ts';
 import { type AmalgamClient, ApiError, createClient } from '../../services/client/index.ts';
 import { createControlPlane } from '../../services/controlplane/control-plane.ts';
+import { buildApp } from '../../services/controlplane/rest/app.ts';
 import {
   createClusterCa,
   createKeyAndCsr,
   issueAdminCredential,
   signCsr,
-} from '../../services/controlplane/pki/index.ts';
-import { buildApp } from '../../services/controlplane/rest/app.ts';
-import type { ResourceEvent } from '../../services/controlplane/service/contracts.ts';
+} from '../../services/pki/index.ts';
 import { openEmbeddedStore } from '../../services/store/embedded-store.ts';
 
 const CHANGES = Number(process.env.WATCH_CHANGES ?? 10_000);

@@ -3,7 +3,7 @@
  * the mean `cpu MHz`, or the mean `bogomips` where the clock is not reported
  * (many ARM machines and VMs); at least 1.
  */
-import type { NodeCapacity } from '../../controlplane/service/contracts.ts';
+import type { NodeCapacity } from '../../api/contracts.ts';
 import type { Fingerprinter } from './types.ts';
 
 function mean(text: string, field: RegExp): number | undefined {

@@ -8,7 +8,7 @@
  * medium): nothing there to serve.
  */
 
-import type { DeviceInventoryItem } from '../../controlplane/service/contracts.ts';
+import type { DeviceInventoryItem } from '../../api/contracts.ts';
 import { isValidDeviceName, MAX_DEVICES_PER_NODE, MAX_PARTITIONS } from '../../core/devices.ts';
 import type { DevicesConfig, FingerprintEnv, Fingerprinter } from './types.ts';
 

@@ -1,11 +1,7 @@
 /** The registered fingerprinters, and the merge of their facts into capacity and load. */
 import { constants } from 'node:fs';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
-import type {
-  DeviceInventoryItem,
-  LoadReport,
-  NodeCapacity,
-} from '../../controlplane/service/contracts.ts';
+import type { DeviceInventoryItem, LoadReport, NodeCapacity } from '../../api/contracts.ts';
 import { cpu } from './cpu.ts';
 import { devices } from './devices.ts';
 import { load } from './load.ts';

@@ -3,7 +3,7 @@
  * (`0.52 0.58 0.59 2/789 12345`: the 4th field is running/total scheduling
  * entities), memory used = MemTotal - MemAvailable from /proc/meminfo.
  */
-import type { LoadReport } from '../../controlplane/service/contracts.ts';
+import type { LoadReport } from '../../api/contracts.ts';
 import { meminfoField, parseMeminfo } from './meminfo.ts';
 import type { Fingerprinter } from './types.ts';
 

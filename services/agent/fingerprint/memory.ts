@@ -1,5 +1,5 @@
 /** Memory: MemTotal and SwapTotal; the contribution is the configured amount or RAM + swap. */
-import type { NodeCapacity } from '../../controlplane/service/contracts.ts';
+import type { NodeCapacity } from '../../api/contracts.ts';
 import { meminfoField, parseMeminfo } from './meminfo.ts';
 import type { Fingerprinter } from './types.ts';
 

@@ -4,11 +4,7 @@
  * fixture text) and returns the facts it knows; `index.ts` registers them in
  * one list and merges their facts.
  */
-import type {
-  DeviceInventoryItem,
-  LoadReport,
-  NodeCapacity,
-} from '../../controlplane/service/contracts.ts';
+import type { DeviceInventoryItem, LoadReport, NodeCapacity } from '../../api/contracts.ts';
 
 /** What `stat` says about a path, as the device fingerprinter needs it. */
 export interface PathStat {

@@ -7,8 +7,8 @@
  */
 import type { Logger } from 'pino';
 import type { Store } from '../../store/store.ts';
+import type { NodeRecord } from '../features/nodes/node-service.ts';
 import { keys } from '../service/keys.ts';
-import type { NodeRecord } from '../service/node-service.ts';
 import { putJson } from '../service/optimistic.ts';
 import { startPeriodicController } from './periodic.ts';
 

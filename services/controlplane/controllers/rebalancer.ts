@@ -13,7 +13,7 @@ import {
   type RebalancePolicy,
   type RebalanceProcess,
 } from '../../core/rebalance.ts';
-import type { ProcessServiceInternal } from '../service/process-service.ts';
+import type { ProcessServiceInternal } from '../features/processes/process-service.ts';
 import type { Controller } from './node-lifecycle.ts';
 import { startPeriodicController } from './periodic.ts';
 

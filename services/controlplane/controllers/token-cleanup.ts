@@ -5,8 +5,8 @@
  */
 import type { Logger } from 'pino';
 import type { Store } from '../../store/store.ts';
+import type { TokenRecord } from '../features/tokens/token-service.ts';
 import { keys } from '../service/keys.ts';
-import type { TokenRecord } from '../service/token-service.ts';
 import type { Controller } from './node-lifecycle.ts';
 
 export const EXPIRED_TOKEN_RETENTION_MS = 24 * 3600 * 1000;

@@ -9,8 +9,6 @@
  * unset `optional` fields are absent and unset messages are null.
  */
 
-import type { DeviceInventoryItem } from '../../core/devices.ts';
-import type { Placement } from '../../core/segments.ts';
 import type {
   AllocateSegmentRequest,
   Caller,
@@ -23,8 +21,10 @@ import type {
   NodeCapacity,
   PageServerEndpoint,
   TokenUsage,
-} from '../service/contracts.ts';
-import { processMethods } from './process-handlers.ts';
+} from '../../api/contracts.ts';
+import type { DeviceInventoryItem } from '../../core/devices.ts';
+import type { Placement } from '../../core/segments.ts';
+import { processMethods } from '../features/processes/process-grpc.ts';
 
 /** What a unary handler gets: the caller from TLS and the decoded request. */
 export type UnaryHandler = (

@@ -21,17 +21,17 @@ import type {
 import { ReflectionService } from '@grpc/reflection';
 import { service as healthService } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import { AmalgamError } from '../../core/errors.ts';
 import type {
   ControlPlaneRuntime,
   ResourceEvent,
   ResourceWatch,
   WatchRequest,
-} from '../service/contracts.ts';
+} from '../../api/contracts.ts';
+import { toGrpcError } from '../../api/grpc-error-codec.ts';
+import { loadAmalgamProto, SERVICE_NAMES } from '../../api/grpc-proto.ts';
+import { AmalgamError } from '../../core/errors.ts';
 import { callerFromCall } from './caller.ts';
-import { toGrpcError } from './errors.ts';
 import { unaryMethods } from './handlers.ts';
-import { loadAmalgamProto, SERVICE_NAMES } from './proto.ts';
 
 export const MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024;
 export const MAX_SEND_MESSAGE_LENGTH = 16 * 1024 * 1024;

@@ -6,7 +6,6 @@
  * service layer does, for REST and gRPC alike).
  */
 import type { Registry } from 'prom-client';
-import { AmalgamError } from '../../core/errors.ts';
 import type {
   AllocateSegmentRequest,
   Caller,
@@ -16,8 +15,9 @@ import type {
   HeartbeatRequest,
   JoinRequest,
   SetExportRequest,
-} from '../service/contracts.ts';
-import { processHandlers } from './process-handlers.ts';
+} from '../../api/contracts.ts';
+import { AmalgamError } from '../../core/errors.ts';
+import { processHandlers } from '../features/processes/process-rest.ts';
 
 export interface HandlerContext {
   runtime: ControlPlaneRuntime;

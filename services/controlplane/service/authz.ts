@@ -2,8 +2,9 @@
  * The authorization rules, applied by the service layer so that REST and
  * gRPC enforce exactly the same ones.
  */
+
+import type { Caller } from '../../api/contracts.ts';
 import { AmalgamError } from '../../core/errors.ts';
-import type { Caller } from './contracts.ts';
 
 /** Any cluster member (a node) or the admin. */
 export function requireMember(caller: Caller): void {

@@ -3,16 +3,17 @@
  * ordered, resumable watch, limited to what a member may read (never tokens),
  * with keys relative to the control plane's root.
  */
-import { AmalgamError } from '../../core/errors.ts';
-import type { Store } from '../../store/store.ts';
-import { requireMember } from './authz.ts';
+
 import type {
   Caller,
   ResourceEvent,
   ResourceWatch,
   WatchRequest,
   WatchService,
-} from './contracts.ts';
+} from '../../api/contracts.ts';
+import { AmalgamError } from '../../core/errors.ts';
+import type { Store } from '../../store/store.ts';
+import { requireMember } from './authz.ts';
 import { keys } from './keys.ts';
 
 /** The resources a member may watch; tokens (secret hashes) are never among them. */

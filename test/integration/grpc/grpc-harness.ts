@@ -14,9 +14,10 @@ import * as protoLoader from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
 import { pino } from 'pino';
 import type { Test } from 'tap';
+import type { ControlPlaneRuntime } from '../../../services/api/contracts.ts';
+import { amalgamCodeOf } from '../../../services/api/grpc-error-codec.ts';
+import { LOADER_OPTIONS, loadAmalgamProto } from '../../../services/api/grpc-proto.ts';
 import { createControlPlane } from '../../../services/controlplane/control-plane.ts';
-import { amalgamCodeOf } from '../../../services/controlplane/grpc/errors.ts';
-import { LOADER_OPTIONS, loadAmalgamProto } from '../../../services/controlplane/grpc/proto.ts';
 import { startGrpcServer } from '../../../services/controlplane/grpc/server.ts';
 import {
   type ClusterCa,
@@ -24,8 +25,7 @@ import {
   createKeyAndCsr,
   issueAdminCredential,
   signCsr,
-} from '../../../services/controlplane/pki/index.ts';
-import type { ControlPlaneRuntime } from '../../../services/controlplane/service/contracts.ts';
+} from '../../../services/pki/index.ts';
 import { openEmbeddedStore } from '../../../services/store/embedded-store.ts';
 import type { Store } from '../../../services/store/store.ts';
 

@@ -12,7 +12,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import t, { type Test } from 'tap';
-import { createKeyAndCsr } from '../../../services/controlplane/pki/index.ts';
+import { createKeyAndCsr } from '../../../services/pki/index.ts';
 import { startHarness } from '../../unit/controlplane/rest/rest-harness.ts';
 import { codeOf, type Identity, makePki, startGrpcHarness } from './grpc-harness.ts';
 

@@ -4,7 +4,7 @@
  * the caller's block, get/list, reports fenced by the epoch, migrate, kill).
  */
 import t from 'tap';
-import { createKeyAndCsr } from '../../../services/controlplane/pki/index.ts';
+import { createKeyAndCsr } from '../../../services/pki/index.ts';
 import { codeOf, startGrpcHarness } from './grpc-harness.ts';
 
 t.test('Processes over gRPC', async (t) => {

@@ -7,11 +7,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
-import { createKeyAndCsr } from '../../../services/controlplane/pki/index.ts';
-import type {
-  ControlPlaneRuntime,
-  ResourceWatch,
-} from '../../../services/controlplane/service/contracts.ts';
+import type { ControlPlaneRuntime, ResourceWatch } from '../../../services/api/contracts.ts';
+import { createKeyAndCsr } from '../../../services/pki/index.ts';
 import { codeOf, type GrpcHarness, startGrpcHarness } from './grpc-harness.ts';
 
 const GiB = 1024 ** 3;

@@ -21,13 +21,13 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
 import { startDeviceSpace } from '../../../services/agent/device-space.ts';
-import type { AmalgamClient } from '../../../services/client/index.ts';
 import type {
   DeviceInventoryItem,
   DeviceView,
   NodeView,
   ResourceEvent,
-} from '../../../services/controlplane/service/contracts.ts';
+} from '../../../services/api/contracts.ts';
+import type { AmalgamClient } from '../../../services/client/index.ts';
 import type { DeviceTable } from '../../../services/core/devices.ts';
 
 /** An async iterable the test pushes events into. */

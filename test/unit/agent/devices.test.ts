@@ -15,10 +15,7 @@ import {
 import { devices } from '../../../services/agent/fingerprint/devices.ts';
 import type { FingerprintEnv, PathStat } from '../../../services/agent/fingerprint/index.ts';
 import { fingerprint } from '../../../services/agent/fingerprint/index.ts';
-import type {
-  DeviceView,
-  PageServerEndpoint,
-} from '../../../services/controlplane/service/contracts.ts';
+import type { DeviceView, PageServerEndpoint } from '../../../services/api/contracts.ts';
 
 /** A fake machine: sysfs files and directories, and stat results. */
 function fakeEnv(

@@ -1,8 +1,8 @@
 /** `clusteradm dev ...`: usage errors before anything is sent, and how devices print. */
 import t from 'tap';
+import type { DeviceView } from '../../../services/api/contracts.ts';
 import { describeDevice, deviceRow } from '../../../services/cli/device-format.ts';
 import { runClusteradm } from '../../../services/cli/main.ts';
-import type { DeviceView } from '../../../services/controlplane/service/contracts.ts';
 import { captureContext } from './cli-context.ts';
 
 async function run(args: string[]) {

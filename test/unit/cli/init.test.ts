@@ -13,7 +13,7 @@ import { parseAdminConfig } from '../../../services/cli/config.ts';
 import { defaultAdvertiseAddress, parseListen } from '../../../services/cli/init.ts';
 import { runClusteradm } from '../../../services/cli/main.ts';
 import { parseConfig } from '../../../services/controlplane/config.ts';
-import { caCertHash } from '../../../services/controlplane/pki/index.ts';
+import { caCertHash } from '../../../services/pki/index.ts';
 import { captureContext } from './cli-context.ts';
 
 async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {

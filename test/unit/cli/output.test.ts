@@ -1,8 +1,8 @@
 import t from 'tap';
+import type { NodeView, SegmentView } from '../../../services/api/contracts.ts';
 import { describeNode, NODE_COLUMNS, nodeRow } from '../../../services/cli/node-format.ts';
 import { renderFields, renderTable, toJson } from '../../../services/cli/output.ts';
 import { SEGMENT_COLUMNS, segmentRow } from '../../../services/cli/segment-format.ts';
-import type { NodeView, SegmentView } from '../../../services/controlplane/service/contracts.ts';
 
 const now = Date.parse('2026-01-01T01:00:00Z');
 

@@ -7,6 +7,7 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import t from 'tap';
+import { toGrpcError } from '../../../services/api/grpc-error-codec.ts';
 import {
   eventFromProto,
   nodeFromProto,
@@ -19,7 +20,6 @@ import {
   createClient,
   errorFromGrpc,
 } from '../../../services/client/index.ts';
-import { toGrpcError } from '../../../services/controlplane/grpc/errors.ts';
 import {
   AmalgamError,
   ERRORS,

@@ -4,11 +4,8 @@
  * argument checks, and a node that publishes no page server (no socket opened).
  */
 import t from 'tap';
+import type { MemoryLayoutView, NodeView } from '../../../services/api/contracts.ts';
 import { NetworkMemory, segmentPieces } from '../../../services/client/network-memory.ts';
-import type {
-  MemoryLayoutView,
-  NodeView,
-} from '../../../services/controlplane/service/contracts.ts';
 
 const MiB = 1024 * 1024;
 

@@ -7,8 +7,8 @@
  */
 import type { FastifyRequest } from 'fastify';
 import t from 'tap';
-import { createKeyAndCsr } from '../../../../services/controlplane/pki/index.ts';
 import { callerFromTls } from '../../../../services/controlplane/rest/identity.ts';
+import { createKeyAndCsr } from '../../../../services/pki/index.ts';
 import { api, checkProblem, GiB, rightfulCaller, startHarness, urlOf } from './rest-harness.ts';
 
 t.test(

@@ -9,12 +9,6 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import t from 'tap';
 import { parse } from 'yaml';
-import { handlers } from '../../../../services/controlplane/rest/handlers.ts';
-import {
-  type JsonSchema,
-  OPENAPI_PATH,
-  parseRestApi,
-} from '../../../../services/controlplane/rest/openapi.ts';
 import type {
   AllocateSegmentRequest,
   ClusterInfo,
@@ -32,7 +26,13 @@ import type {
   SegmentView,
   TokenUsage,
   TokenView,
-} from '../../../../services/controlplane/service/contracts.ts';
+} from '../../../../services/api/contracts.ts';
+import { handlers } from '../../../../services/controlplane/rest/handlers.ts';
+import {
+  type JsonSchema,
+  OPENAPI_PATH,
+  parseRestApi,
+} from '../../../../services/controlplane/rest/openapi.ts';
 import { ERRORS } from '../../../../services/core/errors.ts';
 import type { MemoryLayout, NodeRange } from '../../../../services/core/memory-layout.ts';
 import type { Extent } from '../../../../services/core/segments.ts';

@@ -17,20 +17,20 @@ import type {
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Test } from 'tap';
+import type {
+  Caller,
+  ControlPlaneRuntime,
+  JoinResult,
+} from '../../../../services/api/contracts.ts';
 import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
-import { createClusterCa, createKeyAndCsr } from '../../../../services/controlplane/pki/index.ts';
 import { buildApp } from '../../../../services/controlplane/rest/app.ts';
 import {
   type JsonSchema,
   loadRestApi,
   type Operation,
 } from '../../../../services/controlplane/rest/openapi.ts';
-import type {
-  Caller,
-  ControlPlaneRuntime,
-  JoinResult,
-} from '../../../../services/controlplane/service/contracts.ts';
 import { ERRORS } from '../../../../services/core/errors.ts';
+import { createClusterCa, createKeyAndCsr } from '../../../../services/pki/index.ts';
 import { openEmbeddedStore } from '../../../../services/store/embedded-store.ts';
 
 export const api = loadRestApi();

@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
-import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
-import { createClusterCa, createKeyAndCsr } from '../../../../services/controlplane/pki/index.ts';
 import type {
   Caller,
   ControlPlaneRuntime,
   DeviceInventoryItem,
   JoinRequest,
-} from '../../../../services/controlplane/service/contracts.ts';
+} from '../../../../services/api/contracts.ts';
+import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
+import { createClusterCa, createKeyAndCsr } from '../../../../services/pki/index.ts';
 import { openEmbeddedStore } from '../../../../services/store/embedded-store.ts';
 import type { Store } from '../../../../services/store/store.ts';
 

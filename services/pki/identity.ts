@@ -11,7 +11,7 @@
  * exactly one of the two shapes is no identity at all.
  */
 import type { PeerCertificate } from 'node:tls';
-import { isValidNodeName, validateNodeName } from '../../core/names.ts';
+import { isValidNodeName, validateNodeName } from '../core/names.ts';
 
 export const ADMIN_COMMON_NAME = 'admin';
 export const ADMIN_ORGANIZATION = 'amalgam:admins';

@@ -2,8 +2,8 @@
  * The process service as the transports see it (the network process space;
  * kept next to contracts.ts, which holds the rest of the service layer).
  */
-import type { PidBlock } from '../../core/pid-blocks.ts';
-import type { Migratable, ProcessRecord } from '../../core/processes.ts';
+import type { PidBlock } from '../core/pid-blocks.ts';
+import type { Migratable, ProcessRecord } from '../core/processes.ts';
 import type { Caller } from './contracts.ts';
 
 export type ProcessView = ProcessRecord;

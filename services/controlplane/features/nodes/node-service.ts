@@ -3,21 +3,7 @@
  * in one compare-and-swap), heartbeats (liveness through store leases),
  * drain and removal (the only way a range is ever freed).
  */
-import { AmalgamError } from '../../core/errors.ts';
-import {
-  allocateRange,
-  createMemoryLayout,
-  type MemoryLayout,
-  rangeOf,
-  releaseRange,
-} from '../../core/memory-layout.ts';
-import { validateLabels, validateNodeName } from '../../core/names.ts';
-import { segmentsOnNode } from '../../core/segments.ts';
-import type { Mirror } from '../../store/mirror.ts';
-import type { Store } from '../../store/store.ts';
-import { type CsrSigner, loadCsrSigner, nodeSubject } from '../pki/index.ts';
-import { requireAdmin, requireMember, requireSelf } from './authz.ts';
-import { createBatcher, type Outcome } from './batcher.ts';
+
 import type {
   Caller,
   ControlPlane,
@@ -28,11 +14,26 @@ import type {
   NodeState,
   NodeView,
   PageServerEndpoint,
-} from './contracts.ts';
-import { keys } from './keys.ts';
-import type { SegmentsRecord } from './memory-service.ts';
-import { putJson, readJson, updateAtomically } from './optimistic.ts';
-import type { createTokenService } from './token-service.ts';
+} from '../../../api/contracts.ts';
+import { AmalgamError } from '../../../core/errors.ts';
+import {
+  allocateRange,
+  createMemoryLayout,
+  type MemoryLayout,
+  rangeOf,
+  releaseRange,
+} from '../../../core/memory-layout.ts';
+import { validateLabels, validateNodeName } from '../../../core/names.ts';
+import { segmentsOnNode } from '../../../core/segments.ts';
+import { type CsrSigner, loadCsrSigner, nodeSubject } from '../../../pki/index.ts';
+import type { Mirror } from '../../../store/mirror.ts';
+import type { Store } from '../../../store/store.ts';
+import { requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
+import { createBatcher, type Outcome } from '../../service/batcher.ts';
+import { keys } from '../../service/keys.ts';
+import { putJson, readJson, updateAtomically } from '../../service/optimistic.ts';
+import type { SegmentsRecord } from '../memory/memory-service.ts';
+import type { createTokenService } from '../tokens/token-service.ts';
 
 export interface NodeRecord {
   name: string;

@@ -1,10 +1,6 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import t from 'tap';
-import {
-  caCertHash,
-  createClusterCa,
-  verifyCaCertHash,
-} from '../../../../services/controlplane/pki/index.ts';
+import { caCertHash, createClusterCa, verifyCaCertHash } from '../../../services/pki/index.ts';
 
 const ca = await createClusterCa();
 const otherCa = await createClusterCa();

@@ -5,8 +5,8 @@ import type {
   MigrateProcessRequest,
   ProcessLoadReport,
   ProcessReport,
-} from '../service/process-contracts.ts';
-import type { Handler, HandlerContext } from './handlers.ts';
+} from '../../../api/process-contracts.ts';
+import type { Handler, HandlerContext } from '../../rest/handlers.ts';
 
 function cpidOf(context: HandlerContext): number {
   // The route's params schema makes this a decimal of at most 10 digits.

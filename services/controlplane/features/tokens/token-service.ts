@@ -4,17 +4,6 @@
  * code (malformed, unknown or deleted, expired, wrong secret).
  */
 import { randomBytes } from 'node:crypto';
-import {
-  formatBootstrapToken,
-  generateBootstrapToken,
-  isTokenExpired,
-  parseBootstrapToken,
-  tokenExpiresAt,
-} from '../../core/bootstrap-token.ts';
-import { AmalgamError } from '../../core/errors.ts';
-import type { Store } from '../../store/store.ts';
-import { hashTokenSecret, verifyTokenSecret } from '../pki/index.ts';
-import { requireAdmin } from './authz.ts';
 import type {
   Caller,
   ControlPlane,
@@ -22,9 +11,20 @@ import type {
   CreateTokenRequest,
   TokenUsage,
   TokenView,
-} from './contracts.ts';
-import { keys } from './keys.ts';
-import { putJson, readJson } from './optimistic.ts';
+} from '../../../api/contracts.ts';
+import {
+  formatBootstrapToken,
+  generateBootstrapToken,
+  isTokenExpired,
+  parseBootstrapToken,
+  tokenExpiresAt,
+} from '../../../core/bootstrap-token.ts';
+import { AmalgamError } from '../../../core/errors.ts';
+import { hashTokenSecret, verifyTokenSecret } from '../../../pki/index.ts';
+import type { Store } from '../../../store/store.ts';
+import { requireAdmin } from '../../service/authz.ts';
+import { keys } from '../../service/keys.ts';
+import { putJson, readJson } from '../../service/optimistic.ts';
 
 export const DEFAULT_TOKEN_TTL_SECONDS = 24 * 3600;
 export const MAX_TOKEN_TTL_SECONDS = 30 * 24 * 3600;

@@ -7,8 +7,8 @@ import {
   nodeSubject,
   signCsr,
   verifyCsr,
-} from '../../../../services/controlplane/pki/index.ts';
-import { webCrypto, x509 } from '../../../../services/controlplane/pki/x509-provider.ts';
+} from '../../../services/pki/index.ts';
+import { webCrypto, x509 } from '../../../services/pki/x509-provider.ts';
 
 const ca = await createClusterCa();
 const caCert = new X509Certificate(ca.certPem);

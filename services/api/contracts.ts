@@ -11,9 +11,9 @@ import type {
   DeviceInventoryItem,
   DeviceKind,
   ExportPolicy,
-} from '../../core/devices.ts';
-import type { MemoryLayout, NodeRange } from '../../core/memory-layout.ts';
-import type { Extent, Placement } from '../../core/segments.ts';
+} from '../core/devices.ts';
+import type { MemoryLayout, NodeRange } from '../core/memory-layout.ts';
+import type { Extent, Placement } from '../core/segments.ts';
 import type { ProcessService } from './process-contracts.ts';
 
 /** Who is calling, as proven by mutual TLS. Join is the only call open to anonymous callers. */

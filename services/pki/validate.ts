@@ -4,7 +4,7 @@
  * CSR contributes only a public key.
  */
 import { isIP } from 'node:net';
-import { AmalgamError } from '../../core/errors.ts';
+import { AmalgamError } from '../core/errors.ts';
 
 /** Longest subject attribute value we write (a node CN is at most 68 characters). */
 export const MAX_NAME_ATTRIBUTE_CHARS = 300;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { hashTokenSecret, verifyTokenSecret } from '../../../../services/controlplane/pki/index.ts';
+import { hashTokenSecret, verifyTokenSecret } from '../../../services/pki/index.ts';
 
 const secret = '0123456789abcdef';
 

@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import t from 'tap';
-import { createKeyAndCsr } from '../../../../services/controlplane/pki/index.ts';
-import { webCrypto, x509 } from '../../../../services/controlplane/pki/x509-provider.ts';
+import { createKeyAndCsr } from '../../../services/pki/index.ts';
+import { webCrypto, x509 } from '../../../services/pki/x509-provider.ts';
 
 t.test('createKeyAndCsr makes a P-256 key and a CSR signed by it', async (t) => {
   const { keyPem, csrPem } = await createKeyAndCsr({

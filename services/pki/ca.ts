@@ -4,7 +4,7 @@
  * certificates and nothing else (pathLen 0: it never certifies another CA).
  */
 import type { webcrypto } from 'node:crypto';
-import { AmalgamError } from '../../core/errors.ts';
+import { AmalgamError } from '../core/errors.ts';
 import { generateKeyPair, keyMatchesPublicKey, loadPrivateKey, toSigningKey } from './keys.ts';
 import { decodeSinglePem, encodePem } from './pem.ts';
 import { randomSerialNumber } from './serial.ts';

@@ -6,7 +6,7 @@
  */
 import { Metadata, type ServiceError, type status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { AmalgamError, ERRORS, isAmalgamError } from '../../core/errors.ts';
+import { AmalgamError, ERRORS, isAmalgamError } from '../core/errors.ts';
 
 export const CODE_KEY = 'amalgam-code';
 export const DETAILS_KEY = 'amalgam-details';

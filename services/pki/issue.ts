@@ -4,7 +4,7 @@
  * taken from the requester.
  */
 import type { webcrypto } from 'node:crypto';
-import { AmalgamError } from '../../core/errors.ts';
+import { AmalgamError } from '../core/errors.ts';
 import type { CaSigner } from './ca.ts';
 import { encodePem } from './pem.ts';
 import { randomSerialNumber } from './serial.ts';

@@ -18,8 +18,8 @@
  * Stored form: `sha256$<32 hex salt>$<64 hex SHA-256(salt || secret)>`.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { TOKEN_SECRET_LENGTH } from '../../core/bootstrap-token.ts';
-import { AmalgamError } from '../../core/errors.ts';
+import { TOKEN_SECRET_LENGTH } from '../core/bootstrap-token.ts';
+import { AmalgamError } from '../core/errors.ts';
 
 /** The secret half of a bootstrap token `[a-z0-9]{6}.[a-z0-9]{16}`. */
 export const TOKEN_SECRET_PATTERN = new RegExp(`^[a-z0-9]{${TOKEN_SECRET_LENGTH}}$`);

@@ -4,7 +4,7 @@
  * loaded back from PEM (PKCS#8 or SEC1) for signing.
  */
 import { createPrivateKey, createPublicKey, KeyObject, type webcrypto } from 'node:crypto';
-import { AmalgamError } from '../../core/errors.ts';
+import { AmalgamError } from '../core/errors.ts';
 import { EC_KEY_ALGORITHM, webCrypto } from './x509-provider.ts';
 
 /** OpenSSL's name for P-256, as Node reports it. */

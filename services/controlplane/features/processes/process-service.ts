@@ -5,8 +5,15 @@
  * the fencing token agents act on (see services/core/processes.ts).
  */
 import type { Logger } from 'pino';
-import { AmalgamError } from '../../core/errors.ts';
-import { validateLabels, validateNodeName } from '../../core/names.ts';
+import type {
+  CreateProcessRequest,
+  ProcessLoadReport,
+  ProcessLoadView,
+  ProcessReport,
+  ProcessService,
+} from '../../../api/process-contracts.ts';
+import { AmalgamError } from '../../../core/errors.ts';
+import { validateLabels, validateNodeName } from '../../../core/names.ts';
 import {
   blockOf,
   claimPidBlock,
@@ -17,8 +24,8 @@ import {
   PidAllocator,
   type PidBlock,
   type PidBlockTable,
-} from '../../core/pid-blocks.ts';
-import { type PlacementNode, placeProcess } from '../../core/placement.ts';
+} from '../../../core/pid-blocks.ts';
+import { type PlacementNode, placeProcess } from '../../../core/placement.ts';
 import {
   confirmSourceStopped,
   decideMigration,
@@ -31,20 +38,13 @@ import {
   type ProcessRecord,
   reportEnded,
   reportRunning,
-} from '../../core/processes.ts';
-import type { Mirror } from '../../store/mirror.ts';
-import type { Store } from '../../store/store.ts';
-import { ownerName, requireAdmin, requireMember, requireSelf } from './authz.ts';
-import { keys } from './keys.ts';
-import type { NodeRecord } from './node-service.ts';
-import { putJson, readJson, updateAtomically } from './optimistic.ts';
-import type {
-  CreateProcessRequest,
-  ProcessLoadReport,
-  ProcessLoadView,
-  ProcessReport,
-  ProcessService,
-} from './process-contracts.ts';
+} from '../../../core/processes.ts';
+import type { Mirror } from '../../../store/mirror.ts';
+import type { Store } from '../../../store/store.ts';
+import { ownerName, requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
+import { keys } from '../../service/keys.ts';
+import { putJson, readJson, updateAtomically } from '../../service/optimistic.ts';
+import type { NodeRecord } from '../nodes/node-service.ts';
 import { processKeys } from './process-keys.ts';
 
 export interface ProcessServiceOptions {

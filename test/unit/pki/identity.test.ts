@@ -1,10 +1,6 @@
 import type { PeerCertificate } from 'node:tls';
 import t from 'tap';
-import {
-  adminSubject,
-  identityOf,
-  nodeSubject,
-} from '../../../../services/controlplane/pki/index.ts';
+import { adminSubject, identityOf, nodeSubject } from '../../../services/pki/index.ts';
 
 /** What `getPeerCertificate()` reports, reduced to the subject (arrays for repeated attributes). */
 function peer(subject: Record<string, string | string[]>): Pick<PeerCertificate, 'subject'> {

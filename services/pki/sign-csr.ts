@@ -6,7 +6,7 @@
  * token-authenticated join, so a CSR asking for `CN=admin` or `CA:TRUE`
  * changes nothing.
  */
-import { AmalgamError } from '../../core/errors.ts';
+import { AmalgamError } from '../core/errors.ts';
 import type { ClusterCa } from './ca.ts';
 import { loadCaSigner } from './ca.ts';
 import { publicKeyHash } from './fingerprint.ts';

@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import t from 'tap';
-import { createClusterCa } from '../../../../services/controlplane/pki/index.ts';
-import { x509 } from '../../../../services/controlplane/pki/x509-provider.ts';
+import { createClusterCa } from '../../../services/pki/index.ts';
+import { x509 } from '../../../services/pki/x509-provider.ts';
 
 t.test('the cluster CA is a self-signed P-256 CA that can only sign', async (t) => {
   const ca = await createClusterCa();

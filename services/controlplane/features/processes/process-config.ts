@@ -10,8 +10,8 @@
  *   fenceMarginSeconds   a target takes over from a source without a lease only after
  *                        seeing it gone this long (default 2)
  */
-import { AmalgamError } from '../core/errors.ts';
-import type { RebalancePolicy } from '../core/rebalance.ts';
+import { AmalgamError } from '../../../core/errors.ts';
+import type { RebalancePolicy } from '../../../core/rebalance.ts';
 
 export interface ProcessConfig {
   rebalance?: boolean;

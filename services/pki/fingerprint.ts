@@ -5,7 +5,7 @@
  * re-issuing the CA certificate with the same key.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AmalgamError } from '../../core/errors.ts';
+import { AmalgamError } from '../core/errors.ts';
 import { decodeSinglePem } from './pem.ts';
 import { x509 } from './x509-provider.ts';
 

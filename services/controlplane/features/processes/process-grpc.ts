@@ -3,14 +3,15 @@
  * of rest/process-handlers.ts: decode, call ONE service function, and turn
  * the record's nulls into unset fields.
  */
-import type { ProcessRecord } from '../../core/processes.ts';
+
 import type {
   CreateProcessRequest,
   ProcessLoadView,
   ProcessReport,
   ProcessReportEvent,
-} from '../service/process-contracts.ts';
-import type { UnaryMethod } from './handlers.ts';
+} from '../../../api/process-contracts.ts';
+import type { ProcessRecord } from '../../../core/processes.ts';
+import type { UnaryMethod } from '../../grpc/handlers.ts';
 
 const present = <T>(value: T | null | undefined): T | undefined =>
   value === null ? undefined : value;

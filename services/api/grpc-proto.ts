@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 
-export const PROTO_PATH = fileURLToPath(new URL('../../../openapi/amalgam.proto', import.meta.url));
+export const PROTO_PATH = fileURLToPath(new URL('../../openapi/amalgam.proto', import.meta.url));
 
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: false,

@@ -4,9 +4,16 @@
  * are one CAS over the layout and the segment table together.
  */
 import { randomUUID } from 'node:crypto';
-import { AmalgamError } from '../../core/errors.ts';
-import { createMemoryLayout, layoutStats, type MemoryLayout } from '../../core/memory-layout.ts';
-import { validateSegmentId } from '../../core/names.ts';
+import type {
+  AllocateSegmentRequest,
+  Caller,
+  ControlPlane,
+  MemoryLayoutView,
+  SegmentView,
+} from '../../../api/contracts.ts';
+import { AmalgamError } from '../../../core/errors.ts';
+import { createMemoryLayout, layoutStats, type MemoryLayout } from '../../../core/memory-layout.ts';
+import { validateSegmentId } from '../../../core/names.ts';
 import {
   allocateSegment,
   createSegmentTable,
@@ -14,18 +21,11 @@ import {
   type Placement,
   type Segment,
   type SegmentTable,
-} from '../../core/segments.ts';
-import type { Store } from '../../store/store.ts';
-import { ownerName, requireMember } from './authz.ts';
-import type {
-  AllocateSegmentRequest,
-  Caller,
-  ControlPlane,
-  MemoryLayoutView,
-  SegmentView,
-} from './contracts.ts';
-import { keys } from './keys.ts';
-import { putJson, readJson, updateAtomically } from './optimistic.ts';
+} from '../../../core/segments.ts';
+import type { Store } from '../../../store/store.ts';
+import { ownerName, requireMember } from '../../service/authz.ts';
+import { keys } from '../../service/keys.ts';
+import { putJson, readJson, updateAtomically } from '../../service/optimistic.ts';
 
 /** The stored segment table plus who made each segment and when. */
 export interface SegmentsRecord {

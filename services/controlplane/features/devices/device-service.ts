@@ -8,6 +8,8 @@
  * writers on one table, can never both win. Only the node itself reports its
  * inventory; only the admin sets a policy (core/devices.ts has the rules).
  */
+
+import type { Caller, ControlPlane, DeviceView } from '../../../api/contracts.ts';
 import {
   applyInventory,
   createDeviceTable,
@@ -19,16 +21,15 @@ import {
   validateDeviceName,
   validateExportPolicy,
   validateInventory,
-} from '../../core/devices.ts';
-import { AmalgamError } from '../../core/errors.ts';
-import { validateNodeName } from '../../core/names.ts';
-import type { Mirror } from '../../store/mirror.ts';
-import type { Store } from '../../store/store.ts';
-import { requireAdmin, requireMember, requireSelf } from './authz.ts';
-import type { Caller, ControlPlane, DeviceView } from './contracts.ts';
-import { keys } from './keys.ts';
-import type { NodeRecord } from './node-service.ts';
-import { putJson, readJson, updateAtomically } from './optimistic.ts';
+} from '../../../core/devices.ts';
+import { AmalgamError } from '../../../core/errors.ts';
+import { validateNodeName } from '../../../core/names.ts';
+import type { Mirror } from '../../../store/mirror.ts';
+import type { Store } from '../../../store/store.ts';
+import { requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
+import { keys } from '../../service/keys.ts';
+import { putJson, readJson, updateAtomically } from '../../service/optimistic.ts';
+import type { NodeRecord } from '../nodes/node-service.ts';
 
 export function toDeviceView(node: string, device: DeviceRecord): DeviceView {
   return {
