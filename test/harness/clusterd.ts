@@ -20,6 +20,7 @@ import {
   signCsr,
 } from '../../services/pki/index.ts';
 import { tailFile } from './etcd-cluster.ts';
+import { patient } from './patience.ts';
 import {
   findSetpriv,
   freePorts,
@@ -106,7 +107,7 @@ export async function startClusterdReplicas(
   const urls = ports.map((port) => `https://127.0.0.1:${port}`);
   const grpcUrls = grpcPorts.map((port) => `127.0.0.1:${port}`);
   const children: (ChildProcess | undefined)[] = [];
-  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+  const startTimeoutMs = patient(options.startTimeoutMs ?? 30_000);
 
   async function writeConfig(i: number): Promise<string> {
     const store =
