@@ -22,7 +22,8 @@ import {
   writeSnapshot,
 } from './data-dir.ts';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.ts';
-import { type Applied, type Mvcc, type StoreCommand, validatePrefix } from './mvcc.ts';
+import type { Applied, Mvcc, StoreCommand } from './mvcc.ts';
+import { validatePrefix } from './mvcc-validate.ts';
 import type {
   KeyValue,
   Lease,
