@@ -471,6 +471,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   const processes = await startProcessesFromConfig(
     config,
+    client,
     { ca: ca as string, cert: cert as string, key: key as string },
     logger,
   );

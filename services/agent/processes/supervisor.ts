@@ -35,7 +35,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ApiError } from '../../client/errors.ts';
-import type { ProcessClient } from '../../client/process-client.ts';
+import type { ProcessesApi } from '../../client/index.ts';
 import { isTerminal, type ProcessRecord } from '../../core/processes.ts';
 import { type AgentEndpoint, pushCheckpoint, startAgentEndpoint, type Tls } from './transfer.ts';
 
@@ -114,7 +114,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startProcessSupervisor(options: {
   node: string;
-  client: ProcessClient;
+  client: ProcessesApi;
   tls: Tls;
   config: ProcessAgentConfig;
   logger: Logger;
@@ -553,7 +553,7 @@ export async function startProcessSupervisor(options: {
   }
 
   // ---- desired state: watch + resync ----
-  let watch: ReturnType<ProcessClient['watch']> | null = null;
+  let watch: ReturnType<ProcessesApi['watch']> | null = null;
   async function watchLoop(): Promise<void> {
     while (!closed) {
       watch = client.watch({ retryForMs: 60_000 });
