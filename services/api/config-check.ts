@@ -45,11 +45,20 @@ function issueOf(error: ErrorObject): ConfigIssue {
     };
   }
   const field = fieldOf(error.instancePath);
-  const description = (error.parentSchema as { description?: unknown } | undefined)?.description;
   if (error.keyword === 'false schema') return { field, message: 'not allowed here' };
-  if (typeof description === 'string')
-    return { field, message: `${error.message}: ${description}` };
+  // A schema's description says what is required, in the words the docs use.
+  const description = (error.parentSchema as { description?: unknown } | undefined)?.description;
+  if (typeof description === 'string') return { field, message: description };
   return { field, message: error.message ?? 'is not valid' };
+}
+
+/** Where a top-level field is in the schema's `properties`: the documented order. */
+function rankOf(schema: ConfigSchema, field: string): number {
+  if (field === 'config') return -1;
+  const top = /^[^.[]*/.exec(field)?.[0] ?? '';
+  const names = Object.keys((schema.properties as Record<string, unknown> | undefined) ?? {});
+  const index = names.indexOf(top);
+  return index === -1 ? names.length : index;
 }
 
 // Strict, but a conditional (`if`/`then`) may require what the outer schema declares.
@@ -57,19 +66,29 @@ const ajv = new Ajv({
   strict: true,
   strictRequired: false,
   strictTypes: false,
-  allErrors: false,
+  allErrors: true,
+  // parentSchema in errors: its description is the message.
+  verbose: true,
   coerceTypes: false,
   useDefaults: false,
 });
 
-/** A checker for one schema: undefined when the value is valid, else its first problem. */
+/**
+ * A checker for one schema: undefined when the value is valid, else its
+ * problem in the field that comes first in the schema (the order the file is
+ * documented in), whatever order ajv checks the keywords in.
+ */
 export function compileConfigSchema(
   schema: ConfigSchema,
 ): (value: unknown) => ConfigIssue | undefined {
   const validate = ajv.compile(schema);
   return (value) => {
     if (validate(value)) return undefined;
-    const [first] = validate.errors ?? [];
-    return first ? issueOf(first) : { field: 'config', message: 'is not valid' };
+    const issues = (validate.errors ?? []).map(issueOf);
+    let first: ConfigIssue | undefined;
+    for (const issue of issues) {
+      if (!first || rankOf(schema, issue.field) < rankOf(schema, first.field)) first = issue;
+    }
+    return first ?? { field: 'config', message: 'is not valid' };
   };
 }

@@ -7,36 +7,48 @@ import type { ConfigSchema } from '../api/config-check.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-const path = {
+const string = (maxLength: number) => ({
   type: 'string',
   minLength: 1,
-  maxLength: 4096,
-  description: 'a non-empty path (relative to the config file)',
-};
+  maxLength,
+  description: `a non-empty string of at most ${maxLength} characters is required`,
+});
+const integer = (minimum: number, maximum: number) => ({
+  type: 'integer',
+  minimum,
+  maximum,
+  description: `an integer from ${minimum} to ${maximum} is required`,
+});
+const number = (minimum: number, maximum: number) => ({
+  type: 'number',
+  minimum,
+  maximum,
+  description: `a number from ${minimum} to ${maximum}`,
+});
+const path = string(4096);
 const endpoint = {
   type: 'object',
   required: ['host', 'port'],
   additionalProperties: false,
   properties: {
-    host: { type: 'string', minLength: 1, maxLength: 255 },
-    port: { type: 'integer', minimum: 0, maximum: 65535 },
+    host: string(255),
+    port: integer(0, 65535),
   },
 };
-const seconds = (max: number) => ({ type: 'number', minimum: 0, maximum: max });
 
 /** The `processes` block (features/processes/process-config.ts): all optional. */
 export const PROCESS_CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    rebalance: { type: 'boolean' },
-    rebalanceIntervalMs: { type: 'number', minimum: 50, maximum: 3_600_000 },
-    threshold: { type: 'number', minimum: 0, maximum: 1000 },
-    cooldownSeconds: seconds(86_400),
-    minAgeSeconds: seconds(86_400),
-    maxMovesPerProcess: { type: 'number', minimum: 0, maximum: 1_000_000 },
-    maxMovesPerRound: { type: 'number', minimum: 1, maximum: 10_000 },
-    fenceMarginSeconds: seconds(3600),
+    rebalance: { type: 'boolean', description: 'true or false' },
+    rebalanceIntervalMs: number(50, 3_600_000),
+    threshold: number(0, 1000),
+    cooldownSeconds: number(0, 86_400),
+    minAgeSeconds: number(0, 86_400),
+    maxMovesPerProcess: number(0, 1_000_000),
+    maxMovesPerRound: number(1, 10_000),
+    fenceMarginSeconds: number(0, 3600),
   },
 } satisfies ConfigSchema;
 
@@ -50,7 +62,7 @@ export const CLUSTERD_CONFIG_SCHEMA = {
       minLength: 1,
       maxLength: 253,
       pattern: '^[\\x21-\\x7e]+$',
-      description: 'printable ASCII without spaces',
+      description: '1 to 253 characters of printable ASCII without spaces are required',
     },
     listen: endpoint,
     tls: {
@@ -64,17 +76,22 @@ export const CLUSTERD_CONFIG_SCHEMA = {
       required: ['backend'],
       additionalProperties: false,
       properties: {
-        backend: { type: 'string', enum: ['embedded', 'etcd'] },
+        backend: {
+          type: 'string',
+          enum: ['embedded', 'etcd'],
+          description: "'embedded' or 'etcd' is required",
+        },
         dataDir: path,
         endpoints: {
           type: 'array',
           minItems: 1,
           maxItems: 16,
+          description: 'a list of 1 to 16 etcd client URLs is required',
           items: {
             type: 'string',
             maxLength: 1024,
             pattern: '^https?://[^\\s/]+/?$',
-            description: 'an http(s)://host:port URL',
+            description: 'an http(s)://host:port URL is required',
           },
         },
       },
@@ -91,9 +108,13 @@ export const CLUSTERD_CONFIG_SCHEMA = {
         },
       ],
     },
-    logLevel: { type: 'string', enum: LOG_LEVELS },
-    nodeGraceSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
-    bodyLimit: { type: 'integer', minimum: 1024, maximum: 16 * 1024 * 1024 },
+    logLevel: {
+      type: 'string',
+      enum: LOG_LEVELS,
+      description: `one of ${LOG_LEVELS.join(', ')} is required`,
+    },
+    nodeGraceSeconds: integer(1, 3600),
+    bodyLimit: integer(1024, 16 * 1024 * 1024),
     grpcListen: endpoint,
     processes: PROCESS_CONFIG_SCHEMA,
   },

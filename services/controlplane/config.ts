@@ -76,8 +76,8 @@ export function parseConfig(
 ): ClusterdConfig {
   const issue = checkClusterdConfig(value);
   if (issue) {
-    const where = file === undefined ? '' : `${file}: `;
-    throw new AmalgamError('INVALID_ARGUMENT', `${where}${issue.field}: ${issue.message}`, {
+    // The caller names the file in its own words (`bad config <file>: ...`); details carry it.
+    throw new AmalgamError('INVALID_ARGUMENT', `${issue.field}: ${issue.message}`, {
       field: issue.field,
       ...(file === undefined ? {} : { file }),
     });
