@@ -13,8 +13,9 @@ import type {
   ExportPolicy,
 } from '../core/devices.ts';
 import type { MemoryLayout, NodeRange } from '../core/memory-layout.ts';
+import type { PidBlock } from '../core/pid-blocks.ts';
+import type { Migratable, ProcessRecord } from '../core/processes.ts';
 import type { Extent, Placement } from '../core/segments.ts';
-import type { ProcessService } from './process-contracts.ts';
 
 /** Who is calling, as proven by mutual TLS. Join is the only call open to anonymous callers. */
 export type Caller = { kind: 'admin' } | { kind: 'node'; name: string } | { kind: 'anonymous' };
@@ -170,9 +171,77 @@ export interface SetExportRequest {
 
 export type { DeviceInventoryItem, DeviceKind, ExportPolicy };
 
+// ---- the network process space ----
+
+export type ProcessView = ProcessRecord;
+
+export interface ClaimPidBlockRequest {
+  size?: number;
+}
+
+export interface CreateProcessRequest {
+  command: string;
+  args?: string[];
+  migratable?: Migratable;
+  cpus?: number;
+  labels?: Record<string, string>;
+  node?: string;
+  cpid?: number;
+}
+
+export interface MigrateProcessRequest {
+  to: string;
+}
+
+export type ProcessReportEvent =
+  | 'running'
+  | 'exited'
+  | 'failed'
+  | 'source-stopped'
+  | 'fence-source';
+
+export interface ProcessReport {
+  epoch: number;
+  event: ProcessReportEvent;
+  how?: 'checkpointed' | 'stopped';
+  exitCode?: number;
+  failure?: string;
+}
+
+export interface ProcessLoadReport {
+  cpus: number;
+  cpuSpeed: number;
+  load1: number;
+  runnable: number;
+  agentAddress?: string;
+  processes: { cpid: number; epoch: number; cpu: number }[];
+}
+
+export interface ProcessLoadView extends Omit<ProcessLoadReport, 'agentAddress'> {
+  node: string;
+  reportedAt: number;
+  agentAddress: string | null;
+}
+
+/** The process service as the transports see it (features/processes/process-service.ts). */
+export interface ProcessService {
+  claimPidBlock(caller: Caller, request: ClaimPidBlockRequest): Promise<PidBlock>;
+  /** Every claimed block, in claim order, read from the store (not a cache). */
+  listPidBlocks(caller: Caller): Promise<PidBlock[]>;
+  create(caller: Caller, request: CreateProcessRequest): Promise<ProcessView>;
+  list(caller: Caller): Promise<ProcessView[]>;
+  get(caller: Caller, cpid: number): Promise<ProcessView>;
+  kill(caller: Caller, cpid: number): Promise<ProcessView>;
+  migrate(caller: Caller, cpid: number, request: MigrateProcessRequest): Promise<ProcessView>;
+  /** Only the node itself, about its own copy. */
+  report(caller: Caller, node: string, cpid: number, report: ProcessReport): Promise<ProcessView>;
+  reportLoad(caller: Caller, name: string, report: ProcessLoadReport): Promise<ProcessLoadView>;
+  listLoads(caller: Caller): Promise<ProcessLoadView[]>;
+}
+
 export interface ControlPlane {
   watch: WatchService;
-  /** The network process space (process-contracts.ts). */
+  /** The network process space (features/processes/). */
   processes: ProcessService;
   cluster: {
     info(caller: Caller): Promise<ClusterInfo>;

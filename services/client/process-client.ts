@@ -10,7 +10,7 @@ import type {
   ProcessLoadView,
   ProcessReport,
   ProcessView,
-} from '../api/process-contracts.ts';
+} from '../api/contracts.ts';
 import type { PidBlock } from '../core/pid-blocks.ts';
 import { ClientError } from './errors.ts';
 import { createTransport, type Transport, type TransportOptions } from './transport.ts';
