@@ -11,12 +11,15 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import type { Caller } from '../../../../services/api/contracts.ts';
+import { applyReport } from '../../../../services/controlplane/features/processes/process-decisions.ts';
 import { createProcessService } from '../../../../services/controlplane/features/processes/process-service.ts';
+import { placementNodes } from '../../../../services/controlplane/features/processes/process-snapshot.ts';
 import {
   processKeys,
   processWatchView,
 } from '../../../../services/controlplane/features/processes/records.ts';
 import { keys } from '../../../../services/controlplane/service/keys.ts';
+import { decideMigration, newProcessRecord } from '../../../../services/core/processes.ts';
 import { openEmbeddedStore } from '../../../../services/store/embedded-store.ts';
 import { openMirror } from '../../../../services/store/mirror.ts';
 import type { Store } from '../../../../services/store/store.ts';
@@ -200,4 +203,62 @@ t.test('load reports: the node itself writes; every member reads', async (t) => 
   t.match((await processes.snapshot()).nodes, [{ name: 'a', cpus: 16, speed: 2 }], 'fresh');
   clock.now += 61_000;
   t.match((await processes.snapshot()).nodes, [{ name: 'a', cpus: 4, speed: 1 }], 'stale');
+});
+
+t.test('placementNodes (pure): fresh loads, demand of active records, who is Ready', async (t) => {
+  const facts = (name: string, state: 'Ready' | 'Draining' = 'Ready') => ({
+    name,
+    capacity: { memoryBytes: 1, swapBytes: 0, contributedBytes: 1, cpus: 4, cpuSpeed: 1 },
+    labels: {},
+    roles: [],
+    state,
+  });
+  const spec = { command: 'x', args: [], migratable: 'restart' as const, cpus: 3, labels: {} };
+  const running = newProcessRecord(spec, 100_000, 'a', 'o', 0);
+  const killed = { ...newProcessRecord(spec, 100_001, 'a', 'o', 0), state: 'killed' as const };
+  const load = (node: string, reportedAt: number) => ({
+    node,
+    reportedAt,
+    cpus: 32,
+    cpuSpeed: 3,
+    load1: 0,
+    runnable: 0,
+    agentAddress: null,
+    processes: [],
+  });
+  const nodes = placementNodes({
+    nodes: [facts('a'), facts('b'), facts('c', 'Draining')],
+    alive: new Set(['a', 'c']),
+    loads: [load('a', 100_000), load('b', 0)],
+    records: [running, killed],
+    now: 100_000 + 59_999,
+  });
+  t.match(nodes, [
+    { name: 'a', cpus: 32, speed: 3, demand: 3, ready: true },
+    { name: 'b', cpus: 4, speed: 1, demand: 0, ready: false },
+    { name: 'c', ready: false },
+  ]);
+});
+
+t.test('applyReport (pure): each event is one step of the state machine', async (t) => {
+  const spec = { command: 'x', args: [], migratable: 'checkpoint' as const, cpus: 1, labels: {} };
+  const r = newProcessRecord(spec, 100_000, 'a', 'o', 0);
+  const context = { node: 'a', now: 5, sourceAlive: true, fenceMarginMs: 0 };
+  t.match(applyReport(r, { epoch: 1, event: 'running' }, context), { state: 'running' });
+  t.match(applyReport(r, { epoch: 1, event: 'exited' }, context), { state: 'exited', exitCode: 0 });
+  t.match(applyReport(r, { epoch: 1, event: 'failed' }, context), {
+    state: 'failed',
+    failure: 'unknown',
+  });
+  const moving = decideMigration(r, 'b', 'manual', 1);
+  t.match(applyReport(moving, { epoch: 2, event: 'source-stopped' }, context).migration, {
+    sourceStopped: 'stopped',
+  });
+  const target = { ...context, node: 'b', sourceAlive: false };
+  t.match(applyReport(moving, { epoch: 2, event: 'fence-source' }, target).migration, {
+    sourceLostAt: 5,
+  });
+  t.throws(() => applyReport(r, { epoch: 1, event: 'x' as 'running' }, context), {
+    code: 'INVALID_ARGUMENT',
+  });
 });
