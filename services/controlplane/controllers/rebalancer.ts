@@ -5,7 +5,8 @@
  * commits each through the service (`commitRebalanceMove`: a CAS on the
  * record, epoch + 1) before any agent acts. A record that changed since the
  * snapshot is left alone (the next pass sees it again). Level-based and
- * idempotent: a missed pass costs only time.
+ * idempotent: a missed pass costs only time. The loop is a key on the
+ * reconcile WorkQueue (services/reconcile).
  */
 import type { Logger } from 'pino';
 import {
@@ -14,9 +15,9 @@ import {
   type RebalancePolicy,
   rebalanceCandidates,
 } from '../../core/rebalance.ts';
+import { WorkQueue } from '../../reconcile/index.ts';
 import type { ProcessServiceInternal } from '../features/processes/process-service.ts';
 import type { Controller } from './node-lifecycle.ts';
-import { startPeriodicController } from './periodic.ts';
 
 export interface RebalancerOptions {
   processes: Pick<ProcessServiceInternal, 'snapshot' | 'commitRebalanceMove'>;
@@ -51,13 +52,57 @@ export async function rebalanceOnce(
   return made;
 }
 
+const KEY = 'rebalance';
+
+/**
+ * The periodic pass on the reconcile work queue: one key, `rebalance`, that
+ * requeues itself every `intervalMs`; a failed pass is logged and retried
+ * with the queue's back-off (from `intervalMs`); never two passes at once.
+ */
+class Rebalancer implements Controller {
+  private readonly queue: WorkQueue;
+  private stopped = false;
+  private lastMade = 0;
+
+  constructor(options: RebalancerOptions) {
+    const intervalMs = options.intervalMs ?? 2000;
+    const pass = {
+      processes: options.processes,
+      now: options.now,
+      logger: options.logger,
+      policy: { ...DEFAULT_REBALANCE_POLICY, ...options.policy },
+    };
+    this.queue = new WorkQueue({
+      name: 'rebalancer',
+      baseDelayMs: intervalMs,
+      maxDelayMs: Math.max(intervalMs, 30_000),
+      logger: options.logger,
+      worker: async () => {
+        try {
+          this.lastMade = await rebalanceOnce(pass, () => this.stopped);
+        } catch (err) {
+          options.logger.warn({ err: (err as Error).message }, 'rebalance pass failed');
+          throw err;
+        }
+        return { requeueAfterMs: intervalMs };
+      },
+    });
+    this.queue.addAfter(KEY, intervalMs);
+  }
+
+  /** A pass now (or the one in flight, then this one); how many moves it made. */
+  async reconcile(): Promise<number> {
+    this.queue.add(KEY);
+    await this.queue.idle();
+    return this.lastMade;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.queue.close();
+  }
+}
+
 export function startRebalancer(options: RebalancerOptions): Controller {
-  const policy: RebalancePolicy = { ...DEFAULT_REBALANCE_POLICY, ...options.policy };
-  const pass = { processes: options.processes, now: options.now, logger: options.logger, policy };
-  return startPeriodicController({
-    pass: (stopped) => rebalanceOnce(pass, stopped),
-    intervalMs: options.intervalMs ?? 2000,
-    logger: options.logger,
-    failMessage: 'rebalance pass failed',
-  });
+  return new Rebalancer(options);
 }
