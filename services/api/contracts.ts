@@ -8,20 +8,27 @@
  */
 import type { DeviceInventoryItem, DeviceKind, ExportPolicy } from '../core/devices.ts';
 import type { NodeRange } from '../core/memory-layout.ts';
-import type { ProcessService } from './process-contracts.ts';
+import type { PidBlock } from '../core/pid-blocks.ts';
 import type {
   AllocateSegmentRequest,
+  ClaimPidBlockRequest,
   ClusterInfo,
   CreatedToken,
+  CreateProcessRequest,
   CreateTokenRequest,
   DeviceView,
   JoinRequest,
   JoinResult,
   LoadReport,
   MemoryLayoutView,
+  MigrateProcessRequest,
   NodeState,
   NodeView,
   PageServerEndpoint,
+  ProcessLoadReport,
+  ProcessLoadView,
+  ProcessReport,
+  ProcessView,
   ResourceEvent,
   SegmentView,
   TokenView,
@@ -34,9 +41,25 @@ export type Caller = { kind: 'admin' } | { kind: 'node'; name: string } | { kind
 
 export type { DeviceInventoryItem, DeviceKind, ExportPolicy };
 
+/** The process service as the transports see it (features/processes/process-service.ts). */
+export interface ProcessService {
+  claimPidBlock(caller: Caller, request: ClaimPidBlockRequest): Promise<PidBlock>;
+  /** Every claimed block, in claim order, read from the store (not a cache). */
+  listPidBlocks(caller: Caller): Promise<PidBlock[]>;
+  create(caller: Caller, request: CreateProcessRequest): Promise<ProcessView>;
+  list(caller: Caller): Promise<ProcessView[]>;
+  get(caller: Caller, cpid: number): Promise<ProcessView>;
+  kill(caller: Caller, cpid: number): Promise<ProcessView>;
+  migrate(caller: Caller, cpid: number, request: MigrateProcessRequest): Promise<ProcessView>;
+  /** Only the node itself, about its own copy. */
+  report(caller: Caller, node: string, cpid: number, report: ProcessReport): Promise<ProcessView>;
+  reportLoad(caller: Caller, name: string, report: ProcessLoadReport): Promise<ProcessLoadView>;
+  listLoads(caller: Caller): Promise<ProcessLoadView[]>;
+}
+
 export interface ControlPlane {
   watch: WatchService;
-  /** The network process space (process-contracts.ts). */
+  /** The network process space (features/processes). */
   processes: ProcessService;
   cluster: {
     info(caller: Caller): Promise<ClusterInfo>;

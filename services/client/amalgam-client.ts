@@ -10,6 +10,7 @@ import type {
   AllocateSegmentRequest,
   ClusterInfo,
   CreatedToken,
+  CreateProcessRequest,
   CreateTokenRequest,
   DeviceInventoryItem,
   DeviceView,
@@ -20,16 +21,13 @@ import type {
   MemoryLayoutView,
   NodeView,
   PageServerEndpoint,
-  SegmentView,
-  TokenView,
-} from '../api/contracts.ts';
-import type {
-  CreateProcessRequest,
   ProcessLoadReport,
   ProcessLoadView,
   ProcessReport,
   ProcessView,
-} from '../api/process-contracts.ts';
+  SegmentView,
+  TokenView,
+} from '../api/contracts.ts';
 import type { PidBlock } from '../core/pid-blocks.ts';
 import type { ClientWatch, ClientWatchOptions } from './watch.ts';
 

@@ -8,10 +8,11 @@ import type {
   LoadReport,
   NodeView,
   PageServerEndpoint,
+  ProcessLoadView,
+  ProcessView,
   ResourceEvent,
   SegmentView,
 } from '../api/contracts.ts';
-import type { ProcessLoadView, ProcessView } from '../api/process-contracts.ts';
 import type { Migration } from '../core/processes.ts';
 import type { Placement } from '../core/segments.ts';
 import { ClientError } from './errors.ts';

@@ -9,10 +9,11 @@ import type {
   JoinResult,
   MemoryLayoutView,
   NodeView,
+  ProcessLoadView,
+  ProcessView,
   SegmentView,
   TokenView,
 } from '../api/contracts.ts';
-import type { ProcessLoadView, ProcessView } from '../api/process-contracts.ts';
 import type { PidBlock } from '../core/pid-blocks.ts';
 import type { AmalgamClient, ProcessesApi } from './amalgam-client.ts';
 import { ClientError } from './errors.ts';

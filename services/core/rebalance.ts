@@ -18,7 +18,7 @@
  * - At most `maxMovesPerRound` moves per round.
  */
 import { fits, type PlacementNode, pressure } from './placement.ts';
-import type { Migratable, ProcessState } from './processes.ts';
+import type { Migratable, ProcessRecord, ProcessState } from './processes.ts';
 
 export interface RebalanceProcess {
   cpid: number;
@@ -57,6 +57,25 @@ export interface Move {
   to: string;
   /** Pressures before the move (source, target) and the target's after. */
   gap: { from: number; to: number; toAfter: number };
+}
+
+/** The policy's view of process records, with the CPU use the agents measured (by cluster PID). */
+export function rebalanceCandidates(
+  records: readonly ProcessRecord[],
+  cpuUse: ReadonlyMap<number, number>,
+): RebalanceProcess[] {
+  return records.map((r) => ({
+    cpid: r.cpid,
+    home: r.home,
+    cpus: r.cpus,
+    migratable: r.migratable,
+    state: r.state,
+    labels: r.labels,
+    startedAt: r.startedAt,
+    cpuUse: cpuUse.get(r.cpid) ?? null,
+    migrations: r.migrations,
+    lastMovedAt: r.lastMovedAt,
+  }));
 }
 
 export type RebalanceNode = Omit<PlacementNode, 'demand'>;

@@ -17,7 +17,7 @@ import type {
   SetExportRequest,
 } from '../../api/contracts.ts';
 import { AmalgamError } from '../../core/errors.ts';
-import { processHandlers } from '../features/processes/process-rest.ts';
+import { processRoutes } from '../features/processes/process-routes.ts';
 
 export interface HandlerContext {
   runtime: ControlPlaneRuntime;
@@ -171,7 +171,7 @@ export const handlers: Record<string, Handler> = {
     return { status: 200, contentType: NDJSON_TYPE, stream: watch };
   },
 
-  ...processHandlers,
+  ...processRoutes,
 
   getHealth: async () => json(200, { status: 'ok' }),
   getReadiness: async ({ runtime }) => {

@@ -4,8 +4,8 @@
  * REST answers. No socket is opened: the messages are only encoded and decoded.
  */
 import t from 'tap';
+import type { ProcessLoadView, ProcessView } from '../../../services/api/contracts.ts';
 import { loadAmalgamProto } from '../../../services/api/grpc-proto.ts';
-import type { ProcessLoadView, ProcessView } from '../../../services/api/process-contracts.ts';
 import {
   type Message,
   processFromProto,

@@ -1,9 +1,11 @@
 import t from 'tap';
 import { type PlacementNode, placeProcess } from '../../../services/core/placement.ts';
+import { newProcessRecord } from '../../../services/core/processes.ts';
 import {
   DEFAULT_REBALANCE_POLICY,
   planMoves,
   type RebalanceProcess,
+  rebalanceCandidates,
 } from '../../../services/core/rebalance.ts';
 
 const node = (name: string, over: Partial<PlacementNode> = {}): PlacementNode => ({
@@ -190,3 +192,35 @@ t.test(
     t.equal(busy[0]?.cpid, 3, 'the most CPU-bound moves first');
   },
 );
+
+t.test("rebalance candidates: the policy's view of records, with measured CPU use", async (t) => {
+  const spec = { command: 'x', args: [], migratable: 'checkpoint' as const, cpus: 2, labels: {} };
+  const a = newProcessRecord(spec, 100_000, 'a', 'node:a', 5);
+  const b = { ...newProcessRecord(spec, 100_001, 'b', 'node:b', 5), migrations: 1, lastMovedAt: 7 };
+  t.same(rebalanceCandidates([a, b], new Map([[100_001, 1.5]])), [
+    {
+      cpid: 100_000,
+      home: 'a',
+      cpus: 2,
+      migratable: 'checkpoint',
+      state: 'pending',
+      labels: {},
+      startedAt: null,
+      cpuUse: null,
+      migrations: 0,
+      lastMovedAt: null,
+    },
+    {
+      cpid: 100_001,
+      home: 'b',
+      cpus: 2,
+      migratable: 'checkpoint',
+      state: 'pending',
+      labels: {},
+      startedAt: null,
+      cpuUse: 1.5,
+      migrations: 1,
+      lastMovedAt: 7,
+    },
+  ]);
+});

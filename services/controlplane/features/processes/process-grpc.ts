@@ -1,17 +1,29 @@
 /**
- * gRPC handlers of the network process space (service Processes), the twin
- * of rest/process-handlers.ts: decode, call ONE service function, and turn
- * the record's nulls into unset fields.
+ * gRPC methods of the network process space (service Processes): decode,
+ * call ONE service function (the same as the REST routes), and turn the
+ * view's nulls into unset fields. The methods take only what they use of the
+ * gRPC door's UnaryMethod (grpc/handlers.ts), so this file does not import
+ * the table that composes them.
  */
 
 import type {
+  Caller,
   CreateProcessRequest,
   ProcessLoadView,
   ProcessReport,
   ProcessReportEvent,
-} from '../../../api/process-contracts.ts';
-import type { ProcessRecord } from '../../../core/processes.ts';
-import type { UnaryMethod } from '../../grpc/handlers.ts';
+  ProcessService,
+  ProcessView,
+} from '../../../api/contracts.ts';
+
+/** The part of the gRPC door's UnaryMethod these methods fill. */
+export interface ProcessMethod {
+  handle: (
+    runtime: { processes: ProcessService },
+    caller: Caller,
+    request: Record<string, unknown>,
+  ) => Promise<unknown>;
+}
 
 const present = <T>(value: T | null | undefined): T | undefined =>
   value === null ? undefined : value;
@@ -25,7 +37,7 @@ function dropNulls<T extends object>(value: T): Record<string, unknown> {
   return out;
 }
 
-function processOut(r: ProcessRecord): Record<string, unknown> {
+function processOut(r: ProcessView): Record<string, unknown> {
   return {
     ...dropNulls(r),
     ...(r.migration ? { migration: dropNulls(r.migration) } : {}),
@@ -62,7 +74,7 @@ function reportRequest(r: Record<string, unknown>): ProcessReport {
   return out;
 }
 
-export const processMethods: Record<string, UnaryMethod> = {
+export const processMethods: Record<string, ProcessMethod> = {
   ClaimPidBlock: {
     handle: (runtime, caller, r) => {
       const size = present(r.size as number | undefined);
