@@ -1,10 +1,8 @@
 /**
- * The process service as the transports see it (the network process space;
- * kept next to contracts.ts, which holds the rest of the service layer).
+ * The network process space's requests and views (the process service itself
+ * is the server's: services/controlplane/service/contracts.ts).
  */
-import type { PidBlock } from '../core/pid-blocks.ts';
 import type { Migratable, ProcessRecord } from '../core/processes.ts';
-import type { Caller } from './contracts.ts';
 
 export type ProcessView = ProcessRecord;
 
@@ -54,19 +52,4 @@ export interface ProcessLoadView extends Omit<ProcessLoadReport, 'agentAddress'>
   node: string;
   reportedAt: number;
   agentAddress: string | null;
-}
-
-export interface ProcessService {
-  claimPidBlock(caller: Caller, request: ClaimPidBlockRequest): Promise<PidBlock>;
-  /** Every claimed block, in claim order, read from the store (not a cache). */
-  listPidBlocks(caller: Caller): Promise<PidBlock[]>;
-  create(caller: Caller, request: CreateProcessRequest): Promise<ProcessView>;
-  list(caller: Caller): Promise<ProcessView[]>;
-  get(caller: Caller, cpid: number): Promise<ProcessView>;
-  kill(caller: Caller, cpid: number): Promise<ProcessView>;
-  migrate(caller: Caller, cpid: number, request: MigrateProcessRequest): Promise<ProcessView>;
-  /** Only the node itself, about its own copy. */
-  report(caller: Caller, node: string, cpid: number, report: ProcessReport): Promise<ProcessView>;
-  reportLoad(caller: Caller, name: string, report: ProcessLoadReport): Promise<ProcessLoadView>;
-  listLoads(caller: Caller): Promise<ProcessLoadView[]>;
 }

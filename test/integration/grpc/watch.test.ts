@@ -7,7 +7,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
-import type { ControlPlaneRuntime, ResourceWatch } from '../../../services/api/contracts.ts';
+import type {
+  ControlPlaneRuntime,
+  ResourceWatch,
+} from '../../../services/controlplane/service/contracts.ts';
 import { createKeyAndCsr } from '../../../services/pki/index.ts';
 import { codeOf, type GrpcHarness, startGrpcHarness } from './grpc-harness.ts';
 

@@ -11,7 +11,7 @@ import type {
   ProcessReportEvent,
 } from '../../../api/process-contracts.ts';
 import type { ProcessRecord } from '../../../core/processes.ts';
-import type { UnaryMethod } from '../../grpc/handlers.ts';
+import type { UnaryMethod } from '../../grpc/method.ts';
 
 const present = <T>(value: T | null | undefined): T | undefined =>
   value === null ? undefined : value;

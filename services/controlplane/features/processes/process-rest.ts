@@ -6,7 +6,7 @@ import type {
   ProcessLoadReport,
   ProcessReport,
 } from '../../../api/process-contracts.ts';
-import type { Handler, HandlerContext } from '../../rest/handlers.ts';
+import type { Handler, HandlerContext } from '../../rest/route.ts';
 
 function cpidOf(context: HandlerContext): number {
   // The route's params schema makes this a decimal of at most 10 digits.

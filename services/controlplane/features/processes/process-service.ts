@@ -10,7 +10,6 @@ import type {
   ProcessLoadReport,
   ProcessLoadView,
   ProcessReport,
-  ProcessService,
 } from '../../../api/process-contracts.ts';
 import { AmalgamError } from '../../../core/errors.ts';
 import { validateLabels, validateNodeName } from '../../../core/names.ts';
@@ -42,9 +41,9 @@ import {
 import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
 import { ownerName, requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
-import { keys } from '../../service/keys.ts';
+import type { ProcessService } from '../../service/contracts.ts';
 import { putJson, readJson, updateAtomically } from '../../service/optimistic.ts';
-import type { NodeRecord } from '../nodes/node-service.ts';
+import { type NodeRecord, nodeKeys } from '../nodes/records.ts';
 import { processKeys } from './process-keys.ts';
 
 export interface ProcessServiceOptions {
@@ -139,7 +138,7 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
     await mirror.sync();
     const t = now();
     const alive = new Set(
-      mirror.range(keys.heartbeats).map((kv) => kv.key.slice(keys.heartbeats.length)),
+      mirror.range(nodeKeys.heartbeats).map((kv) => kv.key.slice(nodeKeys.heartbeats.length)),
     );
     const loads = mirror.range(processKeys.loads).map((kv) => parse<ProcessLoadView>(kv.value));
     const loadOf = new Map(loads.map((l) => [l.node, l]));
@@ -148,7 +147,7 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
     for (const r of records) {
       if (!isTerminal(r.state)) demand.set(r.home, (demand.get(r.home) ?? 0) + r.cpus);
     }
-    const nodes: PlacementNode[] = mirror.range(keys.nodes).map((kv) => {
+    const nodes: PlacementNode[] = mirror.range(nodeKeys.nodes).map((kv) => {
       const node = parse<NodeRecord>(kv.value);
       const load = loadOf.get(node.name);
       const fresh = load !== undefined && t - load.reportedAt < LOAD_FRESH_MS;
@@ -334,7 +333,7 @@ export function createProcessService(options: ProcessServiceOptions): ProcessSer
           const seen = await readRecord(cpid);
           const from = (seen.migration as Migration | null)?.from;
           if (from === undefined) return fenceSource(seen, node, epoch, true, 0, t);
-          const beat = keys.heartbeat(from);
+          const beat = nodeKeys.heartbeat(from);
           let alive = true;
           const next = await update(
             cpid,
