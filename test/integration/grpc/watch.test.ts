@@ -84,6 +84,14 @@ t.test('a Watch stream sees joins and heartbeats in revision order', async (t) =
       ['put', 'heartbeats/node-b'],
     ],
   );
+  t.match(
+    beats.map((e) => JSON.parse(e.valueJson)),
+    [
+      { name: 'node-a', lastHeartbeatAt: String, load: LOAD, pageserver: null },
+      { name: 'node-b', lastHeartbeatAt: String, load: LOAD, pageserver: null },
+    ],
+    'a heartbeat event carries the NodeLiveness',
+  );
   const revisions = [...joins, ...beats].map((e) => e.revision);
   t.ok(
     revisions.every((r, i) => i === 0 || r > (revisions[i - 1] as number)),
