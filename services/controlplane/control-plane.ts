@@ -125,6 +125,7 @@ function startControllers(
     startNodeLifecycleController({
       nodes: services.nodes,
       nodeGraceSeconds: options.nodeGraceSeconds ?? 15,
+      now,
       logger,
     }),
     startTokenCleanupController({ tokens: services.tokens, logger }),

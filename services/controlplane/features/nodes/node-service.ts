@@ -28,12 +28,14 @@ import {
   validatePageServerEndpoint,
 } from '../../../core/nodes.ts';
 import { type CsrSigner, loadCsrSigner, nodeSubject } from '../../../pki/index.ts';
+import type { InformerSource } from '../../../reconcile/index.ts';
 import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
 import { requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
 import { createBatcher, type Outcome } from '../../service/batcher.ts';
 import type { Caller, NodeApi } from '../../service/contracts.ts';
 import { putJson, readJson, updateAtomically } from '../../service/optimistic.ts';
+import { storeSource } from '../../service/store-source.ts';
 import { deviceKeys } from '../devices/records.ts';
 import { memoryKeys, parseLayout, type SegmentsRecord } from '../memory/records.ts';
 import type { TokenService } from '../tokens/token-service.ts';
@@ -235,22 +237,14 @@ export class NodeService implements NodeApi {
 
   // ---- for the controllers and the composition root (not part of the API) ----
 
-  /**
-   * Names of the nodes whose liveness lease has expired and whose state a
-   * silence changes (core/nodes.ts `stateWhenSilent`), from one mirror read.
-   */
-  async silentNodes(): Promise<string[]> {
-    await this.#mirror.sync();
-    const graceMs = this.#options.nodeGraceSeconds * 1000;
-    const now = this.#options.now();
-    return this.#mirror
-      .range(nodeKeys.nodes)
-      .map((kv) => parseNode(kv.value))
-      .filter((node) => {
-        const alive = this.#mirror.get(nodeKeys.heartbeat(node.name)) !== undefined;
-        return stateWhenSilent(node, alive, graceMs, now) !== undefined;
-      })
-      .map((node) => node.name);
+  /** Every node record, by name: what the node lifecycle controller's informer follows. */
+  nodeSource(): InformerSource<NodeRecord> {
+    return storeSource(this.#store, nodeKeys.nodes, parseNode);
+  }
+
+  /** Every live heartbeat, by node name (a key goes with its lease). */
+  heartbeatSource(): InformerSource<HeartbeatRecord> {
+    return storeSource(this.#store, nodeKeys.heartbeats, parseHeartbeat);
   }
 
   /**
