@@ -182,9 +182,9 @@ export type { DeviceInventoryItem, DeviceKind, ExportPolicy, NodeRange };
  * for a delete): `nodes/<name>` a NodeView, `heartbeats/<name>` a
  * NodeLiveness, `devices/<node>` DeviceView[], `memory/layout` a
  * MemoryLayoutView, `memory/segments` SegmentView[], `processes/<cpid>` a
- * ProcessView. Events come in revision
- * order; to resume after a disconnect, watch again from `revision + 1` of the
- * last event seen: no gap, no duplicate.
+ * ProcessView. Events come in revision order; to resume after a
+ * disconnect, watch again from `revision + 1` of the last event seen: no
+ * gap, no duplicate.
  */
 export interface ResourceEvent {
   type: 'put' | 'delete';
@@ -194,7 +194,7 @@ export interface ResourceEvent {
 }
 
 export interface WatchRequest {
-  /** One of the watchable roots (`nodes/`, `heartbeats/`, `memory/`, `devices/`) or a prefix inside one. */
+  /** One of the watchable roots (`nodes/`, `heartbeats/`, `memory/`, `devices/`, `processes/`) or a prefix inside one. */
   prefix: string;
   /** Deliver every change with revision >= this; default: changes from now on. */
   fromRevision?: number;
