@@ -35,7 +35,6 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { DeviceInventoryItem, DeviceView, PageServerEndpoint } from '../api/contracts.ts';
 import type { AmalgamClient } from '../client/index.ts';
-import type { DeviceRecord, DeviceTable } from '../core/devices.ts';
 import {
   endpointHost,
   localdevLinks,
@@ -104,14 +103,6 @@ async function writeAtomically(file: string, text: string): Promise<void> {
 /** Lines that are not comments. */
 const lineCount = (text: string): number =>
   text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
-
-function viewsOfTable(table: DeviceTable): DeviceView[] {
-  return Object.values(table.devices).map((d: DeviceRecord) => ({
-    ...d,
-    node: table.node,
-    updatedAt: new Date(d.updatedAt).toISOString(),
-  }));
-}
 
 const sameEndpoint = (a: PageServerEndpoint | undefined, b: PageServerEndpoint): boolean =>
   a !== undefined && a.address === b.address && a.tls === b.tls;
@@ -268,7 +259,7 @@ export async function startDeviceSpace(options: DeviceSpaceOptions): Promise<Dev
         if (root === 'devices/') {
           deviceEvents++;
           if (event.type === 'delete' || event.value === null) devicesByNode.delete(name);
-          else devicesByNode.set(name, viewsOfTable(event.value as DeviceTable));
+          else devicesByNode.set(name, event.value as DeviceView[]); // the watch carries views
           void render();
         } else if (event.type === 'put') {
           const endpoint = (event.value as { pageserver?: PageServerEndpoint } | null)?.pageserver;

@@ -42,6 +42,7 @@ export type SetExportRequest = Schemas['SetExportRequest'];
 
 // ---- watch ----
 export type ResourceEvent = Schemas['ResourceEvent'];
+export type NodeLiveness = Schemas['NodeLiveness'];
 
 // ---- processes ----
 export type ProcessView = Schemas['ProcessView'];

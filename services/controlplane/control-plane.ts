@@ -1,35 +1,33 @@
 /**
- * The composition root of clusterd's service layer: wires the services to a
- * store and the cluster CA, and runs the controllers while this replica holds
- * the leader lease. It never listens; transports (rest/, later grpc/) take the
- * runtime it returns.
+ * The composition root of clusterd's service layer: wires the features'
+ * services to a store and the cluster CA, and runs the controllers while this
+ * replica holds the leader lease. It never listens; transports (rest/, grpc/)
+ * take the runtime it returns.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type {
-  Caller,
-  ControlPlaneRuntime,
-  ControlPlaneStats,
-  NodeState,
-} from '../api/contracts.ts';
-import { createMemoryLayout, layoutStats, type MemoryLayout } from '../core/memory-layout.ts';
 import { caCertHash } from '../pki/index.ts';
-import { openMirror } from '../store/mirror.ts';
+import { type Mirror, openMirror } from '../store/mirror.ts';
 import type { Store } from '../store/store.ts';
-import { startLeaderElection } from './controllers/leader-election.ts';
-import { type Controller, startNodeLifecycleController } from './controllers/node-lifecycle.ts';
+import { type LeaderElection, startLeaderElection } from './controllers/leader-election.ts';
+import { startNodeLifecycleController } from './controllers/node-lifecycle.ts';
+import type { Controller } from './controllers/periodic.ts';
 import { startRebalancer } from './controllers/rebalancer.ts';
 import { startTokenCleanupController } from './controllers/token-cleanup.ts';
-import { createDeviceService } from './features/devices/device-service.ts';
-import { createMemoryService } from './features/memory/memory-service.ts';
-import { createNodeService, type NodeRecord } from './features/nodes/node-service.ts';
+import { DeviceService } from './features/devices/device-service.ts';
+import { MemoryService } from './features/memory/memory-service.ts';
+import { NodeService } from './features/nodes/node-service.ts';
 import type { ProcessConfig } from './features/processes/process-config.ts';
-import { createProcessService } from './features/processes/process-service.ts';
-import { createTokenService } from './features/tokens/token-service.ts';
+import {
+  createProcessService,
+  type ProcessServiceInternal,
+} from './features/processes/process-service.ts';
+import { TokenService } from './features/tokens/token-service.ts';
 import { requireMember } from './service/authz.ts';
+import type { Caller, ControlPlaneRuntime, ControlPlaneStats } from './service/contracts.ts';
 import { keys } from './service/keys.ts';
 import { readJson } from './service/optimistic.ts';
-import { createWatchService } from './service/watch-service.ts';
+import { ResourceWatchService } from './service/watch-service.ts';
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -47,50 +45,165 @@ export interface ControlPlaneOptions {
   processes?: ProcessConfig;
 }
 
-const STATES: NodeState[] = ['Joining', 'Ready', 'NotReady', 'Draining', 'Removed'];
+interface ClusterRecord {
+  name: string;
+  caCertHash: string;
+}
 
-export async function createControlPlane(
-  options: ControlPlaneOptions,
-): Promise<ControlPlaneRuntime> {
-  const { store, logger } = options;
-  const now = options.now ?? Date.now;
-  const nodeGraceSeconds = options.nodeGraceSeconds ?? 15;
-  const replicaId = randomUUID();
-  const hash = caCertHash(options.ca.certPem);
+/** The features' services, built once per replica. */
+interface Services {
+  tokens: TokenService;
+  nodes: NodeService;
+  memory: MemoryService;
+  devices: DeviceService;
+  processes: ProcessServiceInternal;
+}
 
-  // The first replica records the cluster; later ones check they serve the same one.
+/**
+ * The first replica records the cluster; later ones check they serve the
+ * same one (the same CA). Returns the record as stored.
+ */
+async function recordCluster(
+  store: Store,
+  clusterName: string,
+  hash: string,
+  now: number,
+): Promise<ClusterRecord | undefined> {
   await store.txn({
     compares: [{ key: keys.cluster, target: 'version', op: '==', value: 0 }],
     onSuccess: [
       {
         type: 'put',
         key: keys.cluster,
-        value: JSON.stringify({ name: options.clusterName, caCertHash: hash, createdAt: now() }),
+        value: JSON.stringify({ name: clusterName, caCertHash: hash, createdAt: now }),
       },
     ],
   });
-  const cluster = await readJson<{ name: string; caCertHash: string }>(store, keys.cluster);
+  const cluster = await readJson<ClusterRecord>(store, keys.cluster);
   if (cluster && cluster.caCertHash !== hash) {
     throw new Error(
       `this store belongs to cluster ${cluster.name} with CA ${cluster.caCertHash}; clusterd was given CA ${hash}`,
     );
   }
+  return cluster;
+}
+
+function createServices(
+  options: ControlPlaneOptions,
+  mirror: Mirror,
+  now: () => number,
+  replicaId: string,
+): Services {
+  const { store, logger } = options;
+  const nodeGraceSeconds = options.nodeGraceSeconds ?? 15;
+  const tokens = new TokenService(store, now);
+  return {
+    tokens,
+    nodes: new NodeService({ store, ca: options.ca, tokens, now, nodeGraceSeconds, mirror }),
+    memory: new MemoryService({ store, mirror, now }),
+    devices: new DeviceService({ store, now, mirror }),
+    processes: createProcessService({
+      store,
+      mirror,
+      now,
+      replicaId,
+      fenceMarginMs: (options.processes?.fenceMarginSeconds ?? 2) * 1000,
+      logger: logger.child({ component: 'processes' }),
+    }),
+  };
+}
+
+/** The leader-only controllers, each acting through a service. */
+function startControllers(
+  options: ControlPlaneOptions,
+  services: Services,
+  now: () => number,
+): Controller[] {
+  const { logger } = options;
+  const config = options.processes ?? {};
+  const controllers = [
+    startNodeLifecycleController({
+      nodes: services.nodes,
+      nodeGraceSeconds: options.nodeGraceSeconds ?? 15,
+      now,
+      logger,
+    }),
+    startTokenCleanupController({ tokens: services.tokens, logger }),
+  ];
+  if (config.rebalance !== false) {
+    controllers.push(
+      startRebalancer({
+        processes: services.processes,
+        now,
+        logger: logger.child({ component: 'rebalancer' }),
+        ...(config.rebalanceIntervalMs !== undefined
+          ? { intervalMs: config.rebalanceIntervalMs }
+          : {}),
+        ...(config.policy !== undefined ? { policy: config.policy } : {}),
+      }),
+    );
+  }
+  return controllers;
+}
+
+/** Runs `start()`'s controllers while `election` says this replica leads. */
+class LeaderControllers {
+  #running: Controller[] = [];
+
+  constructor(election: LeaderElection, start: () => Controller[]) {
+    election.onChange((leading) => {
+      if (leading) {
+        this.#running = start();
+      } else {
+        for (const c of this.#take()) void c.stop();
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.#take().map((c) => c.stop()));
+  }
+
+  #take(): Controller[] {
+    const running = this.#running;
+    this.#running = [];
+    return running;
+  }
+}
+
+async function statsOf(services: Services, leader: boolean): Promise<ControlPlaneStats> {
+  const [nodesByState, space] = await Promise.all([
+    services.nodes.countByState(),
+    services.memory.spaceStats(),
+  ]);
+  return {
+    nodesByState,
+    addressSpaceAllocatedBytes: space.allocatedBytes,
+    addressSpaceFreeBytes: space.freeBytes,
+    leader,
+  };
+}
+
+async function storeAnswers(store: Store): Promise<boolean> {
+  try {
+    await store.revision();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function createControlPlane(
+  options: ControlPlaneOptions,
+): Promise<ControlPlaneRuntime> {
+  const { store, logger } = options;
+  const now = options.now ?? Date.now;
+  const replicaId = randomUUID();
+  const hash = caCertHash(options.ca.certPem);
+  const cluster = await recordCluster(store, options.clusterName, hash, now());
 
   const mirror = await openMirror(store, keys.root, { logger });
-  const tokens = createTokenService(store, now);
-  const nodes = createNodeService({ store, ca: options.ca, tokens, now, nodeGraceSeconds, mirror });
-  const memory = createMemoryService(store, now);
-  const devices = createDeviceService({ store, now, mirror });
-  const processConfig = options.processes ?? {};
-  const processes = createProcessService({
-    store,
-    mirror,
-    now,
-    replicaId,
-    fenceMarginMs: (processConfig.fenceMarginSeconds ?? 2) * 1000,
-    logger: logger.child({ component: 'processes' }),
-  });
-
+  const services = createServices(options, mirror, now, replicaId);
   const election = startLeaderElection({
     store,
     key: keys.leader,
@@ -98,89 +211,35 @@ export async function createControlPlane(
     ttlSeconds: options.leaderTtlSeconds ?? 5,
     logger,
   });
-  let controllers: Controller[] = [];
-  if (options.controllers ?? true) {
-    election.onChange((leading) => {
-      if (leading) {
-        controllers = [
-          startNodeLifecycleController({ store, now, nodeGraceSeconds, logger }),
-          startTokenCleanupController({ store, now, logger }),
-          ...(processConfig.rebalance === false
-            ? []
-            : [
-                startRebalancer({
-                  processes,
-                  now,
-                  logger: logger.child({ component: 'rebalancer' }),
-                  ...(processConfig.rebalanceIntervalMs !== undefined
-                    ? { intervalMs: processConfig.rebalanceIntervalMs }
-                    : {}),
-                  ...(processConfig.policy !== undefined ? { policy: processConfig.policy } : {}),
-                }),
-              ]),
-        ];
-      } else {
-        const stopping = controllers;
-        controllers = [];
-        for (const c of stopping) void c.stop();
-      }
-    });
-  }
+  const controllers = new LeaderControllers(election, () =>
+    options.controllers === false ? [] : startControllers(options, services, now),
+  );
+  const { tokens, nodes, memory, devices, processes } = services;
 
   return {
     cluster: {
       async info(caller: Caller) {
         requireMember(caller);
-        const { kvs } = await store.range(keys.nodes);
         return {
           name: cluster?.name ?? options.clusterName,
           caCertHash: hash,
           store: store.backend,
-          nodes: kvs.length,
+          nodes: await nodes.count(),
           leader: election.isLeader(),
         };
       },
     },
-    tokens: { create: tokens.create, list: tokens.list, delete: tokens.delete },
-    watch: createWatchService(store),
+    tokens,
+    watch: new ResourceWatchService(store),
     nodes,
     memory,
     devices,
     processes,
-
-    async stats(): Promise<ControlPlaneStats> {
-      await mirror.sync();
-      const kvs = mirror.range(keys.nodes);
-      const layoutKv = mirror.get(keys.layout);
-      const layout = layoutKv ? (JSON.parse(layoutKv.value) as MemoryLayout) : undefined;
-      const nodesByState = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<
-        NodeState,
-        number
-      >;
-      for (const kv of kvs) nodesByState[(JSON.parse(kv.value) as NodeRecord).state]++;
-      const stats = layoutStats(layout ?? createMemoryLayout());
-      return {
-        nodesByState,
-        addressSpaceAllocatedBytes: stats.allocatedBytes,
-        addressSpaceFreeBytes: stats.freeBytes,
-        leader: election.isLeader(),
-      };
-    },
-
-    async ready() {
-      try {
-        await store.revision();
-        return true;
-      } catch {
-        return false;
-      }
-    },
-
+    stats: () => statsOf(services, election.isLeader()),
+    ready: () => storeAnswers(store),
     isLeader: () => election.isLeader(),
-
     async close() {
-      await Promise.all(controllers.map((c) => c.stop()));
-      controllers = [];
+      await controllers.stop();
       await election.close();
       await mirror.close();
     },

@@ -17,8 +17,9 @@
  *   `instrumentStore` decorator.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ControlPlaneRuntime, ControlPlaneStats, NodeState } from '../api/contracts.ts';
+import type { NodeState } from '../api/contracts.ts';
 import type { Store, TxnRequest, TxnResult } from '../store/store.ts';
+import type { ControlPlaneRuntime, ControlPlaneStats } from './service/contracts.ts';
 
 const NODE_STATES: readonly NodeState[] = ['Joining', 'Ready', 'NotReady', 'Draining', 'Removed'];
 

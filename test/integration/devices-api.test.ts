@@ -93,8 +93,8 @@ t.test('a node reports; both doors list the same; the admin exports with cluster
   const watch = admin.watch({ prefix: 'devices/' });
   const seen = (async () => {
     for await (const ev of watch) {
-      const value = ev.value as { devices: Record<string, { exportPolicy: string }> };
-      if (value?.devices?.disk0?.exportPolicy === 'rw') return ev.key;
+      const views = ev.value as DeviceView[] | null;
+      if (views?.find((d) => d.name === 'disk0')?.exportPolicy === 'rw') return ev.key;
     }
     return undefined;
   })();

@@ -16,10 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import t, { type Test } from 'tap';
-import type { ControlPlaneRuntime } from '../../services/api/contracts.ts';
 import { parseConfig } from '../../services/controlplane/config.ts';
 import { buildApp } from '../../services/controlplane/rest/app.ts';
 import { startClusterd } from '../../services/controlplane/server.ts';
+import type { ControlPlaneRuntime } from '../../services/controlplane/service/contracts.ts';
 import {
   type ClusterCa,
   createClusterCa,

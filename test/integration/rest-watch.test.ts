@@ -195,7 +195,11 @@ t.test('events stream in revision order with relative keys; resume has no gap', 
     seen.map((e) => [e.type, e.key]),
     Array.from({ length: 5 }, () => ['put', 'heartbeats/node-a']),
   );
-  t.match(seen[0], { value: { load: LOAD } }, 'the value is the stored record');
+  t.match(
+    seen[0],
+    { value: { name: 'node-a', load: LOAD, lastHeartbeatAt: String, pageserver: null } },
+    "the value is the node's liveness (NodeLiveness), as its NodeView shows it",
+  );
   for (let i = 1; i < seen.length; i++) {
     t.ok((seen[i] as ResourceEvent).revision > (seen[i - 1] as ResourceEvent).revision);
   }

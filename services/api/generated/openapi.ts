@@ -870,12 +870,25 @@ export interface components {
             spaceEnd: number;
             ranges: components["schemas"]["NodeRange"][];
         };
+        /** @description The liveness part of a NodeView, the value of a `heartbeats/<name>` watch event. */
+        NodeLiveness: {
+            name: string;
+            lastHeartbeatAt: components["schemas"]["Timestamp"] | null;
+            load: components["schemas"]["LoadReport"] | null;
+            pageserver: components["schemas"]["PageServerEndpoint"] | null;
+        };
         /** @description One change of a watched resource (a line of `GET /v1/watch`). */
         ResourceEvent: {
             /** @enum {string} */
             type: "put" | "delete";
             key: string;
-            /** @description The resource as stored; null for a delete. */
+            /**
+             * @description The resource's API view, built by the same function as its GET; null for a delete.
+             *     By key: `nodes/<name>` a NodeView, `heartbeats/<name>` a NodeLiveness,
+             *     `devices/<node>` an array of DeviceView (as `GET /v1/devices?node=<node>`),
+             *     `memory/layout` a MemoryLayoutView, `memory/segments` an array of SegmentView,
+             *     `processes/<cpid>` a ProcessView.
+             */
             value: unknown;
             revision: number;
         };

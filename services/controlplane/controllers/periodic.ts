@@ -5,7 +5,13 @@
  * the pass in flight. `pass` gets `stopped()` to end early.
  */
 import type { Logger } from 'pino';
-import type { Controller } from './node-lifecycle.ts';
+
+/** A running leader-only controller. */
+export interface Controller {
+  /** Runs one reconcile pass now (tests, and the watch trigger). */
+  reconcile(): Promise<number>;
+  stop(): Promise<void>;
+}
 
 export function startPeriodicController(options: {
   pass: (stopped: () => boolean) => Promise<number>;

@@ -1,47 +1,46 @@
 /**
- * Token cleanup controller (leader only): deletes bootstrap tokens a day
- * after they expired. Until then a join with one gets TOKEN_EXPIRED rather
- * than TOKEN_NOT_FOUND, which tells the operator what happened.
+ * Token cleanup controller (leader only): has the token service delete
+ * bootstrap tokens a day after they expired (`TokenService.deleteExpired`).
+ * Until then a join with one gets TOKEN_EXPIRED rather than TOKEN_NOT_FOUND,
+ * which tells the operator what happened. Built on services/reconcile: one
+ * key on a work queue, requeued every `intervalMs` (a failed pass backs off
+ * and is retried by the queue).
  */
 import type { Logger } from 'pino';
-import type { Store } from '../../store/store.ts';
-import type { TokenRecord } from '../features/tokens/token-service.ts';
-import { keys } from '../service/keys.ts';
-import type { Controller } from './node-lifecycle.ts';
+import { WorkQueue } from '../../reconcile/index.ts';
+import type { TokenService } from '../features/tokens/token-service.ts';
+import type { Controller } from './periodic.ts';
 
-export const EXPIRED_TOKEN_RETENTION_MS = 24 * 3600 * 1000;
+const EXPIRED_TOKENS = 'expired-tokens';
 
 export function startTokenCleanupController(options: {
-  store: Store;
-  now: () => number;
+  tokens: Pick<TokenService, 'deleteExpired'>;
   intervalMs?: number;
   logger: Logger;
 }): Controller {
-  const { store, now, logger } = options;
-  async function reconcile(): Promise<number> {
-    const { kvs } = await store.range(keys.tokens);
-    let removed = 0;
-    for (const kv of kvs) {
-      const token = JSON.parse(kv.value) as TokenRecord;
-      if (now() < token.expiresAt + EXPIRED_TOKEN_RETENTION_MS) continue;
-      const res = await store.txn({
-        compares: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }],
-        onSuccess: [{ type: 'delete', key: kv.key }],
-      });
-      if (res.succeeded) removed++;
-    }
-    if (removed > 0) logger.info({ removed }, 'deleted long-expired bootstrap tokens');
-    return removed;
-  }
-  const timer = setInterval(
-    () =>
-      void reconcile().catch((err) => logger.warn({ err: err.message }, 'token cleanup failed')),
-    options.intervalMs ?? 60_000,
-  );
-  return {
-    reconcile,
-    async stop() {
-      clearInterval(timer);
+  const { tokens, logger } = options;
+  const intervalMs = options.intervalMs ?? 60_000;
+  let removed = 0;
+  const queue = new WorkQueue({
+    name: 'token-cleanup',
+    logger,
+    async worker() {
+      const count = await tokens.deleteExpired();
+      if (count > 0) logger.info({ removed: count }, 'deleted long-expired bootstrap tokens');
+      removed += count;
+      return { requeueAfterMs: intervalMs };
     },
+  });
+  queue.addAfter(EXPIRED_TOKENS, intervalMs);
+  return {
+    /** A pass now; returns how many tokens went since the last call. */
+    async reconcile() {
+      queue.add(EXPIRED_TOKENS);
+      await queue.idle();
+      const count = removed;
+      removed = 0;
+      return count;
+    },
+    stop: () => queue.close(),
   };
 }

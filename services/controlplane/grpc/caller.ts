@@ -9,8 +9,8 @@
  * anonymous.
  */
 import type { ServerUnaryCall } from '@grpc/grpc-js';
-import type { Caller } from '../../api/contracts.ts';
 import { identityOf } from '../../pki/index.ts';
+import type { Caller } from '../service/contracts.ts';
 
 export const ANONYMOUS: Caller = Object.freeze({ kind: 'anonymous' }) as Caller;
 

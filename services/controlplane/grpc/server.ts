@@ -21,17 +21,13 @@ import type {
 import { ReflectionService } from '@grpc/reflection';
 import { service as healthService } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import type {
-  ControlPlaneRuntime,
-  ResourceEvent,
-  ResourceWatch,
-  WatchRequest,
-} from '../../api/contracts.ts';
+import type { ResourceEvent, WatchRequest } from '../../api/contracts.ts';
 import { toGrpcError } from '../../api/grpc-error-codec.ts';
 import { loadAmalgamProto, SERVICE_NAMES } from '../../api/grpc-proto.ts';
 import { AmalgamError } from '../../core/errors.ts';
 import { loadRestApi } from '../rest/openapi.ts';
 import { type RequestValidators, requestValidatorsFor } from '../rest/request-validators.ts';
+import type { ControlPlaneRuntime, ResourceWatch } from '../service/contracts.ts';
 import { callerFromCall } from './caller.ts';
 import { unaryMethods } from './handlers.ts';
 import { GRPC_OPERATIONS } from './operations.ts';

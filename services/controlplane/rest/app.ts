@@ -31,9 +31,9 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Caller, ControlPlaneRuntime } from '../../api/contracts.ts';
 import { AmalgamError } from '../../core/errors.ts';
 import { createHttpMetrics, registerRuntimeMetrics } from '../metrics.ts';
+import type { Caller, ControlPlaneRuntime } from '../service/contracts.ts';
 import { renderDocsPage } from './docs-page.ts';
 import { type HandlerResult, handlers } from './handlers.ts';
 import { ANONYMOUS, callerFromTls } from './identity.ts';

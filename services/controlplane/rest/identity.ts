@@ -8,8 +8,8 @@
  */
 import { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
-import type { Caller } from '../../api/contracts.ts';
 import { identityOf } from '../../pki/index.ts';
+import type { Caller } from '../service/contracts.ts';
 
 export const ANONYMOUS: Caller = Object.freeze({ kind: 'anonymous' }) as Caller;
 

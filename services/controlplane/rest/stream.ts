@@ -15,8 +15,8 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ItemStream } from './handlers.ts';
 import { classify, internalError, problemFrom } from './problem.ts';
+import type { ItemStream } from './route.ts';
 
 /** How long a streamed answer waits for its first item before sending the 200 anyway. */
 export const FIRST_ITEM_GRACE_MS = 250;

@@ -3,8 +3,8 @@
  * gRPC enforce exactly the same ones.
  */
 
-import type { Caller } from '../../api/contracts.ts';
 import { AmalgamError } from '../../core/errors.ts';
+import type { Caller } from './contracts.ts';
 
 /** Any cluster member (a node) or the admin. */
 export function requireMember(caller: Caller): void {

@@ -14,11 +14,11 @@ import * as protoLoader from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
 import { pino } from 'pino';
 import type { Test } from 'tap';
-import type { ControlPlaneRuntime } from '../../../services/api/contracts.ts';
 import { amalgamCodeOf } from '../../../services/api/grpc-error-codec.ts';
 import { LOADER_OPTIONS, loadAmalgamProto } from '../../../services/api/grpc-proto.ts';
 import { createControlPlane } from '../../../services/controlplane/control-plane.ts';
 import { startGrpcServer } from '../../../services/controlplane/grpc/server.ts';
+import type { ControlPlaneRuntime } from '../../../services/controlplane/service/contracts.ts';
 import {
   type ClusterCa,
   createClusterCa,

@@ -7,7 +7,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
-import type { ControlPlaneRuntime, ResourceWatch } from '../../../services/api/contracts.ts';
+import type {
+  ControlPlaneRuntime,
+  ResourceWatch,
+} from '../../../services/controlplane/service/contracts.ts';
 import { createKeyAndCsr } from '../../../services/pki/index.ts';
 import { codeOf, type GrpcHarness, startGrpcHarness } from './grpc-harness.ts';
 
@@ -80,6 +83,14 @@ t.test('a Watch stream sees joins and heartbeats in revision order', async (t) =
       ['put', 'heartbeats/node-a'],
       ['put', 'heartbeats/node-b'],
     ],
+  );
+  t.match(
+    beats.map((e) => JSON.parse(e.valueJson)),
+    [
+      { name: 'node-a', lastHeartbeatAt: String, load: LOAD, pageserver: null },
+      { name: 'node-b', lastHeartbeatAt: String, load: LOAD, pageserver: null },
+    ],
+    'a heartbeat event carries the NodeLiveness',
   );
   const revisions = [...joins, ...beats].map((e) => e.revision);
   t.ok(

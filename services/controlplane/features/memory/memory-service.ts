@@ -1,51 +1,49 @@
 /**
  * The network memory space as users see it: the layout of node ranges, and
  * segments of cluster memory allocated inside those ranges. Segment changes
- * are one CAS over the layout and the segment table together.
+ * are one CAS over the layout and the segment table together; the decisions
+ * are core/segments.ts's.
  */
 import { randomUUID } from 'node:crypto';
 import type {
   AllocateSegmentRequest,
-  Caller,
-  ControlPlane,
   MemoryLayoutView,
   SegmentView,
 } from '../../../api/contracts.ts';
 import { AmalgamError } from '../../../core/errors.ts';
-import { createMemoryLayout, layoutStats, type MemoryLayout } from '../../../core/memory-layout.ts';
-import { validateSegmentId } from '../../../core/names.ts';
 import {
-  allocateSegment,
-  createSegmentTable,
-  freeSegment,
-  type Placement,
-  type Segment,
-  type SegmentTable,
-} from '../../../core/segments.ts';
+  createMemoryLayout,
+  type LayoutStats,
+  layoutStats,
+  type MemoryLayout,
+} from '../../../core/memory-layout.ts';
+import { validateSegmentId } from '../../../core/names.ts';
+import { allocateSegment, freeSegment, type Placement } from '../../../core/segments.ts';
+import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
 import { ownerName, requireMember } from '../../service/authz.ts';
-import { keys } from '../../service/keys.ts';
-import { putJson, readJson, updateAtomically } from '../../service/optimistic.ts';
+import type { Caller, MemoryApi } from '../../service/contracts.ts';
+import { putJson, updateAtomically } from '../../service/optimistic.ts';
+import {
+  EMPTY_SEGMENTS,
+  memoryKeys,
+  parseLayout,
+  type SegmentsRecord,
+  segmentsOrEmpty,
+  toLayoutView,
+  toSegmentView,
+  toSegmentViews,
+} from './records.ts';
 
-/** The stored segment table plus who made each segment and when. */
-export interface SegmentsRecord {
-  table: SegmentTable;
-  meta: Record<string, { owner: string; createdAt: number }>;
-}
-
-const EMPTY: SegmentsRecord = { table: createSegmentTable(), meta: {} };
 /** 2^52 bytes: every address stays a safe integer. */
 const MAX_SEGMENT_BYTES = 2 ** 52;
 
-function view(segment: Segment, meta: SegmentsRecord['meta'][string] | undefined): SegmentView {
-  return {
-    id: segment.id,
-    size: segment.size,
-    placement: segment.placement,
-    extents: segment.extents,
-    owner: meta?.owner ?? 'unknown',
-    createdAt: new Date(meta?.createdAt ?? 0).toISOString(),
-  };
+function validateSize(size: number): void {
+  if (!Number.isSafeInteger(size) || size < 1 || size > MAX_SEGMENT_BYTES) {
+    throw new AmalgamError('INVALID_ARGUMENT', `size: an integer from 1 to ${MAX_SEGMENT_BYTES}`, {
+      field: 'size',
+    });
+  }
 }
 
 function validatePlacement(placement: unknown): Placement {
@@ -64,95 +62,95 @@ function validatePlacement(placement: unknown): Placement {
   );
 }
 
-export function createMemoryService(store: Store, now: () => number): ControlPlane['memory'] {
-  async function readSegments(): Promise<SegmentsRecord> {
-    return (await readJson<SegmentsRecord>(store, keys.segments)) ?? EMPTY;
+export class MemoryService implements MemoryApi {
+  readonly #store: Store;
+  readonly #mirror: Mirror;
+  readonly #now: () => number;
+
+  constructor(options: { store: Store; mirror: Mirror; now: () => number }) {
+    this.#store = options.store;
+    this.#mirror = options.mirror;
+    this.#now = options.now;
   }
 
-  return {
-    async layout(caller: Caller): Promise<MemoryLayoutView> {
-      requireMember(caller);
-      const [layout, segments] = await Promise.all([
-        readJson<MemoryLayout>(store, keys.layout),
-        readSegments(),
-      ]);
-      const current = layout ?? createMemoryLayout();
-      const stats = layoutStats(current);
-      return {
-        layout: current,
-        allocatedBytes: stats.allocatedBytes,
-        freeBytes: stats.freeBytes,
-        segments: segments.table.segments.length,
-      };
-    },
+  async layout(caller: Caller): Promise<MemoryLayoutView> {
+    requireMember(caller);
+    const [layout, segments] = await Promise.all([
+      this.#readRaw(memoryKeys.layout),
+      this.#readSegments(),
+    ]);
+    return toLayoutView(layout === undefined ? undefined : parseLayout(layout), segments);
+  }
 
-    async allocateSegment(caller: Caller, request: AllocateSegmentRequest): Promise<SegmentView> {
-      requireMember(caller);
-      if (
-        !Number.isSafeInteger(request.size) ||
-        request.size < 1 ||
-        request.size > MAX_SEGMENT_BYTES
-      ) {
-        throw new AmalgamError(
-          'INVALID_ARGUMENT',
-          `size: an integer from 1 to ${MAX_SEGMENT_BYTES}`,
-          {
-            field: 'size',
-          },
-        );
+  async allocateSegment(caller: Caller, request: AllocateSegmentRequest): Promise<SegmentView> {
+    requireMember(caller);
+    validateSize(request.size);
+    const placement = validatePlacement(request.placement);
+    const id = request.id ?? randomUUID();
+    validateSegmentId(id, 'id');
+    const owner = ownerName(caller);
+    const read = [memoryKeys.layout, memoryKeys.segments];
+    return updateAtomically(this.#store, read, (current) => {
+      const layout = current.get<MemoryLayout>(memoryKeys.layout) ?? createMemoryLayout();
+      const record = current.get<SegmentsRecord>(memoryKeys.segments) ?? EMPTY_SEGMENTS;
+      const wanted = { id, size: request.size, placement };
+      const allocation = allocateSegment(layout, record.table, wanted);
+      if (!allocation.created) {
+        return { writes: [], result: toSegmentView(allocation.segment, record.meta[id]) };
       }
-      const placement = validatePlacement(request.placement);
-      const id = request.id ?? randomUUID();
-      validateSegmentId(id, 'id');
-      const owner = ownerName(caller);
-      return updateAtomically(store, [keys.layout, keys.segments], (current) => {
-        const layout = current.get<MemoryLayout>(keys.layout) ?? createMemoryLayout();
-        const record = current.get<SegmentsRecord>(keys.segments) ?? EMPTY;
-        const allocation = allocateSegment(layout, record.table, {
-          id,
-          size: request.size,
-          placement,
-        });
-        if (!allocation.created) {
-          return { writes: [], result: view(allocation.segment, record.meta[id]) };
-        }
-        const meta = { owner, createdAt: now() };
-        const next: SegmentsRecord = {
-          table: allocation.table,
-          meta: { ...record.meta, [id]: meta },
-        };
-        return { writes: [putJson(keys.segments, next)], result: view(allocation.segment, meta) };
-      });
-    },
+      const meta = { owner, createdAt: this.#now() };
+      const next: SegmentsRecord = {
+        table: allocation.table,
+        meta: { ...record.meta, [id]: meta },
+      };
+      return {
+        writes: [putJson(memoryKeys.segments, next)],
+        result: toSegmentView(allocation.segment, meta),
+      };
+    });
+  }
 
-    async listSegments(caller: Caller): Promise<SegmentView[]> {
-      requireMember(caller);
-      const record = await readSegments();
-      return record.table.segments.map((s) => view(s, record.meta[s.id]));
-    },
+  async listSegments(caller: Caller): Promise<SegmentView[]> {
+    requireMember(caller);
+    return toSegmentViews(await this.#readSegments());
+  }
 
-    async getSegment(caller: Caller, id: string): Promise<SegmentView> {
-      requireMember(caller);
-      validateSegmentId(id, 'id');
-      const record = await readSegments();
-      const segment = record.table.segments.find((s) => s.id === id);
-      if (!segment) throw new AmalgamError('SEGMENT_NOT_FOUND', id, { field: 'id' });
-      return view(segment, record.meta[id]);
-    },
+  async getSegment(caller: Caller, id: string): Promise<SegmentView> {
+    requireMember(caller);
+    validateSegmentId(id, 'id');
+    const record = await this.#readSegments();
+    const segment = record.table.segments.find((s) => s.id === id);
+    if (!segment) throw new AmalgamError('SEGMENT_NOT_FOUND', id, { field: 'id' });
+    return toSegmentView(segment, record.meta[id]);
+  }
 
-    async freeSegment(caller: Caller, id: string): Promise<void> {
-      requireMember(caller);
-      validateSegmentId(id, 'id');
-      await updateAtomically(store, [keys.segments], (current) => {
-        const record = current.get<SegmentsRecord>(keys.segments) ?? EMPTY;
-        const owner = record.meta[id]?.owner;
-        if (owner !== undefined && caller.kind !== 'admin' && owner !== ownerName(caller)) {
-          throw new AmalgamError('FORBIDDEN', `segment ${id} belongs to ${owner}`);
-        }
-        const { table } = freeSegment(record.table, id);
-        const { [id]: _gone, ...meta } = record.meta;
-        return { writes: [putJson(keys.segments, { table, meta })], result: undefined };
-      });
-    },
-  };
+  async freeSegment(caller: Caller, id: string): Promise<void> {
+    requireMember(caller);
+    validateSegmentId(id, 'id');
+    await updateAtomically(this.#store, [memoryKeys.segments], (current) => {
+      const record = current.get<SegmentsRecord>(memoryKeys.segments) ?? EMPTY_SEGMENTS;
+      const owner = record.meta[id]?.owner;
+      if (owner !== undefined && caller.kind !== 'admin' && owner !== ownerName(caller)) {
+        throw new AmalgamError('FORBIDDEN', `segment ${id} belongs to ${owner}`);
+      }
+      const { table } = freeSegment(record.table, id);
+      const { [id]: _gone, ...meta } = record.meta;
+      return { writes: [putJson(memoryKeys.segments, { table, meta })], result: undefined };
+    });
+  }
+
+  /** Allocated and free bytes of the address space, from the mirror (for /metrics). */
+  async spaceStats(): Promise<LayoutStats> {
+    await this.#mirror.sync();
+    const raw = this.#mirror.get(memoryKeys.layout)?.value;
+    return layoutStats(raw === undefined ? createMemoryLayout() : parseLayout(raw));
+  }
+
+  async #readRaw(key: string): Promise<string | undefined> {
+    return (await this.#store.get(key))?.value;
+  }
+
+  async #readSegments(): Promise<SegmentsRecord> {
+    return segmentsOrEmpty(await this.#readRaw(memoryKeys.segments));
+  }
 }

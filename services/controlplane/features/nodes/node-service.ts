@@ -1,60 +1,57 @@
 /**
  * Nodes: join (claim a unique name and a range of the network memory space
  * in one compare-and-swap), heartbeats (liveness through store leases),
- * drain and removal (the only way a range is ever freed).
+ * drain and removal (the only way a range is ever freed). The decisions are
+ * core/nodes.ts's; this service reads the records, decides with the time and
+ * writes the result in one CAS (service/optimistic.ts).
  */
 
 import type {
-  Caller,
-  ControlPlane,
   JoinRequest,
   JoinResult,
   LoadReport,
-  NodeCapacity,
   NodeState,
   NodeView,
   PageServerEndpoint,
 } from '../../../api/contracts.ts';
 import { AmalgamError } from '../../../core/errors.ts';
+import { createMemoryLayout, type MemoryLayout } from '../../../core/memory-layout.ts';
+import { validateNodeName } from '../../../core/names.ts';
 import {
-  allocateRange,
-  createMemoryLayout,
-  type MemoryLayout,
-  rangeOf,
-  releaseRange,
-} from '../../../core/memory-layout.ts';
-import { validateLabels, validateNodeName } from '../../../core/names.ts';
-import { segmentsOnNode } from '../../../core/segments.ts';
+  decideClaims,
+  decideRemoval,
+  type NodeClaim,
+  stateAfterHeartbeat,
+  stateWhenSilent,
+  validateClaim,
+  validateLoad,
+  validatePageServerEndpoint,
+} from '../../../core/nodes.ts';
 import { type CsrSigner, loadCsrSigner, nodeSubject } from '../../../pki/index.ts';
+import type { InformerSource } from '../../../reconcile/index.ts';
 import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
 import { requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
 import { createBatcher, type Outcome } from '../../service/batcher.ts';
-import { keys } from '../../service/keys.ts';
+import type { Caller, NodeApi } from '../../service/contracts.ts';
 import { putJson, readJson, updateAtomically } from '../../service/optimistic.ts';
-import type { SegmentsRecord } from '../memory/memory-service.ts';
-import type { createTokenService } from '../tokens/token-service.ts';
-
-export interface NodeRecord {
-  name: string;
-  identity: string;
-  roles: string[];
-  labels: Record<string, string>;
-  capacity: NodeCapacity;
-  state: NodeState;
-  joinedAt: number;
-}
-
-export interface HeartbeatRecord {
-  at: number;
-  load: LoadReport;
-  pageserver?: PageServerEndpoint;
-}
+import { storeSource } from '../../service/store-source.ts';
+import { deviceKeys } from '../devices/records.ts';
+import { memoryKeys, parseLayout, type SegmentsRecord } from '../memory/records.ts';
+import type { TokenService } from '../tokens/token-service.ts';
+import {
+  type HeartbeatRecord,
+  type NodeRecord,
+  nodeKeys,
+  parseHeartbeat,
+  parseNode,
+  toNodeView,
+} from './records.ts';
 
 export interface NodeServiceOptions {
   store: Store;
   ca: { certPem: string; keyPem: string };
-  tokens: ReturnType<typeof createTokenService>;
+  tokens: Pick<TokenService, 'authenticate'>;
   now: () => number;
   /** A node whose heartbeat lease (this long) expires is marked NotReady. */
   nodeGraceSeconds: number;
@@ -63,327 +60,257 @@ export interface NodeServiceOptions {
   mirror: Mirror;
 }
 
-const MAX_ROLES = 16;
 /** Joins per CAS: 1 + N compares and N + 1 puts stay within etcd's 128 operations per txn. */
 const JOIN_BATCH = 50;
-
-interface ClaimRequest {
-  name: string;
-  identity: string;
-  request: JoinRequest;
-}
 
 interface Claimed {
   node: NodeRecord;
   rejoined: boolean;
-  layout: MemoryLayout | undefined;
+  layout: MemoryLayout;
 }
 
-export function toNodeView(
-  node: NodeRecord,
-  layout: MemoryLayout | undefined,
-  heartbeat: HeartbeatRecord | undefined,
-): NodeView {
-  const range = layout ? rangeOf(layout, node.name) : undefined;
-  return {
-    name: node.name,
-    roles: node.roles,
-    labels: node.labels,
-    capacity: node.capacity,
-    state: node.state,
-    range: range ? { start: range.start, size: range.size } : { start: 0, size: 0 },
-    identity: node.identity,
-    joinedAt: new Date(node.joinedAt).toISOString(),
-    lastHeartbeatAt: heartbeat ? new Date(heartbeat.at).toISOString() : null,
-    load: heartbeat?.load ?? null,
-    pageserver: heartbeat?.pageserver ?? null,
-  };
+const nodeMissing = (name: string) => new AmalgamError('NODE_NOT_FOUND', name, { field: 'name' });
+
+/**
+ * Claims a name and a range for every join of a batch in ONE CAS over the
+ * layout and those nodes' keys (core/nodes.ts `decideClaims`). Each join
+ * keeps its own outcome: one taken name does not fail its neighbours.
+ */
+function claimNodes(
+  options: NodeServiceOptions,
+  claims: readonly NodeClaim[],
+): Promise<Outcome<Claimed>[]> {
+  const nodeKeysRead = [...new Set(claims.map((c) => nodeKeys.node(c.name)))];
+  return updateAtomically(
+    options.store,
+    [memoryKeys.layout, ...nodeKeysRead],
+    (current) => {
+      const layout = current.get<MemoryLayout>(memoryKeys.layout) ?? createMemoryLayout();
+      const stored = (name: string) => current.get<NodeRecord>(nodeKeys.node(name));
+      const decision = decideClaims(layout, stored, claims, options.now());
+      const writes = decision.created.map((node) => putJson(nodeKeys.node(node.name), node));
+      if (decision.layoutChanged) writes.push(putJson(memoryKeys.layout, decision.layout));
+      const result = decision.outcomes.map(
+        (o): Outcome<Claimed> =>
+          o.ok
+            ? { ok: true, value: { node: o.node, rejoined: o.rejoined, layout: decision.layout } }
+            : { ok: false, error: o.error },
+      );
+      return { writes, result };
+    },
+    { mirror: options.mirror },
+  );
 }
 
-function validateCapacity(capacity: NodeCapacity): void {
-  if (typeof capacity !== 'object' || capacity === null) {
-    throw new AmalgamError('INVALID_ARGUMENT', 'capacity: an object is required', {
-      field: 'capacity',
+export class NodeService implements NodeApi {
+  readonly #options: NodeServiceOptions;
+  readonly #store: Store;
+  readonly #mirror: Mirror;
+  /** Parsing the CA and importing its key is most of the cost of signing: once per process. */
+  readonly #csrSigner: Promise<CsrSigner>;
+  readonly #claim: (claim: NodeClaim) => Promise<Claimed>;
+  #listCache: { generation: number; views: NodeView[] } | undefined;
+
+  constructor(options: NodeServiceOptions) {
+    this.#options = options;
+    this.#store = options.store;
+    this.#mirror = options.mirror;
+    this.#csrSigner = loadCsrSigner(options.ca);
+    this.#csrSigner.catch(() => {}); // surfaced on first use
+    this.#claim = createBatcher((claims: NodeClaim[]) => claimNodes(options, claims), JOIN_BATCH);
+  }
+
+  async join(request: JoinRequest): Promise<JoinResult> {
+    validateClaim(request);
+    await this.#options.tokens.authenticate(request.token, 'join');
+    // Verify the CSR before claiming anything: a bad CSR must leave no trace.
+    const signer = await this.#csrSigner;
+    const csr = await signer.verify(request.csr);
+    const { name } = request;
+    const claim: NodeClaim = { name, identity: csr.publicKeyHash, capacity: request.capacity };
+    if (request.roles !== undefined) claim.roles = request.roles;
+    if (request.labels !== undefined) claim.labels = request.labels;
+    const outcome = await this.#claim(claim);
+    const subject = nodeSubject(name);
+    const certificate = await signer.issue(csr, {
+      commonName: subject.commonName,
+      organization: subject.organization,
+      dnsNames: [name],
+      usages: ['client', 'server'],
+      validityDays: this.#options.certificateValidityDays ?? 365,
+    });
+    const heartbeat = await readJson<HeartbeatRecord>(this.#store, nodeKeys.heartbeat(name));
+    return {
+      node: toNodeView(outcome.node, outcome.layout, heartbeat),
+      certificate,
+      caCertificate: this.#options.ca.certPem,
+      rejoined: outcome.rejoined,
+    };
+  }
+
+  async list(caller: Caller): Promise<NodeView[]> {
+    requireMember(caller);
+    const mirror = this.#mirror;
+    await mirror.sync();
+    // Views are rebuilt only when something under the mirror changed; callers share them
+    // read-only (which also lets a transport reuse their serialized form).
+    if (this.#listCache?.generation === mirror.generation) return this.#listCache.views;
+    const generation = mirror.generation;
+    const layoutKv = mirror.get(memoryKeys.layout);
+    const layout = layoutKv ? parseLayout(layoutKv.value) : undefined;
+    const beats = new Map(
+      mirror
+        .range(nodeKeys.heartbeats)
+        .map((kv) => [kv.key.slice(nodeKeys.heartbeats.length), parseHeartbeat(kv.value)]),
+    );
+    const views = mirror.range(nodeKeys.nodes).map((kv) => {
+      const node = parseNode(kv.value);
+      return toNodeView(node, layout, beats.get(node.name));
+    });
+    this.#listCache = { generation, views };
+    return views;
+  }
+
+  async get(caller: Caller, name: string): Promise<NodeView> {
+    requireMember(caller);
+    validateNodeName(name, 'name');
+    return this.#viewOf(name);
+  }
+
+  async heartbeat(
+    caller: Caller,
+    name: string,
+    load: LoadReport,
+    pageserver?: PageServerEndpoint,
+  ): Promise<NodeView> {
+    requireSelf(caller, name);
+    validateLoad(load);
+    const endpoint = pageserver === undefined ? undefined : validatePageServerEndpoint(pageserver);
+    await this.#readNode(name);
+    // Each beat puts the liveness key on a fresh lease; the previous lease
+    // then holds nothing and expires by itself. A beat without a page server
+    // clears it: the node reports what is up now.
+    const lease = await this.#store.grantLease(this.#options.nodeGraceSeconds, {
+      keepAlive: false,
+    });
+    const beat: HeartbeatRecord = {
+      at: this.#options.now(),
+      load,
+      ...(endpoint === undefined ? {} : { pageserver: endpoint }),
+    };
+    await this.#store.txn({
+      compares: [{ key: nodeKeys.node(name), target: 'version', op: '>', value: 0 }],
+      onSuccess: [putJson(nodeKeys.heartbeat(name), beat, lease.id)],
+    });
+    await this.#transition(name, stateAfterHeartbeat);
+    return this.#viewOf(name);
+  }
+
+  async drain(caller: Caller, name: string): Promise<NodeView> {
+    requireAdmin(caller);
+    validateNodeName(name, 'name');
+    await this.#transition(name, () => 'Draining');
+    return this.#viewOf(name);
+  }
+
+  async remove(caller: Caller, name: string): Promise<void> {
+    requireAdmin(caller);
+    validateNodeName(name, 'name');
+    const read = [nodeKeys.node(name), memoryKeys.layout, memoryKeys.segments];
+    await updateAtomically(this.#store, read, (current) => {
+      if (!current.get<NodeRecord>(nodeKeys.node(name))) throw nodeMissing(name);
+      const layout = decideRemoval(
+        name,
+        current.get<MemoryLayout>(memoryKeys.layout),
+        current.get<SegmentsRecord>(memoryKeys.segments)?.table,
+      );
+      const writes = [
+        { type: 'delete' as const, key: nodeKeys.node(name) },
+        { type: 'delete' as const, key: nodeKeys.heartbeat(name) },
+        // Its devices go with it: `/remotedev/<name>/...` must not outlive the name.
+        { type: 'delete' as const, key: deviceKeys.deviceTable(name) },
+        ...(layout ? [putJson(memoryKeys.layout, layout)] : []),
+      ];
+      return { writes, result: undefined };
     });
   }
-  const fields: [keyof NodeCapacity, number][] = [
-    ['memoryBytes', 0],
-    ['swapBytes', 0],
-    ['contributedBytes', 1],
-    ['cpus', 1],
-    ['cpuSpeed', 0],
-  ];
-  for (const [field, min] of fields) {
-    const value = capacity[field];
-    if (!Number.isSafeInteger(value) || value < min) {
-      throw new AmalgamError('INVALID_ARGUMENT', `capacity.${field}: an integer >= ${min}`, {
-        field: `capacity.${field}`,
-      });
-    }
-  }
-}
 
-function validateJoin(request: JoinRequest): void {
-  validateNodeName(request.name, 'name');
-  validateCapacity(request.capacity);
-  const roles = request.roles ?? [];
-  if (!Array.isArray(roles) || roles.length > MAX_ROLES) {
-    throw new AmalgamError('INVALID_ARGUMENT', `roles: at most ${MAX_ROLES}`, { field: 'roles' });
-  }
-  for (const [i, role] of roles.entries()) validateNodeName(role, `roles[${i}]`);
-  validateLabels(request.labels ?? {}, 'labels');
-}
+  // ---- for the controllers and the composition root (not part of the API) ----
 
-function validateLoad(load: LoadReport): void {
-  if (typeof load !== 'object' || load === null) {
-    throw new AmalgamError('INVALID_ARGUMENT', 'load: an object is required', { field: 'load' });
+  /** Every node record, by name: what the node lifecycle controller's informer follows. */
+  nodeSource(): InformerSource<NodeRecord> {
+    return storeSource(this.#store, nodeKeys.nodes, parseNode);
   }
-  for (const field of ['load1', 'load5', 'load15'] as const) {
-    if (typeof load[field] !== 'number' || !Number.isFinite(load[field]) || load[field] < 0) {
-      throw new AmalgamError('INVALID_ARGUMENT', `${field}: a number >= 0`, { field });
-    }
-  }
-  for (const field of ['memoryUsedBytes', 'processes'] as const) {
-    if (!Number.isSafeInteger(load[field]) || load[field] < 0) {
-      throw new AmalgamError('INVALID_ARGUMENT', `${field}: an integer >= 0`, { field });
-    }
-  }
-}
 
-const MAX_HOST_LENGTH = 253;
-
-/** `host:port` with port 1-65535; an IPv6 host is in brackets (`[::1]:7000`). */
-export function validatePageServerEndpoint(endpoint: PageServerEndpoint): PageServerEndpoint {
-  const fail = (field: string, message: string): never => {
-    throw new AmalgamError('INVALID_ARGUMENT', `${field}: ${message}`, { field });
-  };
-  if (typeof endpoint !== 'object' || endpoint === null || Array.isArray(endpoint)) {
-    fail('pageserver', 'an object {address, tls} is required');
+  /** Every live heartbeat, by node name (a key goes with its lease). */
+  heartbeatSource(): InformerSource<HeartbeatRecord> {
+    return storeSource(this.#store, nodeKeys.heartbeats, parseHeartbeat);
   }
-  if (typeof endpoint.tls !== 'boolean') fail('pageserver.tls', 'a boolean is required');
-  const address = endpoint.address;
-  if (typeof address !== 'string') return fail('pageserver.address', 'host:port is required');
-  const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$/.exec(address);
-  const port = match ? Number(match[2]) : 0;
-  if (!match || (match[1] as string).length > MAX_HOST_LENGTH + 2 || port < 1 || port > 65535) {
-    fail('pageserver.address', 'host:port with port 1-65535 is required');
+
+  /**
+   * Marks `name` NotReady when its heartbeat lease has expired: one CAS over
+   * the node and its liveness key, so a heartbeat that races it wins. Returns
+   * the state it left, or undefined when nothing changed.
+   */
+  async markNotReadyIfSilent(name: string): Promise<NodeState | undefined> {
+    const nodeKey = nodeKeys.node(name);
+    const beatKey = nodeKeys.heartbeat(name);
+    const graceMs = this.#options.nodeGraceSeconds * 1000;
+    return updateAtomically(this.#store, [nodeKey, beatKey], (current) => {
+      const node = current.get<NodeRecord>(nodeKey);
+      if (!node) return { writes: [], result: undefined };
+      const alive = current.get<HeartbeatRecord>(beatKey) !== undefined;
+      const next = stateWhenSilent(node, alive, graceMs, this.#options.now());
+      if (next === undefined || next === node.state) return { writes: [], result: undefined };
+      return { writes: [putJson(nodeKey, { ...node, state: next })], result: node.state };
+    });
   }
-  return { address, tls: endpoint.tls };
-}
 
-export function createNodeService(options: NodeServiceOptions): ControlPlane['nodes'] {
-  const { store, now } = options;
-  let listCache: { generation: number; views: NodeView[] } | undefined;
-  // Parsing the CA and importing its key is most of the cost of signing: once per process.
-  const csrSigner: Promise<CsrSigner> = loadCsrSigner(options.ca);
-  csrSigner.catch(() => {}); // surfaced on first use
+  /** How many nodes are in each state, from the mirror (for /metrics). */
+  async countByState(): Promise<Record<NodeState, number>> {
+    await this.#mirror.sync();
+    const counts: Record<NodeState, number> = {
+      Joining: 0,
+      Ready: 0,
+      NotReady: 0,
+      Draining: 0,
+      Removed: 0,
+    };
+    for (const kv of this.#mirror.range(nodeKeys.nodes)) counts[parseNode(kv.value).state]++;
+    return counts;
+  }
 
-  async function readNode(name: string): Promise<NodeRecord> {
-    const node = await readJson<NodeRecord>(store, keys.node(name));
-    if (!node) throw new AmalgamError('NODE_NOT_FOUND', name, { field: 'name' });
+  /** The number of nodes, read from the store itself (cluster info). */
+  async count(): Promise<number> {
+    const { kvs } = await this.#store.range(nodeKeys.nodes);
+    return kvs.length;
+  }
+
+  async #readNode(name: string): Promise<NodeRecord> {
+    const node = await readJson<NodeRecord>(this.#store, nodeKeys.node(name));
+    if (!node) throw nodeMissing(name);
     return node;
   }
 
-  async function viewOf(name: string): Promise<NodeView> {
+  async #viewOf(name: string): Promise<NodeView> {
     const [node, layout, heartbeat] = await Promise.all([
-      readNode(name),
-      readJson<MemoryLayout>(store, keys.layout),
-      readJson<HeartbeatRecord>(store, keys.heartbeat(name)),
+      this.#readNode(name),
+      readJson<MemoryLayout>(this.#store, memoryKeys.layout),
+      readJson<HeartbeatRecord>(this.#store, nodeKeys.heartbeat(name)),
     ]);
     return toNodeView(node, layout, heartbeat);
   }
 
-  /** Moves a node to `state` if `allowed(current)`; returns the record as stored. */
-  function transition(name: string, decide: (node: NodeRecord) => NodeState): Promise<NodeRecord> {
-    return updateAtomically(store, [keys.node(name)], (current) => {
-      const node = current.get<NodeRecord>(keys.node(name));
-      if (!node) throw new AmalgamError('NODE_NOT_FOUND', name, { field: 'name' });
+  /** Moves a node to the state `decide` gives, in one CAS; returns the record as stored. */
+  #transition(name: string, decide: (node: NodeRecord) => NodeState): Promise<NodeRecord> {
+    const key = nodeKeys.node(name);
+    return updateAtomically(this.#store, [key], (current) => {
+      const node = current.get<NodeRecord>(key);
+      if (!node) throw nodeMissing(name);
       const state = decide(node);
       if (state === node.state) return { writes: [], result: node };
       const next = { ...node, state };
-      return { writes: [putJson(keys.node(name), next)], result: next };
+      return { writes: [putJson(key, next)], result: next };
     });
   }
-
-  /**
-   * Claims a name and a range for every join of a batch in ONE CAS over the
-   * layout and those nodes' keys. Each join keeps its own outcome: one taken
-   * name does not fail its neighbours.
-   */
-  const claim = createBatcher<ClaimRequest, Claimed>(async (claims) => {
-    const nodeKeys = [...new Set(claims.map((c) => keys.node(c.name)))];
-    return updateAtomically(
-      store,
-      [keys.layout, ...nodeKeys],
-      (current) => {
-        let layout = current.get<MemoryLayout>(keys.layout) ?? createMemoryLayout();
-        const written = new Map<string, NodeRecord>();
-        let layoutChanged = false;
-        const outcomes = claims.map((c): Outcome<Claimed> => {
-          try {
-            const stored = written.get(c.name) ?? current.get<NodeRecord>(keys.node(c.name));
-            if (stored && stored.identity !== c.identity) {
-              throw new AmalgamError(
-                'NAME_TAKEN',
-                `node name ${c.name} belongs to another machine`,
-                {
-                  field: 'name',
-                },
-              );
-            }
-            // The same identity again gets the same range, whatever size it asks for now.
-            const allocation = allocateRange(layout, c.name, c.request.capacity.contributedBytes);
-            layout = allocation.layout;
-            layoutChanged ||= allocation.created;
-            const node: NodeRecord = stored ?? {
-              name: c.name,
-              identity: c.identity,
-              roles: c.request.roles ?? [],
-              labels: c.request.labels ?? {},
-              capacity: c.request.capacity,
-              state: 'Joining',
-              joinedAt: now(),
-            };
-            if (!stored) written.set(c.name, node);
-            return { ok: true, value: { node, rejoined: stored !== undefined, layout: undefined } };
-          } catch (error) {
-            return { ok: false, error };
-          }
-        });
-        const writes = [...written.values()].map((node) => putJson(keys.node(node.name), node));
-        if (layoutChanged) writes.push(putJson(keys.layout, layout));
-        const finalLayout = layout;
-        for (const o of outcomes) if (o.ok) o.value.layout = finalLayout;
-        return { writes, result: outcomes };
-      },
-      { mirror: options.mirror },
-    );
-  }, JOIN_BATCH);
-
-  return {
-    async join(request: JoinRequest): Promise<JoinResult> {
-      validateJoin(request);
-      await options.tokens.authenticate(request.token, 'join');
-      // Verify the CSR before claiming anything: a bad CSR must leave no trace.
-      const csr = await (await csrSigner).verify(request.csr);
-      const identity = csr.publicKeyHash;
-      const name = request.name;
-
-      const outcome = await claim({ name, identity, request });
-      const subject = nodeSubject(name);
-      const certificate = await (await csrSigner).issue(csr, {
-        commonName: subject.commonName,
-        organization: subject.organization,
-        dnsNames: [name],
-        usages: ['client', 'server'],
-        validityDays: options.certificateValidityDays ?? 365,
-      });
-      const heartbeat = await readJson<HeartbeatRecord>(store, keys.heartbeat(name));
-      return {
-        node: toNodeView(outcome.node, outcome.layout, heartbeat),
-        certificate,
-        caCertificate: options.ca.certPem,
-        rejoined: outcome.rejoined,
-      };
-    },
-
-    async list(caller: Caller): Promise<NodeView[]> {
-      requireMember(caller);
-      const { mirror } = options;
-      await mirror.sync();
-      // Views are rebuilt only when something under the mirror changed; callers share them
-      // read-only (which also lets a transport reuse their serialized form).
-      if (listCache?.generation === mirror.generation) return listCache.views;
-      const generation = mirror.generation;
-      const layoutKv = mirror.get(keys.layout);
-      const layout = layoutKv ? (JSON.parse(layoutKv.value) as MemoryLayout) : undefined;
-      const beats = new Map(
-        mirror
-          .range(keys.heartbeats)
-          .map((kv) => [
-            kv.key.slice(keys.heartbeats.length),
-            JSON.parse(kv.value) as HeartbeatRecord,
-          ]),
-      );
-      const views = mirror.range(keys.nodes).map((kv) => {
-        const node = JSON.parse(kv.value) as NodeRecord;
-        return toNodeView(node, layout, beats.get(node.name));
-      });
-      listCache = { generation, views };
-      return views;
-    },
-
-    async get(caller: Caller, name: string): Promise<NodeView> {
-      requireMember(caller);
-      validateNodeName(name, 'name');
-      return viewOf(name);
-    },
-
-    async heartbeat(
-      caller: Caller,
-      name: string,
-      load: LoadReport,
-      pageserver?: PageServerEndpoint,
-    ): Promise<NodeView> {
-      requireSelf(caller, name);
-      validateLoad(load);
-      const endpoint =
-        pageserver === undefined ? undefined : validatePageServerEndpoint(pageserver);
-      await readNode(name);
-      // Each beat puts the liveness key on a fresh lease; the previous lease
-      // then holds nothing and expires by itself. A beat without a page server
-      // clears it: the node reports what is up now.
-      const lease = await options.store.grantLease(options.nodeGraceSeconds, { keepAlive: false });
-      const beat: HeartbeatRecord = {
-        at: now(),
-        load,
-        ...(endpoint === undefined ? {} : { pageserver: endpoint }),
-      };
-      await store.txn({
-        compares: [{ key: keys.node(name), target: 'version', op: '>', value: 0 }],
-        onSuccess: [putJson(keys.heartbeat(name), beat, lease.id)],
-      });
-      await transition(name, (node) =>
-        node.state === 'Joining' || node.state === 'NotReady' ? 'Ready' : node.state,
-      );
-      return viewOf(name);
-    },
-
-    async drain(caller: Caller, name: string): Promise<NodeView> {
-      requireAdmin(caller);
-      validateNodeName(name, 'name');
-      await transition(name, () => 'Draining');
-      return viewOf(name);
-    },
-
-    async remove(caller: Caller, name: string): Promise<void> {
-      requireAdmin(caller);
-      validateNodeName(name, 'name');
-      await updateAtomically(store, [keys.node(name), keys.layout, keys.segments], (current) => {
-        if (!current.get<NodeRecord>(keys.node(name))) {
-          throw new AmalgamError('NODE_NOT_FOUND', name, { field: 'name' });
-        }
-        const segments = current.get<SegmentsRecord>(keys.segments);
-        const inUse = segments ? segmentsOnNode(segments.table, name) : [];
-        if (inUse.length > 0) {
-          throw new AmalgamError(
-            'NODE_IN_USE',
-            `${inUse.length} segments have extents on ${name}`,
-            {
-              segments: inUse.map((s) => s.id).slice(0, 20),
-            },
-          );
-        }
-        const layout = current.get<MemoryLayout>(keys.layout);
-        const writes = [
-          { type: 'delete' as const, key: keys.node(name) },
-          { type: 'delete' as const, key: keys.heartbeat(name) },
-          // Its devices go with it: `/remotedev/<name>/...` must not outlive the name.
-          { type: 'delete' as const, key: keys.deviceTable(name) },
-        ];
-        if (layout) writes.push(putJson(keys.layout, releaseRange(layout, name).layout) as never);
-        return { writes, result: undefined };
-      });
-    },
-  };
 }

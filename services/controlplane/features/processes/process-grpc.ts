@@ -7,14 +7,13 @@
  */
 
 import type {
-  Caller,
   CreateProcessRequest,
   ProcessLoadView,
   ProcessReport,
   ProcessReportEvent,
-  ProcessService,
   ProcessView,
 } from '../../../api/contracts.ts';
+import type { Caller, ProcessService } from '../../service/contracts.ts';
 
 /** The part of the gRPC door's UnaryMethod these methods fill. */
 export interface ProcessMethod {

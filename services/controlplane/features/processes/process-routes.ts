@@ -5,14 +5,13 @@
  * so this file does not import the list that composes them.
  */
 import type {
-  Caller,
   ClaimPidBlockRequest,
   CreateProcessRequest,
   MigrateProcessRequest,
   ProcessLoadReport,
   ProcessReport,
-  ProcessService,
 } from '../../../api/contracts.ts';
+import type { Caller, ProcessService } from '../../service/contracts.ts';
 
 /** The part of the REST door's handler context these routes read. */
 export interface ProcessRouteContext {

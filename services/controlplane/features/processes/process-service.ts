@@ -7,14 +7,12 @@
  */
 import type { Logger } from 'pino';
 import type {
-  Caller,
   ClaimPidBlockRequest,
   CreateProcessRequest,
   MigrateProcessRequest,
   ProcessLoadReport,
   ProcessLoadView,
   ProcessReport,
-  ProcessService,
   ProcessView,
 } from '../../../api/contracts.ts';
 import { AmalgamError } from '../../../core/errors.ts';
@@ -31,8 +29,9 @@ import type { Move } from '../../../core/rebalance.ts';
 import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
 import { ownerName, requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
-import { keys } from '../../service/keys.ts';
+import type { Caller, ProcessService } from '../../service/contracts.ts';
 import { type Current, putJson, updateAtomically } from '../../service/optimistic.ts';
+import { nodeKeys } from '../nodes/records.ts';
 import { PidBlockService } from './pid-block-service.ts';
 import {
   applyReport,
@@ -246,7 +245,7 @@ export class ProcessSpace implements ProcessServiceInternal {
   ): Promise<ProcessRecord> {
     const seen = await this.read(cpid);
     const from = seen.migration?.from;
-    const beat = from === undefined ? undefined : keys.heartbeat(from);
+    const beat = from === undefined ? undefined : nodeKeys.heartbeat(from);
     const next = await this.update(
       cpid,
       (r, current) => {

@@ -8,8 +8,8 @@ import type { ProcessLoadView } from '../../../api/contracts.ts';
 import type { PlacementNode } from '../../../core/placement.ts';
 import { isTerminal, type ProcessRecord } from '../../../core/processes.ts';
 import type { Mirror } from '../../../store/mirror.ts';
-import { keys } from '../../service/keys.ts';
-import type { NodeRecord } from '../nodes/node-service.ts';
+import type { NodeRecord } from '../nodes/records.ts';
+import { nodeKeys } from '../nodes/records.ts';
 import { parseProcessLoad, parseProcessRecord, processKeys } from './records.ts';
 
 /** A load report is current this long; older ones say nothing about the node's CPUs. */
@@ -88,12 +88,12 @@ export class ProcessSnapshots {
   async take(withRecords = true): Promise<ProcessSnapshot> {
     await this.mirror.sync();
     const alive = new Set(
-      this.mirror.range(keys.heartbeats).map((kv) => kv.key.slice(keys.heartbeats.length)),
+      this.mirror.range(nodeKeys.heartbeats).map((kv) => kv.key.slice(nodeKeys.heartbeats.length)),
     );
     const loads = this.loads();
     const records = withRecords ? this.records() : [];
     // Node records are the nodes feature's; only the placement facts are used here.
-    const nodes = this.mirror.range(keys.nodes).map((kv) => JSON.parse(kv.value) as NodeFacts);
+    const nodes = this.mirror.range(nodeKeys.nodes).map((kv) => JSON.parse(kv.value) as NodeFacts);
     return {
       nodes: placementNodes({ nodes, alive, loads, records, now: this.now() }),
       records,

@@ -7,8 +7,11 @@
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import t from 'tap';
-import type { ControlPlaneRuntime, ControlPlaneStats } from '../../../../services/api/contracts.ts';
 import { buildApp } from '../../../../services/controlplane/rest/app.ts';
+import type {
+  ControlPlaneRuntime,
+  ControlPlaneStats,
+} from '../../../../services/controlplane/service/contracts.ts';
 import { AmalgamError } from '../../../../services/core/errors.ts';
 
 const logger = pino({ level: 'silent' });

@@ -17,11 +17,7 @@ import type {
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Test } from 'tap';
-import type {
-  Caller,
-  ControlPlaneRuntime,
-  JoinResult,
-} from '../../../../services/api/contracts.ts';
+import type { JoinResult } from '../../../../services/api/contracts.ts';
 import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
 import { buildApp } from '../../../../services/controlplane/rest/app.ts';
 import {
@@ -29,6 +25,10 @@ import {
   loadRestApi,
   type Operation,
 } from '../../../../services/controlplane/rest/openapi.ts';
+import type {
+  Caller,
+  ControlPlaneRuntime,
+} from '../../../../services/controlplane/service/contracts.ts';
 import { ERRORS } from '../../../../services/core/errors.ts';
 import { createClusterCa, createKeyAndCsr } from '../../../../services/pki/index.ts';
 import { openEmbeddedStore } from '../../../../services/store/embedded-store.ts';

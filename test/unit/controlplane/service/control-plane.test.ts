@@ -7,12 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
+import type { JoinRequest } from '../../../../services/api/contracts.ts';
+import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
+import type { NodeService } from '../../../../services/controlplane/features/nodes/node-service.ts';
 import type {
   Caller,
   ControlPlaneRuntime,
-  JoinRequest,
-} from '../../../../services/api/contracts.ts';
-import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
+} from '../../../../services/controlplane/service/contracts.ts';
 import { checkLayout, layoutStats } from '../../../../services/core/memory-layout.ts';
 import { checkSegments } from '../../../../services/core/segments.ts';
 import { createClusterCa, createKeyAndCsr } from '../../../../services/pki/index.ts';
@@ -219,19 +220,22 @@ t.test(
       '../../../../services/controlplane/controllers/node-lifecycle.ts'
     );
     const controller = startNodeLifecycleController({
-      store,
-      now: Date.now,
+      // The runtime's nodes are the node service, with the functions controllers call.
+      nodes: cp.nodes as NodeService,
       nodeGraceSeconds: 1,
-      intervalMs: 60_000,
+      now: Date.now,
       logger,
     });
     t.teardown(() => controller.stop());
     t.equal(await controller.reconcile(), 0, 'a live node is left alone');
-    // Wait for the heartbeat key to vanish with its lease.
+    // The heartbeat key vanishes with its lease; the controller's informer sees it go.
     const watch = store.watch('/amalgam/v1/heartbeats/');
     for await (const ev of watch) if (ev.type === 'delete') break;
     await watch.close();
-    t.equal(await controller.reconcile(), 1);
+    while ((await cp.nodes.get(admin, 'a')).state !== 'NotReady') {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    t.equal(await controller.reconcile(), 1, 'one node marked');
     t.equal((await cp.nodes.get(admin, 'a')).state, 'NotReady');
     const range = (await cp.nodes.get(admin, 'a')).range;
     t.ok(range.size > 0, 'a missed heartbeat never frees the range');
@@ -311,6 +315,7 @@ t.test('watch: members watch nodes, heartbeats and memory, never tokens; resumab
     ],
     'relative keys, parsed values, in order, no token event',
   );
+  t.same(seen[1]?.value, await cp.nodes.get(admin, 'b'), 'a value is what GET answers');
   const resumed = cp.watch.open(node('a'), {
     prefix: 'nodes/',
     fromRevision: (seen[0]?.revision ?? 0) + 1,
@@ -319,6 +324,37 @@ t.test('watch: members watch nodes, heartbeats and memory, never tokens; resumab
     t.equal(ev.key, 'nodes/b', 'resuming after the first event starts at the second');
     break;
   }
+});
+
+t.test('watch values are the views GET answers: heartbeats and memory', async (t) => {
+  const { cp, store } = await setup(t);
+  const { token } = await cp.tokens.create(admin, {});
+  await cp.nodes.join(await joinRequest(token, 'a'));
+  const from = (await store.revision()) + 1;
+  const load = { load1: 1, load5: 0, load15: 0, memoryUsedBytes: 0, processes: 0 };
+  await cp.nodes.heartbeat(node('a'), 'a', load, { address: '127.0.0.1:7000', tls: false });
+  await cp.memory.allocateSegment(admin, { size: 4096, id: 'seg' });
+  const events = new Map<string, unknown>();
+  for (const [prefix, fromRevision] of [
+    ['heartbeats/', from],
+    ['memory/', 1],
+  ] as const) {
+    const watch = cp.watch.open(node('a'), { prefix, fromRevision });
+    for await (const ev of watch) {
+      events.set(ev.key, ev.value);
+      if (prefix === 'heartbeats/' || ev.key === 'memory/segments') break;
+    }
+    await watch.close();
+  }
+  const view = await cp.nodes.get(admin, 'a');
+  t.same(events.get('heartbeats/a'), {
+    name: 'a',
+    lastHeartbeatAt: view.lastHeartbeatAt,
+    load: view.load,
+    pageserver: view.pageserver,
+  });
+  t.same(events.get('memory/segments'), await cp.memory.listSegments(admin));
+  t.same(events.get('memory/layout'), await cp.memory.layout(admin));
 });
 
 t.test('leader election: one leader among replicas; another takes over when it goes', async (t) => {

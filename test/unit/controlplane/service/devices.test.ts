@@ -10,12 +10,15 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import type {
-  Caller,
-  ControlPlaneRuntime,
   DeviceInventoryItem,
+  DeviceView,
   JoinRequest,
 } from '../../../../services/api/contracts.ts';
 import { createControlPlane } from '../../../../services/controlplane/control-plane.ts';
+import type {
+  Caller,
+  ControlPlaneRuntime,
+} from '../../../../services/controlplane/service/contracts.ts';
 import { createClusterCa, createKeyAndCsr } from '../../../../services/pki/index.ts';
 import { openEmbeddedStore } from '../../../../services/store/embedded-store.ts';
 import type { Store } from '../../../../services/store/store.ts';
@@ -200,8 +203,9 @@ t.test('devices/ is watchable: a policy change is an event', async (t) => {
   const watch = cp.watch.open(node('c'), { prefix: 'devices/', fromRevision: from });
   for await (const ev of watch) {
     t.equal(ev.key, 'devices/b');
-    const value = ev.value as { devices: Record<string, { exportPolicy: string }> };
-    t.equal(value.devices.disk0?.exportPolicy, 'ro');
+    t.same(ev.value, await cp.devices.list(admin, 'b'), 'the value is what GET answers');
+    const [disk0] = ev.value as DeviceView[];
+    t.equal(disk0?.exportPolicy, 'ro');
     break;
   }
   await watch.close();

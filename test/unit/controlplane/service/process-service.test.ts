@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
-import type { Caller } from '../../../../services/api/contracts.ts';
+import { nodeKeys } from '../../../../services/controlplane/features/nodes/records.ts';
 import { applyReport } from '../../../../services/controlplane/features/processes/process-decisions.ts';
 import { createProcessService } from '../../../../services/controlplane/features/processes/process-service.ts';
 import { placementNodes } from '../../../../services/controlplane/features/processes/process-snapshot.ts';
@@ -18,6 +18,7 @@ import {
   processKeys,
   processWatchView,
 } from '../../../../services/controlplane/features/processes/records.ts';
+import type { Caller } from '../../../../services/controlplane/service/contracts.ts';
 import { keys } from '../../../../services/controlplane/service/keys.ts';
 import { decideMigration, newProcessRecord } from '../../../../services/core/processes.ts';
 import { openEmbeddedStore } from '../../../../services/store/embedded-store.ts';
@@ -56,7 +57,7 @@ async function put(store: Store, key: string, value: unknown): Promise<void> {
 }
 
 async function addNode(store: Store, name: string, cpus: number, alive = true): Promise<void> {
-  await put(store, keys.node(name), {
+  await put(store, nodeKeys.node(name), {
     name,
     identity: `sha256:${name}`,
     roles: [],
@@ -68,7 +69,7 @@ async function addNode(store: Store, name: string, cpus: number, alive = true): 
   if (alive) await beat(store, name);
 }
 
-const beat = (store: Store, name: string) => put(store, keys.heartbeat(name), { at: 0 });
+const beat = (store: Store, name: string) => put(store, nodeKeys.heartbeat(name), { at: 0 });
 
 t.test('create: placed on the node with the most free CPU, one record per PID', async (t) => {
   const { store, processes } = await setup(t);
@@ -149,7 +150,7 @@ t.test('fence-source: a silent source is fenced only after the margin', async (t
 
   const fence = () => processes.report(node('b'), 'b', p.cpid, { epoch: 2, event: 'fence-source' });
   t.match((await fence()).migration, { sourceStopped: null, sourceLostAt: null }, 'a is alive');
-  await store.txn({ compares: [], onSuccess: [{ type: 'delete', key: keys.heartbeat('a') }] });
+  await store.txn({ compares: [], onSuccess: [{ type: 'delete', key: nodeKeys.heartbeat('a') }] });
   t.match((await fence()).migration, { sourceStopped: null, sourceLostAt: clock.now });
   clock.now += 1000;
   t.match((await fence()).migration, { sourceStopped: null }, 'within the margin');
