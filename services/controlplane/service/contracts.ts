@@ -90,9 +90,9 @@ export interface DeviceApi {
   ): Promise<DeviceView>;
 }
 
-/** The network process space. TODO(processes feature): move beside its service. */
-export interface ProcessService {
 /** The network process space (features/processes/process-service.ts implements it). */
+export interface ProcessService {
+  claimPidBlock(caller: Caller, request: ClaimPidBlockRequest): Promise<PidBlock>;
   /** Every claimed block, in claim order, read from the store (not a cache). */
   listPidBlocks(caller: Caller): Promise<PidBlock[]>;
   create(caller: Caller, request: CreateProcessRequest): Promise<ProcessView>;
