@@ -1,7 +1,16 @@
-/** clusteragent's configuration: what `clusteradm join` writes (agent.json), plus optional tuning. */
+/**
+ * clusteragent's configuration: what `clusteradm join` writes (agent.json),
+ * plus optional tuning. The file is checked by its JSON Schema
+ * (config-schema.ts); this module adds what a schema cannot say (device names
+ * by core's rule, a name listed twice) and resolves relative file names
+ * against the file's directory. A bad file is an AgentConfigError naming the
+ * file and the field: `agent config /etc/amalgam/agent.json: devices.block: a boolean is required`.
+ */
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { type ConfigIssue, compileConfigSchema } from '../api/config-check.ts';
 import { isValidDeviceName } from '../core/devices.ts';
+import { AGENT_CONFIG_SCHEMA, DEVICE_CONFIG_SCHEMA } from './config-schema.ts';
 import type { RemotedevConfig } from './device-space.ts';
 import type { DevicesConfig } from './fingerprint/index.ts';
 import type { PageServerOptions } from './pageserver-process.ts';
@@ -39,107 +48,106 @@ export interface AgentConfig {
   processes?: ProcessAgentConfig;
 }
 
-function fail(message: string): never {
-  throw new Error(`agent config: ${message}`);
+/** A bad agent config: `details.field` (`config` for the file as a whole) and `details.file`. */
+export class AgentConfigError extends Error {
+  readonly details: { field: string; file?: string };
+
+  constructor(issue: ConfigIssue, file?: string, options?: { cause?: unknown }) {
+    const where = file === undefined ? 'agent config' : `agent config ${file}`;
+    // The file as a whole (`config`) needs no field in the words.
+    const field = issue.field === 'config' ? '' : `${issue.field}: `;
+    super(`${where}: ${field}${issue.message}`, options);
+    this.name = 'AgentConfigError';
+    this.details = { field: issue.field, ...(file === undefined ? {} : { file }) };
+  }
 }
+
+const checkAgentSchema = compileConfigSchema(AGENT_CONFIG_SCHEMA);
+const checkDeviceSchema = compileConfigSchema(DEVICE_CONFIG_SCHEMA);
+
+/** The file as the schema has checked it: `server` may be one URL, `processes` false. */
+type CheckedConfig = Omit<AgentConfig, 'server' | 'processes'> & {
+  server: string | string[];
+  processes?: Partial<ProcessAgentConfig> | false;
+};
 
 /** Reads and checks agent.json; relative file names are relative to its directory. */
 export async function loadAgentConfig(file: string): Promise<AgentConfig> {
+  const fail = (what: string, cause: unknown): never => {
+    const message = `${what}: ${(cause as Error).message}`;
+    throw new AgentConfigError({ field: 'config', message }, file, { cause });
+  };
+  let text = '';
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    fail('cannot read it', cause);
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
-  } catch (err) {
-    fail(`cannot read ${file}: ${(err as Error).message}`);
+    raw = JSON.parse(text);
+  } catch (cause) {
+    fail('not JSON', cause);
   }
-  if (typeof raw !== 'object' || raw === null) fail('not a JSON object');
-  const c = raw as Record<string, unknown>;
-  const server = typeof c.server === 'string' ? [c.server] : c.server;
-  if (
-    !Array.isArray(server) ||
-    server.length === 0 ||
-    !server.every((s) => typeof s === 'string')
-  ) {
-    fail('server: one https:// URL or a list of them is required');
-  }
-  for (const key of ['name', 'certFile', 'keyFile', 'caFile'] as const) {
-    if (typeof c[key] !== 'string' || c[key] === '') fail(`${key}: a string is required`);
-  }
-  if (
-    c.heartbeatSeconds !== undefined &&
-    (typeof c.heartbeatSeconds !== 'number' || !(c.heartbeatSeconds > 0))
-  ) {
-    fail('heartbeatSeconds: a number > 0');
-  }
-  const base = dirname(resolve(file));
-  const path = (p: unknown): string =>
-    isAbsolute(p as string) ? (p as string) : resolve(base, p as string);
-  // Cluster processes are on unless `processes: false`; their data lives next to agent.json.
-  let processes: AgentConfig['processes'];
-  if (c.processes === undefined) processes = { dataDir: resolve(base, 'processes') };
-  else if (c.processes === false) processes = undefined;
-  else if (typeof c.processes === 'object' && c.processes !== null) {
-    const p = c.processes as NonNullable<AgentConfig['processes']>;
-    processes = { ...p, dataDir: path(p.dataDir ?? 'processes') };
-  } else fail('processes: an object, or false to run no cluster processes');
-  const { processes: _raw, ...rest } = c as unknown as AgentConfig;
+  return parseAgentConfig(raw, dirname(resolve(file)), file);
+}
+
+/**
+ * Checks a parsed agent.json against its schema and the device rules, and
+ * resolves its relative paths against `baseDir`. Throws AgentConfigError
+ * naming the field (and `file`, when given).
+ */
+export function parseAgentConfig(value: unknown, baseDir: string, file?: string): AgentConfig {
+  const issue = checkAgentSchema(value) ?? deviceIssue(value as AgentConfig);
+  if (issue) throw new AgentConfigError(issue, file);
+  const checked = value as CheckedConfig;
+  const path = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const { processes, server, ...rest } = checked;
   const config: AgentConfig = {
     ...rest,
-    ...(processes ? { processes } : {}),
-    server: server as string[],
-    certFile: path(c.certFile),
-    keyFile: path(c.keyFile),
-    caFile: path(c.caFile),
+    server: typeof server === 'string' ? [server] : [...server],
+    certFile: path(checked.certFile),
+    keyFile: path(checked.keyFile),
+    caFile: path(checked.caFile),
   };
-  checkDeviceConfig(config);
-  if (config.devices?.declared) {
-    config.devices.declared = config.devices.declared.map((d) => ({ ...d, path: path(d.path) }));
+  // Cluster processes are on unless `processes: false`; their data lives next to agent.json.
+  if (processes !== false) {
+    config.processes = { ...processes, dataDir: path(processes?.dataDir ?? 'processes') };
   }
-  if (config.remotedev?.mount) config.remotedev.mount = path(config.remotedev.mount);
-  if (config.remotedev?.localdev) config.remotedev.localdev = path(config.remotedev.localdev);
-  if (config.stateDir) config.stateDir = path(config.stateDir);
+  if (checked.devices?.declared) {
+    config.devices = {
+      ...checked.devices,
+      declared: checked.devices.declared.map((d) => ({ ...d, path: path(d.path) })),
+    };
+  }
+  if (checked.remotedev) {
+    const { mount, localdev } = checked.remotedev;
+    config.remotedev = {
+      ...checked.remotedev,
+      ...(mount ? { mount: path(mount) } : {}),
+      ...(localdev ? { localdev: path(localdev) } : {}),
+    };
+  }
+  if (checked.stateDir) config.stateDir = path(checked.stateDir);
   return config;
 }
 
-const NO_SPACE = /^[^\s]+$/;
-
 /** Checks `devices` and `remotedev` (also for configs built in code). */
 export function checkDeviceConfig(config: AgentConfig): void {
-  const d = config.devices as unknown;
-  if (d !== undefined) {
-    if (typeof d !== 'object' || d === null) fail('devices: an object is required');
-    const devices = d as Record<string, unknown>;
-    if (devices.block !== undefined && typeof devices.block !== 'boolean') {
-      fail('devices.block: a boolean is required');
+  const issue = checkDeviceSchema(config) ?? deviceIssue(config);
+  if (issue) throw new AgentConfigError(issue);
+}
+
+/** What the schema cannot say of declared devices: core's name rule, each name once. */
+function deviceIssue(config: AgentConfig): ConfigIssue | undefined {
+  const names = new Set<string>();
+  for (const [i, { name }] of (config.devices?.declared ?? []).entries()) {
+    const field = `devices.declared[${i}].name`;
+    if (!isValidDeviceName(name)) {
+      return { field, message: "lowercase a-z, 0-9, '.', '_', '-' (1-63)" };
     }
-    const char = devices.char ?? [];
-    if (!Array.isArray(char) || !char.every((p) => typeof p === 'string' && isAbsolute(p))) {
-      fail('devices.char: a list of absolute paths is required');
-    }
-    const declared = devices.declared ?? [];
-    if (!Array.isArray(declared)) fail('devices.declared: a list of {name, path} is required');
-    const names = new Set<string>();
-    for (const [i, entry] of (declared as Record<string, unknown>[]).entries()) {
-      if (!isValidDeviceName(entry?.name)) {
-        fail(`devices.declared[${i}].name: lowercase a-z, 0-9, '.', '_', '-' (1-63)`);
-      }
-      if (names.has(entry.name as string)) fail(`devices.declared[${i}].name: listed twice`);
-      names.add(entry.name as string);
-      if (typeof entry.path !== 'string' || !NO_SPACE.test(entry.path)) {
-        fail(`devices.declared[${i}].path: a path without whitespace is required`);
-      }
-      if (entry.readOnly !== undefined && typeof entry.readOnly !== 'boolean') {
-        fail(`devices.declared[${i}].readOnly: a boolean is required`);
-      }
-    }
+    if (names.has(name)) return { field, message: 'listed twice' };
+    names.add(name);
   }
-  const r = config.remotedev as unknown;
-  if (r !== undefined) {
-    if (typeof r !== 'object' || r === null) fail('remotedev: an object is required');
-    for (const key of ['mount', 'localdev', 'binary'] as const) {
-      const value = (r as Record<string, unknown>)[key];
-      if (value !== undefined && (typeof value !== 'string' || value === '')) {
-        fail(`remotedev.${key}: a path is required`);
-      }
-    }
-  }
+  return undefined;
 }

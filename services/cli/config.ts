@@ -9,6 +9,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { compileConfigSchema } from '../api/config-check.ts';
+import { ADMIN_CONFIG_SCHEMA } from './config-schema.ts';
 import { CliError } from './errors.ts';
 
 export interface AdminConfig {
@@ -103,35 +105,31 @@ export async function loadAdminConfig(location: ConfigLocation): Promise<LoadedA
   return { path: location.path, config, ca, cert, key };
 }
 
-/** Validates the JSON shape; `server` may also be a single string. */
+const checkAdminSchema = compileConfigSchema(ADMIN_CONFIG_SCHEMA);
+
+/**
+ * Checks the JSON against its schema (config-schema.ts); `server` may also be
+ * a single string. CONFIG_INVALID names the file (`details.path`) and the
+ * field (`details.field`, `config` for the file as a whole).
+ */
 export function parseAdminConfig(text: string, path: string): AdminConfig {
-  const invalid = (detail: string): CliError =>
-    new CliError('CONFIG_INVALID', `${path}: ${detail}`, { path });
+  const invalid = (field: string, message: string): CliError =>
+    new CliError('CONFIG_INVALID', `${path}: ${field === 'config' ? '' : `${field}: `}${message}`, {
+      path,
+      field,
+    });
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw invalid(`not JSON (${(err as Error).message})`);
+    throw invalid('config', `not JSON (${(err as Error).message})`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw invalid('a JSON object is required');
-  }
-  const record = raw as Record<string, unknown>;
-  const server = typeof record.server === 'string' ? [record.server] : record.server;
-  if (
-    !Array.isArray(server) ||
-    server.length === 0 ||
-    !server.every((url) => typeof url === 'string' && url.startsWith('https://'))
-  ) {
-    throw invalid('server: a non-empty list of https:// URLs is required');
-  }
-  const file = (field: string): string => {
-    const value = record[field];
-    if (typeof value !== 'string' || value === '')
-      throw invalid(`${field}: a file name is required`);
-    return value;
+  const issue = checkAdminSchema(raw);
+  if (issue) throw invalid(issue.field, issue.message);
+  const { server, caFile, certFile, keyFile } = raw as Omit<AdminConfig, 'server'> & {
+    server: string | string[];
   };
-  return { server, caFile: file('caFile'), certFile: file('certFile'), keyFile: file('keyFile') };
+  return { server: typeof server === 'string' ? [server] : [...server], caFile, certFile, keyFile };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
