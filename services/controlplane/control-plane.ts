@@ -11,7 +11,7 @@ import { type Mirror, openMirror } from '../store/mirror.ts';
 import type { Store } from '../store/store.ts';
 import { type LeaderElection, startLeaderElection } from './controllers/leader-election.ts';
 import { startNodeLifecycleController } from './controllers/node-lifecycle.ts';
-import type { Controller } from './controllers/periodic.ts';
+import type { Controller } from './controllers/controller.ts';
 import { startRebalancer } from './controllers/rebalancer.ts';
 import { startTokenCleanupController } from './controllers/token-cleanup.ts';
 import { DeviceService } from './features/devices/device-service.ts';

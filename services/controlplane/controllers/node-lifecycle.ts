@@ -14,7 +14,7 @@ import { stateWhenSilent } from '../../core/nodes.ts';
 import { Informer, WorkQueue, type WorkResult } from '../../reconcile/index.ts';
 import type { NodeService } from '../features/nodes/node-service.ts';
 import type { NodeRecord } from '../features/nodes/records.ts';
-import type { Controller } from './periodic.ts';
+import type { Controller } from './controller.ts';
 
 export type { Controller };
 

@@ -17,7 +17,7 @@ import {
 } from '../../core/rebalance.ts';
 import { WorkQueue } from '../../reconcile/index.ts';
 import type { ProcessServiceInternal } from '../features/processes/process-service.ts';
-import type { Controller } from './node-lifecycle.ts';
+import type { Controller } from './controller.ts';
 
 export interface RebalancerOptions {
   processes: Pick<ProcessServiceInternal, 'snapshot' | 'commitRebalanceMove'>;

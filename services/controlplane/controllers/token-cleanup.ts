@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { WorkQueue } from '../../reconcile/index.ts';
 import type { TokenService } from '../features/tokens/token-service.ts';
-import type { Controller } from './periodic.ts';
+import type { Controller } from './controller.ts';
 
 const EXPIRED_TOKENS = 'expired-tokens';
 
