@@ -42,17 +42,11 @@ import type { Logger } from 'pino';
 import type { NodeView, PageServerEndpoint } from '../api/contracts.ts';
 import { type AmalgamClient, createClient } from '../client/index.ts';
 import { PageServerClient } from '../client/pageserver-client.ts';
+import { closableTimers } from './closable-timers.ts';
 import { type AgentConfig, checkDeviceConfig } from './config.ts';
 import { type DeviceSpace, startDeviceSpace } from './device-space.ts';
 import { fingerprint, procEnv } from './fingerprint/index.ts';
-import { closableTimers } from './later.ts';
 import { type AgentMetrics, createAgentMetrics } from './metrics.ts';
-import {
-  type PageServerOptions,
-  type RunningPageServer,
-  startPageServer,
-} from './pageserver-process.ts';
-import { startProcessesFromConfig } from './processes/hook.ts';
 import {
   type Actual,
   backoffMs,
@@ -60,7 +54,13 @@ import {
   decide,
   pageServerFailed,
   type Range,
-} from './reconcile.ts';
+} from './page-server-decision.ts';
+import {
+  type PageServerOptions,
+  type RunningPageServer,
+  startPageServer,
+} from './pageserver-process.ts';
+import { startProcessesFromConfig } from './processes/hook.ts';
 
 export interface AgentOptions {
   config: AgentConfig;

@@ -36,6 +36,7 @@ import type { Logger } from 'pino';
 import type { DeviceInventoryItem, DeviceView, PageServerEndpoint } from '../api/contracts.ts';
 import type { AmalgamClient } from '../client/index.ts';
 import type { DeviceRecord, DeviceTable } from '../core/devices.ts';
+import { closableTimers } from './closable-timers.ts';
 import {
   endpointHost,
   localdevLinks,
@@ -43,9 +44,8 @@ import {
   treeFile,
   withAddress,
 } from './device-files.ts';
-import { closableTimers } from './later.ts';
 import type { AgentMetrics } from './metrics.ts';
-import { backoffMs } from './reconcile.ts';
+import { backoffMs } from './page-server-decision.ts';
 import { type RunningRemotedev, startRemotedev, unmount } from './remotedev-process.ts';
 
 export interface RemotedevConfig {
