@@ -18,9 +18,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { NodeView } from '../api/contracts.ts';
-import { createClient } from '../client/index.ts';
+import { type AmalgamClient, createClient } from '../client/index.ts';
 import { type AgentConfig, checkDeviceConfig } from './config.ts';
-import { startDeviceSpace } from './device-space.ts';
+import { type DeviceSpace, startDeviceSpace } from './device-space.ts';
 import { procEnv } from './fingerprint/index.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { type AgentMetrics, createAgentMetrics } from './metrics.ts';
@@ -30,6 +30,7 @@ import { PageServerController } from './page-server-controller.ts';
 import type { Desired, Range } from './page-server-decision.ts';
 import type { PageServerOptions } from './pageserver-process.ts';
 import { startProcessesFromConfig } from './processes/start-from-config.ts';
+import type { ProcessSupervisor } from './processes/supervisor.ts';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -91,23 +92,75 @@ function deviceSpaceSettings(config: AgentConfig, tls: boolean) {
   };
 }
 
+type Identity = { ca: string; cert: string; key: string };
+
+async function readIdentity(config: AgentConfig): Promise<Identity> {
+  const [ca, cert, key] = await Promise.all(
+    [config.caFile, config.certFile, config.keyFile].map((f) => readFile(f, 'utf8')),
+  );
+  return { ca: ca as string, cert: cert as string, key: key as string };
+}
+
+/** The agent's state directory (a temporary one, removed on close, unless configured). */
+async function agentStateDir(config: AgentConfig) {
+  if (config.stateDir !== undefined) {
+    return { stateDir: config.stateDir, removeStateDir: () => Promise.resolve() };
+  }
+  const stateDir = await mkdtemp(join(tmpdir(), `amalgam-agent-${config.name}-`));
+  return { stateDir, removeStateDir: () => rm(stateDir, { recursive: true, force: true }) };
+}
+
+/** The page-server controller and the heartbeat, wired to each other and to the rest. */
+function startNodeLoops(
+  options: AgentOptions,
+  identity: Identity,
+  deps: {
+    client: AmalgamClient;
+    metrics: AgentMetrics;
+    devices: DeviceSpace;
+    processes: ProcessSupervisor | null;
+    setController(c: PageServerController): void;
+  },
+): { controller: PageServerController; heartbeat: Heartbeat } {
+  const { config, logger } = options;
+  const tls = config.pageserver?.plaintextLoopback !== true;
+  const controller = new PageServerController({
+    node: config.name,
+    options: pageServerOptions(config, deps.devices.devicesFile),
+    tls: tls ? { ...identity, node: config.name } : null,
+    healthMs: options.healthMs ?? 2000,
+    metrics: deps.metrics,
+    logger,
+    onStarted: () => void heartbeat.publishEndpoint(),
+  });
+  deps.setController(controller);
+  const heartbeat = new Heartbeat({
+    node: config.name,
+    client: deps.client,
+    env: procEnv(config.contributeBytes, config.devices),
+    heartbeatMs: (config.heartbeatSeconds ?? 5) * 1000,
+    failuresBeforeNotReady: options.failuresBeforeNotReady ?? 3,
+    pageServer: controller,
+    metrics: deps.metrics,
+    logger,
+    onNode: (node) => controller.setDesired(rangeOf(node), 'heartbeat'),
+    onAcknowledged: (sentAt) => deps.processes?.leaseRenewed(sentAt),
+    onDevices: (items) => deps.devices.inventory(items),
+  });
+  heartbeat.start();
+  return { controller, heartbeat };
+}
+
 export async function startAgent(options: AgentOptions): Promise<Agent> {
   const { config } = options;
   const logger = options.logger.child({ node: config.name });
   const resyncMs = options.resyncMs ?? 10_000;
-  const [ca, cert, key] = (await Promise.all(
-    [config.caFile, config.certFile, config.keyFile].map((f) => readFile(f, 'utf8')),
-  )) as [string, string, string];
-  const client = createClient({ endpoints: config.server, ca, cert, key });
+  const identity = await readIdentity(config);
+  const client = createClient({ endpoints: config.server, ...identity });
   checkDeviceConfig(config);
   const metrics = createAgentMetrics();
   const tls = config.pageserver?.plaintextLoopback !== true;
-  const stateDir =
-    config.stateDir ?? (await mkdtemp(join(tmpdir(), `amalgam-agent-${config.name}-`)));
-  const removeStateDir = () =>
-    config.stateDir === undefined
-      ? rm(stateDir, { recursive: true, force: true })
-      : Promise.resolve();
+  const { stateDir, removeStateDir } = await agentStateDir(config);
   let pageServer: PageServerController | null = null;
   const devices = await startDeviceSpace({
     ...deviceSpaceSettings(config, tls),
@@ -130,31 +183,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     throw err;
   });
   logger.info({ metricsUrl: metricsServer.url, server: config.server }, 'clusteragent started');
-  const processes = await startProcessesFromConfig(config, { ca, cert, key }, logger);
-  const controller = new PageServerController({
-    node: config.name,
-    options: pageServerOptions(config, devices.devicesFile),
-    tls: tls ? { ca, cert, key, node: config.name } : null,
-    healthMs: options.healthMs ?? 2000,
-    metrics,
-    logger,
-    onStarted: () => void heartbeat.publishEndpoint(),
-  });
-  pageServer = controller;
-  const heartbeat = new Heartbeat({
-    node: config.name,
+  const processes = await startProcessesFromConfig(config, identity, logger);
+  const { controller, heartbeat } = startNodeLoops({ ...options, logger }, identity, {
     client,
-    env: procEnv(config.contributeBytes, config.devices),
-    heartbeatMs: (config.heartbeatSeconds ?? 5) * 1000,
-    failuresBeforeNotReady: options.failuresBeforeNotReady ?? 3,
-    pageServer: controller,
     metrics,
-    logger,
-    onNode: (node) => controller.setDesired(rangeOf(node), 'heartbeat'),
-    onAcknowledged: (sentAt) => processes?.leaseRenewed(sentAt),
-    onDevices: (items) => devices.inventory(items),
+    devices,
+    processes,
+    setController: (c) => {
+      pageServer = c;
+    },
   });
-  heartbeat.start();
   const follower = followNode({
     node: config.name,
     client,

@@ -68,3 +68,24 @@ export async function reportLoad(options: LoadReporterOptions): Promise<void> {
     options.logger.warn({ err }, 'process-load report failed');
   }
 }
+
+/** Reports every `periodMs` until closed (`agentAddress` read at each report). */
+export function startLoadReports(
+  options: Omit<LoadReporterOptions, 'agentAddress'> & { agentAddress(): string },
+  periodMs: number,
+): { close(): void } {
+  let closed = false;
+  let timer: NodeJS.Timeout | undefined;
+  const tick = (): void => {
+    void reportLoad({ ...options, agentAddress: options.agentAddress() }).finally(() => {
+      if (!closed) timer = setTimeout(tick, periodMs);
+    });
+  };
+  tick();
+  return {
+    close() {
+      closed = true;
+      clearTimeout(timer);
+    },
+  };
+}

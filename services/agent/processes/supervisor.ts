@@ -32,37 +32,15 @@ import {
   type Here,
 } from './copy-decision.ts';
 import { CopyDirs } from './copy-dirs.ts';
-import { reportLoad } from './load-report.ts';
+import { startLoadReports } from './load-report.ts';
+import { type ShipDeps, shipCheckpoint } from './migration-source.ts';
+import type { ProcessAgentConfig } from './process-agent-config.ts';
 import { followProcesses } from './process-feed.ts';
 import { ProcessViews } from './process-views.ts';
 import { ShimCopy } from './shim-copy.ts';
-import { type AgentEndpoint, pushCheckpoint, startAgentEndpoint, type Tls } from './transfer.ts';
+import { type AgentEndpoint, startAgentEndpoint, type Tls } from './transfer.ts';
 
-export interface ProcessAgentConfig {
-  /** Where copies keep their checkpoint, restore directory and logs. */
-  dataDir: string;
-  /** CPUs this node offers to cluster processes (default: the machine's). */
-  cpus?: number;
-  /** CPU speed score reported for placement (default 1). */
-  cpuSpeed?: number;
-  /** Copies run at once; more wait as pending (default unlimited). */
-  slots?: number;
-  /** Lease per acknowledged heartbeat; must not exceed clusterd's nodeGraceSeconds. Default 10. */
-  leaseSeconds?: number;
-  /** The agent's process endpoint (checkpoints, logs; mutual TLS). Default 127.0.0.1:0. */
-  listenHost?: string;
-  listenPort?: number;
-  /** Address published for other agents (default the bound one). */
-  advertiseAddress?: string;
-  /** Append an interval line per copy start and end here (tests). */
-  intervalLog?: string;
-  /** Process-load report period. Default 1000 ms. */
-  reportMs?: number;
-  /** How long a process has to write its checkpoint and exit. Default 10 s. */
-  checkpointTimeoutMs?: number;
-  /** Full re-list period. Default 3000 ms. */
-  resyncMs?: number;
-}
+export type { ProcessAgentConfig };
 
 /** What the supervisor asks of the control plane. */
 export type SupervisorClient = Pick<
@@ -101,7 +79,7 @@ class Supervisor implements ProcessSupervisor {
   readonly #views = new ProcessViews();
   readonly #copies = new Map<number, ShimCopy>();
   readonly #queue: KeyedQueue<number>;
-  readonly #timers = new Set<NodeJS.Timeout>();
+  #loads: { close(): void } | null = null;
   #deadline = 0;
   /** Starts under way (a slot is taken before the first await of a start). */
   #starting = 0;
@@ -149,7 +127,18 @@ class Supervisor implements ProcessSupervisor {
         this.#kickAll();
       },
     });
-    this.#reportLoads();
+    this.#loads = startLoadReports(
+      {
+        node: this.#o.node,
+        ...(config.cpus !== undefined ? { cpus: config.cpus } : {}),
+        ...(config.cpuSpeed !== undefined ? { cpuSpeed: config.cpuSpeed } : {}),
+        agentAddress: () => this.address(),
+        report: (node, report) => this.#o.client.reportLoad(node, report),
+        copies: () => this.#copies.values(),
+        logger: this.#logger,
+      },
+      config.reportMs ?? 1000,
+    );
     this.#logger.info(
       { address: this.address(), slots: config.slots ?? null },
       'process supervisor started',
@@ -179,7 +168,7 @@ class Supervisor implements ProcessSupervisor {
     if (this.#closed) return;
     this.#closed = true;
     this.#queue.close();
-    for (const t of this.#timers) clearTimeout(t);
+    this.#loads?.close();
     await this.#feed?.close().catch(() => {});
     const live = [...this.#copies.values()];
     for (const c of live) c.kill();
@@ -358,33 +347,21 @@ class Supervisor implements ProcessSupervisor {
   }
 
   async #shipAndConfirm(view: ProcessView): Promise<void> {
-    const to = view.migration?.to as string;
-    const ship = view.migratable === 'checkpoint' ? this.#dirs.shippable(view.cpid) : null;
-    let how: 'checkpointed' | 'stopped' = 'stopped';
-    if (ship !== null) {
-      if (!(await this.#ship(view, to, ship))) return this.#queue.addAfter(view.cpid, RETRY_MS);
-      how = 'checkpointed';
-    }
+    const dir = view.migratable === 'checkpoint' ? this.#dirs.shippable(view.cpid) : null;
+    const shipped = dir === null ? null : await shipCheckpoint(this.#shipping(), view, dir);
+    if (shipped === false) return this.#queue.addAfter(view.cpid, RETRY_MS);
+    const how = shipped ? 'checkpointed' : 'stopped';
     await this.#reportOrReread(view.cpid, { epoch: view.epoch, event: 'source-stopped', how });
-    this.#logger.info({ cpid: view.cpid, to, how }, 'source stop reported');
+    this.#logger.info({ cpid: view.cpid, to: view.migration?.to, how }, 'source stop reported');
   }
 
-  async #ship(view: ProcessView, to: string, dir: string): Promise<boolean> {
-    const loads = await this.#o.client.listLoads();
-    const target = loads.find((l) => l.node === to)?.agentAddress;
-    if (!target) {
-      this.#logger.warn({ cpid: view.cpid, to }, 'target agent address unknown; retrying');
-      return false;
-    }
-    try {
-      const files = await pushCheckpoint(this.#o.tls, to, target, view.cpid, view.epoch, dir);
-      this.#logger.info({ cpid: view.cpid, to, files }, 'checkpoint shipped');
-      return true;
-    } catch (err) {
-      this.#logger.warn({ err, cpid: view.cpid, to }, 'checkpoint transfer failed; retrying');
-      this.#views.merge(await this.#o.client.get(view.cpid).catch(() => view));
-      return false;
-    }
+  #shipping(): ShipDeps {
+    return {
+      tls: this.#o.tls,
+      client: this.#o.client,
+      logger: this.#logger,
+      merge: (view) => this.#views.merge(view),
+    };
   }
 
   // ---- around the passes ----
@@ -407,26 +384,6 @@ class Supervisor implements ProcessSupervisor {
   #kickAll(): void {
     for (const view of this.#views.all()) if (this.#relevant(view)) this.#queue.add(view.cpid);
     for (const cpid of this.#copies.keys()) this.#queue.add(cpid);
-  }
-
-  #reportLoads(): void {
-    if (this.#closed) return;
-    void reportLoad({
-      node: this.#o.node,
-      ...(this.#o.config.cpus !== undefined ? { cpus: this.#o.config.cpus } : {}),
-      ...(this.#o.config.cpuSpeed !== undefined ? { cpuSpeed: this.#o.config.cpuSpeed } : {}),
-      agentAddress: this.address(),
-      report: (node, report) => this.#o.client.reportLoad(node, report),
-      copies: () => this.#copies.values(),
-      logger: this.#logger,
-    }).finally(() => {
-      if (this.#closed) return;
-      const timer = setTimeout(() => {
-        this.#timers.delete(timer);
-        this.#reportLoads();
-      }, this.#o.config.reportMs ?? 1000);
-      this.#timers.add(timer);
-    });
   }
 }
 
