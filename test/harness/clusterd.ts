@@ -106,7 +106,8 @@ export async function startClusterdReplicas(
   const urls = ports.map((port) => `https://127.0.0.1:${port}`);
   const grpcUrls = grpcPorts.map((port) => `127.0.0.1:${port}`);
   const children: (ChildProcess | undefined)[] = [];
-  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+  // Loading the TypeScript sources alone takes over 20 s on a loaded machine.
+  const startTimeoutMs = options.startTimeoutMs ?? 120_000;
 
   async function writeConfig(i: number): Promise<string> {
     const store =
