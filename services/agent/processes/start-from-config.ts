@@ -22,7 +22,9 @@ export async function startProcessesFromConfig(
     setpriv: SETPRIV,
   });
   return {
-    ...supervisor,
+    leaseRenewed: (sentAt) => supervisor.leaseRenewed(sentAt),
+    address: () => supervisor.address(),
+    copies: () => supervisor.copies(),
     async close() {
       await supervisor.close();
       await client.close();
