@@ -4,12 +4,12 @@
  */
 import type { Logger } from 'pino';
 import type { ProcessView } from '../../api/process-contracts.ts';
-import type { ProcessClient } from '../../client/process-client.ts';
+import type { SupervisorClient } from './supervisor-client.ts';
 import { pushCheckpoint, type Tls } from './transfer.ts';
 
 export interface ShipDeps {
   tls: Tls;
-  client: Pick<ProcessClient, 'get' | 'listLoads'>;
+  client: Pick<SupervisorClient, 'get' | 'listLoads'>;
   logger: Logger;
   /** Keeps a fresher view of the process. */
   merge(view: ProcessView): void;

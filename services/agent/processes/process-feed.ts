@@ -5,10 +5,10 @@
  */
 import type { Logger } from 'pino';
 import type { ProcessView } from '../../api/process-contracts.ts';
-import type { ProcessClient } from '../../client/process-client.ts';
+import type { SupervisorClient } from './supervisor-client.ts';
 
 export interface ProcessFeedOptions {
-  client: Pick<ProcessClient, 'list' | 'watch'>;
+  client: Pick<SupervisorClient, 'list' | 'watch'>;
   logger: Logger;
   resyncMs: number;
   onView(view: ProcessView): void;
@@ -20,7 +20,7 @@ const REOPEN_MS = 500;
 export function followProcesses(options: ProcessFeedOptions): { close(): Promise<void> } {
   const { client, logger } = options;
   let closed = false;
-  let watch: ReturnType<ProcessClient['watch']> | null = null;
+  let watch: ReturnType<SupervisorClient['watch']> | null = null;
   let timer: NodeJS.Timeout | undefined;
 
   async function watchLoop(): Promise<void> {

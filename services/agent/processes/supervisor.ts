@@ -22,7 +22,6 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { ProcessView } from '../../api/process-contracts.ts';
 import type { ApiError } from '../../client/errors.ts';
-import type { ProcessClient } from '../../client/process-client.ts';
 import { KeyedQueue } from '../keyed-queue.ts';
 import {
   type CopyAction,
@@ -38,15 +37,10 @@ import type { ProcessAgentConfig } from './process-agent-config.ts';
 import { followProcesses } from './process-feed.ts';
 import { ProcessViews } from './process-views.ts';
 import { ShimCopy } from './shim-copy.ts';
+import type { SupervisorClient } from './supervisor-client.ts';
 import { type AgentEndpoint, startAgentEndpoint, type Tls } from './transfer.ts';
 
-export type { ProcessAgentConfig };
-
-/** What the supervisor asks of the control plane. */
-export type SupervisorClient = Pick<
-  ProcessClient,
-  'get' | 'list' | 'report' | 'reportLoad' | 'listLoads' | 'watch'
->;
+export type { ProcessAgentConfig, SupervisorClient };
 
 export interface ProcessSupervisor {
   /** A heartbeat sent at `sentAt` (ms) was acknowledged. */
