@@ -77,9 +77,10 @@ export class Heartbeat {
   }
 
   async #beat(): Promise<void> {
-    if (!this.#withhold()) await this.#send();
+    const withheld = this.#withhold();
+    if (!withheld) await this.#send();
     const wait =
-      this.#failures === 0
+      withheld || this.#failures === 0
         ? jitter(this.#o.heartbeatMs)
         : Math.min(
             jitter(backoffMs(this.#failures, 250, 30_000)),
