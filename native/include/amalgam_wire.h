@@ -1,7 +1,8 @@
 /*
  * amalgam_wire.h - the one wire protocol spoken by every native part of amalgam
  * (page server, netmem client library, remote devices) and by the TypeScript
- * client in services/client/pageserver-client.ts.
+ * client in services/client/pageserver-client.ts (its constants: services/api/wire.ts,
+ * checked against this file by test/unit/native/wire-constants.test.ts).
  *
  * Framing
  *   A connection carries a stream of requests; each is a 32-byte request header

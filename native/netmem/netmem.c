@@ -19,6 +19,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../common/conn.h"
+#include "../common/numparse.h"
 #include "amalgam_wire.h"
 
 #ifndef AMALGAM_NO_TLS
@@ -27,6 +29,8 @@
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <signal.h>
+
+#include "../common/tls_peer.h"
 #endif
 
 struct nm_route {
@@ -155,51 +159,18 @@ const char *netmem_tls_error(void) { return tls_err; }
 
 static void set_tls_err(const char *what) {
   char detail[200];
-  unsigned long e = ERR_get_error();
-  if (e) ERR_error_string_n(e, detail, sizeof detail);
-  else snprintf(detail, sizeof detail, "no detail from openssl");
-  ERR_clear_error();
+  amc_tls_last_error(detail, sizeof detail);
   snprintf(tls_err, sizeof tls_err, "%s: %s", what, detail);
-}
-
-/* The page server's certificate must chain to the cluster CA (checked by
- * openssl) and name a node: CN node:<name>, O amalgam:nodes. */
-static int verify_node(int preverify_ok, X509_STORE_CTX *store) {
-  if (!preverify_ok) return 0;
-  if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
-  X509 *leaf = X509_STORE_CTX_get_current_cert(store);
-  X509_NAME *subject = leaf ? X509_get_subject_name(leaf) : NULL;
-  char cn[128] = "", o[128] = "";
-  if (subject) {
-    X509_NAME_get_text_by_NID(subject, NID_commonName, cn, sizeof cn);
-    X509_NAME_get_text_by_NID(subject, NID_organizationName, o, sizeof o);
-  }
-  if (!strncmp(cn, "node:", 5) && cn[5] && !strcmp(o, "amalgam:nodes")) return 1;
-  X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
-  return 0;
 }
 
 int netmem_set_tls(struct netmem *nm, const char *cert_file, const char *key_file,
                    const char *ca_file) {
   if (!nm || !cert_file || !key_file || !ca_file) return -EINVAL;
-  ERR_clear_error();
-  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-  const char *what = NULL;
-  if (!ctx) what = "cannot create the TLS context";
-  else if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) what = "TLS 1.2 minimum";
-  else if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) what = cert_file;
-  else if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) what = key_file;
-  else if (SSL_CTX_check_private_key(ctx) != 1) what = "the key does not match the certificate";
-  else if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) what = ca_file;
-  if (what) {
-    set_tls_err(what);
-    SSL_CTX_free(ctx);
-    return -EINVAL;
-  }
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_node);
-  SSL_CTX_set_verify_depth(ctx, 4);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  /* The page server's certificate must chain to the cluster CA and name a node. */
+  SSL_CTX *ctx;
+  int rc = amc_tls_client_ctx(&ctx, cert_file, key_file, ca_file, AMC_PEER_NODE, tls_err,
+                              sizeof tls_err);
+  if (rc) return rc;
   for (size_t i = 0; i < nm->n; i++) route_disconnect(&nm->r[i]);
   SSL_CTX_free(nm->tls);
   nm->tls = ctx;
@@ -241,40 +212,12 @@ static ssize_t ssl_result(SSL *ssl, int n) {
 
 /* Handshake within the timeout; the server's certificate is verified. */
 static int tls_handshake(struct netmem *nm, struct nm_route *r) {
-  r->ssl = SSL_new(nm->tls);
-  if (!r->ssl || SSL_set_fd(r->ssl, r->fd) != 1) {
-    set_tls_err("SSL_new");
-    return -ENOMEM;
-  }
-  SSL_set_tlsext_host_name(r->ssl, r->host);
-  for (;;) {
-    ERR_clear_error();
-    int n = SSL_connect(r->ssl);
-    if (n == 1) return 0;
-    int e = SSL_get_error(r->ssl, n);
-    struct pollfd pfd = {.fd = r->fd};
-    if (e == SSL_ERROR_WANT_READ) pfd.events = POLLIN;
-    else if (e == SSL_ERROR_WANT_WRITE) pfd.events = POLLOUT;
-    else {
-      long v = SSL_get_verify_result(r->ssl);
-      if (v != X509_V_OK) {
-        snprintf(tls_err, sizeof tls_err, "TLS handshake with %s:%u: server certificate: %s",
-                 r->host, (unsigned)r->port, X509_verify_cert_error_string(v));
-        ERR_clear_error();
-        return -EACCES;
-      }
-      set_tls_err("TLS handshake");
-      return -ECONNREFUSED;
-    }
-    int p;
-    do p = poll(&pfd, 1, nm->timeout_ms);
-    while (p < 0 && errno == EINTR);
-    if (p == 0) {
-      snprintf(tls_err, sizeof tls_err, "TLS handshake with %s:%u: no answer", r->host,
-               (unsigned)r->port);
-      return -ETIMEDOUT;
-    }
-  }
+  char why[200];
+  int rc = amc_tls_handshake(nm->tls, r->fd, r->host, nm->timeout_ms, &r->ssl, why, sizeof why);
+  if (rc)
+    snprintf(tls_err, sizeof tls_err, "TLS handshake with %s:%u: %s", r->host, (unsigned)r->port,
+             why);
+  return rc;
 }
 #else
 int netmem_set_tls(struct netmem *nm, const char *cert_file, const char *key_file,
@@ -337,51 +280,12 @@ int netmem_set_timeout_ms(struct netmem *nm, int ms) {
   return 0;
 }
 
-/* Non-blocking connect bounded by the timeout. */
+/* Non-blocking connect bounded by the timeout (then the TLS handshake). */
 static int route_connect(struct netmem *nm, struct nm_route *r) {
   if (r->fd >= 0) return 0;
-  struct addrinfo hints = {0}, *ai = NULL;
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
   char port[8];
   snprintf(port, sizeof port, "%u", (unsigned)r->port);
-  int rc = getaddrinfo(r->host, port, &hints, &ai);
-  if (rc) return rc == EAI_MEMORY ? -ENOMEM : -EHOSTUNREACH;
-  int err = -ECONNREFUSED;
-  for (struct addrinfo *p = ai; p; p = p->ai_next) {
-    int fd = socket(p->ai_family, p->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, p->ai_protocol);
-    if (fd < 0) {
-      err = -errno;
-      continue;
-    }
-    if (connect(fd, p->ai_addr, p->ai_addrlen) < 0) {
-      if (errno != EINPROGRESS) {
-        err = -errno;
-        close(fd);
-        continue;
-      }
-      struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-      int n;
-      do n = poll(&pfd, 1, nm->timeout_ms);
-      while (n < 0 && errno == EINTR);
-      int soerr = 0;
-      socklen_t sl = sizeof soerr;
-      if (n == 0) soerr = ETIMEDOUT;
-      else if (n < 0) soerr = errno;
-      else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
-      if (soerr) {
-        err = -soerr;
-        close(fd);
-        continue;
-      }
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    r->fd = fd;
-    err = 0;
-    break;
-  }
-  freeaddrinfo(ai);
+  int err = amc_dial(r->host, port, nm->timeout_ms, &r->fd);
 #ifndef AMALGAM_NO_TLS
   if (!err && nm->tls) {
     err = tls_handshake(nm, r);
@@ -753,56 +657,24 @@ int netmem_fetch_add64(struct netmem *nm, uint64_t addr, uint64_t delta, uint64_
   return atomic_op(nm, AMW_OP_FETCH_ADD64, addr, delta, 0, old, NULL);
 }
 
-static int parse_num(const char *s, size_t n, int suffix, uint64_t *out) {
-  char tmp[32];
-  if (!n || n >= sizeof tmp || *s == '-' || *s == '+') return -EINVAL;
-  memcpy(tmp, s, n);
-  tmp[n] = 0;
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(tmp, &end, 0);
-  if (errno || end == tmp) return -EINVAL;
-  uint64_t mul = 1;
-  if (suffix && *end) {
-    switch (*end) {
-    case 'K': case 'k': mul = 1ull << 10; break;
-    case 'M': case 'm': mul = 1ull << 20; break;
-    case 'G': case 'g': mul = 1ull << 30; break;
-    default: return -EINVAL;
-    }
-    end++;
-  }
-  if (*end || v > UINT64_MAX / mul) return -EINVAL;
-  *out = (uint64_t)v * mul;
-  return 0;
-}
-
 int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf,
                        size_t hostbuf_len) {
   if (!spec || !out || !hostbuf) return -EINVAL;
   const char *colon = strchr(spec, ':');
   const char *at = strchr(spec, '@');
   if (!colon || !at || colon > at) return -EINVAL;
-  const char *pcolon = strrchr(at, ':');
-  if (!pcolon || pcolon == at) return -EINVAL;
-  uint64_t start, size, port;
-  if (parse_num(spec, (size_t)(colon - spec), 0, &start) ||
-      parse_num(colon + 1, (size_t)(at - colon - 1), 1, &size) ||
-      parse_num(pcolon + 1, strlen(pcolon + 1), 0, &port) || port == 0 || port > 65535)
+  uint64_t start, size;
+  uint16_t port;
+  char portbuf[32];
+  if (amc_parse_u64_n(spec, (size_t)(colon - spec), 0, &start) ||
+      amc_parse_u64_n(colon + 1, (size_t)(at - colon - 1), AMC_NUM_SUFFIX, &size) ||
+      amc_split_host_port(at + 1, hostbuf, hostbuf_len, portbuf, sizeof portbuf) ||
+      amc_parse_port(portbuf, &port))
     return -EINVAL;
-  const char *h = at + 1;
-  size_t hl = (size_t)(pcolon - h);
-  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-    h++;
-    hl -= 2;
-  }
-  if (!hl || hl >= hostbuf_len) return -EINVAL;
-  memcpy(hostbuf, h, hl);
-  hostbuf[hl] = 0;
   out->start = start;
   out->size = size;
   out->host = hostbuf;
-  out->port = (uint16_t)port;
+  out->port = port;
   return 0;
 }
 

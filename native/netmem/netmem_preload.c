@@ -17,23 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/numparse.h"
 #include "netmem.h"
 
 static void *mapped;
-
-static int parse_size(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 0);
-  if (errno || end == s) return -1;
-  uint64_t mul = 1;
-  if (*end == 'K' || *end == 'k') mul = 1ull << 10, end++;
-  else if (*end == 'M' || *end == 'm') mul = 1ull << 20, end++;
-  else if (*end == 'G' || *end == 'g') mul = 1ull << 30, end++;
-  if (*end || v > UINT64_MAX / mul) return -1;
-  *out = v * mul;
-  return 0;
-}
 
 #define MAX_EXTENTS 256
 
@@ -47,8 +34,8 @@ __attribute__((constructor)) static void netmem_preload_init(void) {
   for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     char *colon = strchr(tok, ':');
     uint64_t global, size;
-    if (n == MAX_EXTENTS || !colon || (*colon = 0, parse_size(tok, &global)) ||
-        parse_size(colon + 1, &size) || !size) {
+    if (n == MAX_EXTENTS || !colon || (*colon = 0, amc_parse_u64(tok, AMC_NUM_SUFFIX, &global)) ||
+        amc_parse_u64(colon + 1, AMC_NUM_SUFFIX, &size) || !size) {
       fprintf(stderr, "netmem-run: NETMEM_MAP=%s: want GLOBAL:SIZE[,GLOBAL:SIZE...]\n", spec);
       _exit(127);
     }

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/numparse.h"
 #include "server.h"
 #include "tls.h"
 
@@ -48,29 +49,6 @@ static const char usage[] =
     "\n"
     "SIGTERM or SIGINT stops the server cleanly; SIGHUP re-reads --devices.\n";
 
-/* Parse an unsigned 64-bit number with an optional K/M/G suffix. Returns 0 or -EINVAL. */
-static int parse_u64(const char *s, int allow_suffix, uint64_t *out) {
-  if (!s || !*s || *s == '-') return -EINVAL;
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 0);
-  if (errno || end == s) return -EINVAL;
-  uint64_t mul = 1;
-  if (allow_suffix && *end) {
-    switch (*end) {
-    case 'K': case 'k': mul = 1ull << 10; break;
-    case 'M': case 'm': mul = 1ull << 20; break;
-    case 'G': case 'g': mul = 1ull << 30; break;
-    default: return -EINVAL;
-    }
-    end++;
-  }
-  if (*end) return -EINVAL;
-  if (v > UINT64_MAX / mul) return -EINVAL;
-  *out = (uint64_t)v * mul;
-  return 0;
-}
-
 static int is_loopback(const struct sockaddr *sa) {
   if (sa->sa_family == AF_INET) {
     const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
@@ -80,25 +58,6 @@ static int is_loopback(const struct sockaddr *sa) {
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
     return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
   }
-  return 0;
-}
-
-/* Split HOST:PORT (or [HOST]:PORT) into host and port buffers. */
-static int split_host_port(const char *arg, char *host, size_t hostlen, char *port,
-                           size_t portlen) {
-  const char *colon = strrchr(arg, ':');
-  if (!colon || colon == arg || !colon[1]) return -EINVAL;
-  const char *h = arg;
-  size_t n = (size_t)(colon - arg);
-  if (h[0] == '[') {
-    if (n < 2 || h[n - 1] != ']') return -EINVAL;
-    h++;
-    n -= 2;
-  }
-  if (n == 0 || n >= hostlen || strlen(colon + 1) >= portlen) return -EINVAL;
-  memcpy(host, h, n);
-  host[n] = '\0';
-  strcpy(port, colon + 1);
   return 0;
 }
 
@@ -236,16 +195,16 @@ int main(int argc, char **argv) {
     return 2;
   }
   uint64_t start, size;
-  if (parse_u64(start_arg, 0, &start) < 0) {
+  if (amc_parse_u64(start_arg, 0, &start) < 0) {
     fprintf(stderr, "pageserver: --range-start: not a number: %s\n", start_arg);
     return 2;
   }
-  if (parse_u64(size_arg, 1, &size) < 0 || size == 0) {
+  if (amc_parse_u64(size_arg, AMC_NUM_SUFFIX, &size) < 0 || size == 0) {
     fprintf(stderr, "pageserver: --range-size: not a positive size: %s\n", size_arg);
     return 2;
   }
   char host[256], port[16], bound[300];
-  if (split_host_port(listen_arg, host, sizeof host, port, sizeof port) < 0) {
+  if (amc_split_host_port(listen_arg, host, sizeof host, port, sizeof port) < 0) {
     fprintf(stderr, "pageserver: --listen: expected HOST:PORT, got %s\n", listen_arg);
     return 2;
   }

@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include "tls.h"
+#include "../common/tls_peer.h"
 #endif
 
 #define RBUF_INITIAL (64u * 1024u)
@@ -185,7 +186,7 @@ static int tls_handshake(struct conn *c) {
   c->tls_failed = 1;
   long vr = SSL_get_verify_result(c->ssl);
   char detail[256];
-  tls_last_error(detail, sizeof detail);
+  amc_tls_last_error(detail, sizeof detail);
   fprintf(stderr, "pageserver: TLS handshake refused: %s%s%s\n",
           vr != X509_V_OK ? X509_verify_cert_error_string(vr) : detail,
           vr != X509_V_OK ? "; " : "", vr != X509_V_OK ? detail : "");
@@ -500,7 +501,7 @@ static void accept_event(ae_loop *loop, int fd, void *data, int mask) {
       SSL *ssl = SSL_new(srv->tls);
       if (!ssl || SSL_set_fd(ssl, cfd) != 1) {
         char detail[256];
-        tls_last_error(detail, sizeof detail);
+        amc_tls_last_error(detail, sizeof detail);
         fprintf(stderr, "pageserver: cannot set up TLS for a connection: %s\n", detail);
         SSL_free(ssl); /* NULL is fine */
         free(rbuf);

@@ -1,4 +1,4 @@
-/* tls.c - see tls.h. */
+/* tls.c - see tls.h. The peer check is native/common/tls_peer.c. */
 #include "tls.h"
 
 #ifndef AMALGAM_NO_TLS
@@ -11,78 +11,11 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#define NODE_CN_PREFIX "node:"
-#define NODE_O "amalgam:nodes"
-#define ADMIN_CN "admin"
-#define ADMIN_O "amalgam:admins"
-
-void tls_last_error(char *buf, size_t len) {
-  unsigned long e = ERR_get_error();
-  if (len == 0) return;
-  if (e == 0)
-    snprintf(buf, len, "no detail from openssl");
-  else
-    ERR_error_string_n(e, buf, len);
-  ERR_clear_error();
-}
-
-/* A node name is an RFC 1123 label: [a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?. */
-static int valid_node_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 63) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char ch = s[i];
-    int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || (ch == '-' && i > 0 && i < n - 1);
-    if (!ok) return 0;
-  }
-  return 1;
-}
-
-int tls_subject_is_member(const char *cn, const char *o) {
-  if (!cn || !o) return 0;
-  if (strcmp(o, ADMIN_O) == 0 && strcmp(cn, ADMIN_CN) == 0) return 1;
-  if (strcmp(o, NODE_O) == 0 && strncmp(cn, NODE_CN_PREFIX, strlen(NODE_CN_PREFIX)) == 0)
-    return valid_node_name(cn + strlen(NODE_CN_PREFIX));
-  return 0;
-}
-
-/*
- * The single value of attribute nid in name, copied to buf; -ENOENT when it is
- * absent, repeated, or not plain text without NUL bytes.
- */
-static int single_entry(X509_NAME *name, int nid, char *buf, size_t len) {
-  int idx = X509_NAME_get_index_by_NID(name, nid, -1);
-  if (idx < 0 || X509_NAME_get_index_by_NID(name, nid, idx) >= 0) return -ENOENT;
-  X509_NAME_ENTRY *ent = X509_NAME_get_entry(name, idx);
-  if (!ent) return -ENOENT;
-  ASN1_STRING *data = X509_NAME_ENTRY_get_data(ent);
-  if (!data) return -ENOENT;
-  int n = ASN1_STRING_length(data);
-  const unsigned char *p = ASN1_STRING_get0_data(data);
-  if (n < 0 || !p || (size_t)n >= len || memchr(p, 0, (size_t)n)) return -ENOENT;
-  memcpy(buf, p, (size_t)n);
-  buf[n] = '\0';
-  return 0;
-}
-
-/* Chain verified by openssl; at the leaf, also insist on a member subject. */
-int tls_verify_member(int preverify_ok, X509_STORE_CTX *store) {
-  if (!preverify_ok) return 0;
-  if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
-  X509 *leaf = X509_STORE_CTX_get_current_cert(store);
-  X509_NAME *subject = leaf ? X509_get_subject_name(leaf) : NULL;
-  char cn[128], o[128];
-  if (subject && single_entry(subject, NID_commonName, cn, sizeof cn) == 0 &&
-      single_entry(subject, NID_organizationName, o, sizeof o) == 0 &&
-      tls_subject_is_member(cn, o))
-    return 1;
-  X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
-  return 0;
-}
+#include "../common/tls_peer.h"
 
 static int fail(SSL_CTX *ctx, char *err, size_t errlen, const char *what, const char *file) {
   char detail[256];
-  tls_last_error(detail, sizeof detail);
+  amc_tls_last_error(detail, sizeof detail);
   snprintf(err, errlen, "%s %s: %s", what, file ? file : "", detail);
   SSL_CTX_free(ctx);
   return -EINVAL;
@@ -110,7 +43,7 @@ int tls_ctx_create(SSL_CTX **out, const char *cert_file, const char *key_file,
   STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
   if (!names) return fail(ctx, err, errlen, "no certificate in --tls-ca", ca_file);
   SSL_CTX_set_client_CA_list(ctx, names);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tls_verify_member);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, amc_tls_verify_member);
   SSL_CTX_set_verify_depth(ctx, 4);
   /* No resumption: one long-lived connection per peer; nothing to gain, less to get wrong. */
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

@@ -2,7 +2,8 @@
  * tls.h - the page server's mutual TLS context (OpenSSL): TLS 1.3 preferred,
  * 1.2 at least; the peer must present a certificate that chains to the
  * cluster CA and names a cluster member (CN `node:<name>` O `amalgam:nodes`,
- * or CN `admin` O `amalgam:admins`). Absent when built with AMALGAM_NO_TLS.
+ * or CN `admin` O `amalgam:admins`: amc_tls_verify_member in
+ * native/common/tls_peer.h). Absent when built with AMALGAM_NO_TLS.
  * Functions return 0 or -errno.
  */
 #ifndef AMALGAM_TLS_H
@@ -20,16 +21,6 @@ struct ssl_ctx_st; /* SSL_CTX */
 int tls_ctx_create(struct ssl_ctx_st **out, const char *cert_file, const char *key_file,
                    const char *ca_file, char *err, size_t errlen);
 void tls_ctx_free(struct ssl_ctx_st *ctx);
-/* The openssl error queue as one line (and cleared), for logs. */
-void tls_last_error(char *buf, size_t len);
-/* 1 if a subject names a cluster member (exposed for the unit tests). */
-int tls_subject_is_member(const char *cn, const char *o);
-/*
- * SSL verify callback: the chain must verify and the leaf must name a member.
- * Used by the page server for clients and by remotedev-fuse for servers.
- */
-struct x509_store_ctx_st;
-int tls_verify_member(int preverify_ok, struct x509_store_ctx_st *store);
 #endif
 
 #endif

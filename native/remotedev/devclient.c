@@ -16,6 +16,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../common/conn.h"
+#include "../common/numparse.h"
 #include "../include/amalgam_wire.h"
 
 #ifndef AMALGAM_NO_TLS
@@ -23,7 +25,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "../pageserver/tls.h"
+#include "../common/tls_peer.h"
 #endif
 
 /* Bytes per wire request (<= the 1 MiB payload limit): longer I/O is split and pipelined,
@@ -83,58 +85,24 @@ int devclient_init(const char *cert, const char *key, const char *ca, int timeou
     snprintf(err, errlen, "TLS needs all three of --cert, --key and --ca");
     return -EINVAL;
   }
-  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-  const char *what = "cannot create the TLS context", *file = "";
-  if (!ctx) goto fail;
-  what = "cannot set the TLS versions";
-  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) goto fail;
-  what = "cannot load --cert";
-  file = cert;
-  if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) goto fail;
-  what = "cannot load --key";
-  file = key;
-  if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) goto fail;
-  what = "--key does not match --cert";
-  if (SSL_CTX_check_private_key(ctx) != 1) goto fail;
-  what = "cannot load --ca";
-  file = ca;
-  if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) goto fail;
-  /* The owner must chain to the cluster CA and name a member (node:<name>). */
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_member);
-  SSL_CTX_set_verify_depth(ctx, 4);
-  SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
-  g_tls = ctx;
-  return 0;
-fail: {
-  char detail[256];
-  tls_last_error(detail, sizeof detail);
-  snprintf(err, errlen, "%s %s: %s", what, file, detail);
-  SSL_CTX_free(ctx);
-  return -EINVAL;
-}
+  /* The owner must chain to the cluster CA and name a member. */
+  return amc_tls_client_ctx(&g_tls, cert, key, ca, AMC_PEER_MEMBER, err, errlen);
 #endif
 }
 
 struct dev_endpoint *devclient_endpoint(const char *hostport, int tls) {
-  const char *colon = strrchr(hostport, ':');
-  if (!colon || colon == hostport || !colon[1] || strlen(hostport) >= 300) return NULL;
-  const char *h = hostport;
-  size_t n = (size_t)(colon - hostport);
-  if (h[0] == '[') {
-    if (n < 2 || h[n - 1] != ']') return NULL;
-    h++;
-    n -= 2;
-  }
-  if (n == 0 || n >= 256 || strlen(colon + 1) >= 16) return NULL;
+  char host[256], port[16];
+  if (strlen(hostport) >= 300 ||
+      amc_split_host_port(hostport, host, sizeof host, port, sizeof port) < 0)
+    return NULL;
   pthread_mutex_lock(&g_eps_mu);
   struct dev_endpoint *ep;
   for (ep = g_eps; ep; ep = ep->next)
     if (ep->tls == tls && strcmp(ep->name, hostport) == 0) break;
   if (!ep && (ep = calloc(1, sizeof *ep))) {
     strcpy(ep->name, hostport);
-    memcpy(ep->host, h, n);
-    ep->host[n] = '\0';
-    strcpy(ep->port, colon + 1);
+    strcpy(ep->host, host);
+    strcpy(ep->port, port);
     ep->tls = tls;
     pthread_mutex_init(&ep->mu, NULL);
     ep->next = g_eps;
@@ -155,62 +123,6 @@ static void conn_free(struct dev_conn *c) {
   free(c);
 }
 
-/* A connected socket (bounded by the timeout) or -errno. */
-static int dial(struct dev_endpoint *ep) {
-  struct addrinfo hints = {0}, *res = NULL;
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  if (getaddrinfo(ep->host, ep->port, &hints, &res) != 0) return -EHOSTUNREACH;
-  int err = -ECONNREFUSED;
-  int fd = -1;
-  for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      err = -errno;
-      continue;
-    }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-      if (errno != EINPROGRESS) {
-        err = -errno;
-        close(fd);
-        fd = -1;
-        continue;
-      }
-      struct pollfd p = {fd, POLLOUT, 0};
-      int pr;
-      do pr = poll(&p, 1, g_timeout_ms);
-      while (pr < 0 && errno == EINTR);
-      int soerr = 0;
-      socklen_t sl = sizeof soerr;
-      if (pr == 0) soerr = ETIMEDOUT;
-      else if (pr < 0) soerr = errno;
-      else getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-      if (soerr) {
-        err = -soerr;
-        close(fd);
-        fd = -1;
-        continue;
-      }
-    }
-  }
-  freeaddrinfo(res);
-  if (fd < 0) return err;
-  /* blocking from now on, every call bounded by SO_RCVTIMEO / SO_SNDTIMEO */
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-    err = -errno;
-    close(fd);
-    return err;
-  }
-  struct timeval tv = {g_timeout_ms / 1000, (g_timeout_ms % 1000) * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
 static void log_failure(struct dev_endpoint *ep, const char *name, const char *what, int err) {
   fprintf(stderr, "remotedev-fuse: device %s on %s (%s): %s: %s\n", name, ep->name,
           ep->tls ? "tls" : "plain", what,
@@ -218,47 +130,44 @@ static void log_failure(struct dev_endpoint *ep, const char *name, const char *w
                                                                       : strerror(-err));
 }
 
-/* A new connection (handshake done) or NULL with *err set. */
+/* The TLS session on c's connected socket: 0 or -errno (a failure is logged). */
+static int tls_open(struct dev_endpoint *ep, struct dev_conn *c) {
+#ifdef AMALGAM_NO_TLS
+  (void)ep, (void)c;
+  return -ENOTSUP;
+#else
+  if (!g_tls) return -ENOTSUP; /* no --cert/--key/--ca given */
+  SSL *ssl;
+  char why[256];
+  int rc = amc_tls_handshake(g_tls, c->fd, NULL, g_timeout_ms, &ssl, why, sizeof why);
+  if (rc) {
+    fprintf(stderr, "remotedev-fuse: TLS handshake with %s failed: %s\n", ep->name, why);
+    return -EPROTO;
+  }
+  c->ssl = ssl;
+  return 0;
+#endif
+}
+
+/*
+ * A new connection (handshake done) or NULL with *err set: blocking from the
+ * handshake on, every send and receive bounded by the timeout.
+ */
 static struct dev_conn *conn_open(struct dev_endpoint *ep, int *err) {
   struct dev_conn *c = calloc(1, sizeof *c);
   if (!c) {
     *err = -ENOMEM;
     return NULL;
   }
-  c->fd = dial(ep);
+  c->fd = -1;
   c->next_id = 1;
-  if (c->fd < 0) {
-    *err = c->fd;
-    c->fd = -1;
+  int rc = amc_dial(ep->host, ep->port, g_timeout_ms, &c->fd);
+  if (!rc && ep->tls) rc = tls_open(ep, c);
+  if (!rc) rc = amc_set_blocking_timeouts(c->fd, g_timeout_ms);
+  if (rc) {
+    *err = rc;
     conn_free(c);
     return NULL;
-  }
-  if (ep->tls) {
-#ifdef AMALGAM_NO_TLS
-    *err = -ENOTSUP;
-    conn_free(c);
-    return NULL;
-#else
-    if (!g_tls) {
-      *err = -ENOTSUP; /* no --cert/--key/--ca given */
-      conn_free(c);
-      return NULL;
-    }
-    SSL *ssl = SSL_new(g_tls);
-    c->ssl = ssl;
-    ERR_clear_error();
-    if (!ssl || SSL_set_fd(ssl, c->fd) != 1 || SSL_connect(ssl) != 1) {
-      char detail[256];
-      long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-      tls_last_error(detail, sizeof detail);
-      fprintf(stderr, "remotedev-fuse: TLS handshake with %s failed: %s%s%s\n", ep->name,
-              vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "", vr != X509_V_OK ? "; " : "",
-              detail);
-      *err = -EPROTO;
-      conn_free(c);
-      return NULL;
-    }
-#endif
   }
   return c;
 }

@@ -8,6 +8,7 @@
 #define FUSE_USE_VERSION 31
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <fuse.h>
 #include <getopt.h>
@@ -25,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/numparse.h"
 #include "../include/amalgam_wire.h"
 #include "devclient.h"
 #include "tree.h"
@@ -458,8 +460,7 @@ int main(int argc, char **argv) {
   };
   const char *mountpoint = NULL, *cert = NULL, *key = NULL, *ca = NULL;
   int plaintext = 0, foreground = 0, allow_other = 0, opt;
-  long cache_mb = 16, timeout_ms = 5000;
-  char *end;
+  uint64_t cache_mb = 16, timeout_ms = 5000;
   while ((opt = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
     switch (opt) {
     case OPT_MOUNT: mountpoint = optarg; break;
@@ -471,15 +472,13 @@ int main(int argc, char **argv) {
     case OPT_FG: foreground = 1; break;
     case OPT_ALLOW_OTHER: allow_other = 1; break;
     case OPT_CACHE:
-      cache_mb = strtol(optarg, &end, 10);
-      if (*end || end == optarg || cache_mb < 0 || cache_mb > 65536) {
+      if (amc_parse_range(optarg, 0, 65536, &cache_mb) < 0) {
         fprintf(stderr, "remotedev-fuse: --ro-cache-mb: expected 0..65536, got %s\n", optarg);
         return 2;
       }
       break;
     case OPT_TIMEOUT:
-      timeout_ms = strtol(optarg, &end, 10);
-      if (*end || end == optarg || timeout_ms < 1 || timeout_ms > 3600000) {
+      if (amc_parse_range(optarg, 1, 3600000, &timeout_ms) < 0) {
         fprintf(stderr, "remotedev-fuse: --timeout-ms: expected 1..3600000, got %s\n", optarg);
         return 2;
       }
@@ -520,7 +519,7 @@ int main(int argc, char **argv) {
                 g_tree->devs[i].machine, g_tree->devs[i].dev);
   }
   if (cache_init((unsigned)cache_mb) < 0) {
-    fprintf(stderr, "remotedev-fuse: cannot allocate a %ld MiB read cache\n", cache_mb);
+    fprintf(stderr, "remotedev-fuse: cannot allocate a %u MiB read cache\n", (unsigned)cache_mb);
     return 1;
   }
   /*
@@ -565,7 +564,7 @@ int main(int argc, char **argv) {
   }
   printf("mounted %s\n", mountpoint);
   fflush(stdout);
-  fprintf(stderr, "remotedev-fuse: %s: %zu devices from %s, ro cache %ld MiB, timeout %ld ms\n",
+  fprintf(stderr, "remotedev-fuse: %s: %zu devices from %s, ro cache %" PRIu64 " MiB, timeout %" PRIu64 " ms\n",
           mountpoint, g_tree->n, g_tree_file, cache_mb, timeout_ms);
   if (fuse_daemonize(foreground) != 0) {
     fuse_unmount(f);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/numparse.h"
 #include "../include/amalgam_wire.h"
 
 int tree_machine_name_valid(const char *s) {
@@ -100,10 +101,8 @@ int tree_parse(const char *text, const char *name, struct tree **out, char *err,
       rc = -EINVAL;
       break;
     }
-    char *end;
-    errno = 0;
-    unsigned long long size = strtoull(f[2], &end, 10);
-    if (errno || *end || f[2][0] == '-' || end == f[2]) {
+    uint64_t size;
+    if (amc_parse_u64(f[2], AMC_NUM_DECIMAL, &size) < 0) {
       snprintf(err, errlen, "%s:%d: size '%s' is not a byte count", name, lineno, f[2]);
       rc = -EINVAL;
       break;

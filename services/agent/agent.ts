@@ -183,7 +183,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     throw err;
   });
   logger.info({ metricsUrl: metricsServer.url, server: config.server }, 'clusteragent started');
-  const processes = await startProcessesFromConfig(config, identity, logger);
+  const processes = await startProcessesFromConfig(config, client, identity, logger);
   const { controller, heartbeat } = startNodeLoops({ ...options, logger }, identity, {
     client,
     metrics,

@@ -3,58 +3,27 @@
  * kept next to contracts.ts, which holds the rest of the service layer).
  */
 import type { PidBlock } from '../core/pid-blocks.ts';
-import type { Migratable, ProcessRecord } from '../core/processes.ts';
 import type { Caller } from './contracts.ts';
+import type {
+  ClaimPidBlockRequest,
+  CreateProcessRequest,
+  MigrateProcessRequest,
+  ProcessLoadReport,
+  ProcessLoadView,
+  ProcessReport,
+  ProcessView,
+} from './types.ts';
 
-export type ProcessView = ProcessRecord;
-
-export interface ClaimPidBlockRequest {
-  size?: number;
-}
-
-export interface CreateProcessRequest {
-  command: string;
-  args?: string[];
-  migratable?: Migratable;
-  cpus?: number;
-  labels?: Record<string, string>;
-  node?: string;
-  cpid?: number;
-}
-
-export interface MigrateProcessRequest {
-  to: string;
-}
-
-export type ProcessReportEvent =
-  | 'running'
-  | 'exited'
-  | 'failed'
-  | 'source-stopped'
-  | 'fence-source';
-
-export interface ProcessReport {
-  epoch: number;
-  event: ProcessReportEvent;
-  how?: 'checkpointed' | 'stopped';
-  exitCode?: number;
-  failure?: string;
-}
-
-export interface ProcessLoadReport {
-  cpus: number;
-  cpuSpeed: number;
-  load1: number;
-  runnable: number;
-  agentAddress?: string;
-  processes: { cpid: number; epoch: number; cpu: number }[];
-}
-
-export interface ProcessLoadView extends Omit<ProcessLoadReport, 'agentAddress'> {
-  node: string;
-  reportedAt: number;
-  agentAddress: string | null;
-}
+export type {
+  ClaimPidBlockRequest,
+  CreateProcessRequest,
+  MigrateProcessRequest,
+  ProcessLoadReport,
+  ProcessLoadView,
+  ProcessReport,
+  ProcessReportEvent,
+  ProcessView,
+} from './types.ts';
 
 export interface ProcessService {
   claimPidBlock(caller: Caller, request: ClaimPidBlockRequest): Promise<PidBlock>;

@@ -9,9 +9,12 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { InvalidArgumentError, Option } from 'commander';
-import { createClient } from '../client/index.ts';
+import type { CreatedToken } from '../api/contracts.ts';
+import { type AmalgamClient, createClient } from '../client/index.ts';
 import { isValidNodeName } from '../core/names.ts';
 import {
+  type ClusterHome,
+  type CreatedHome,
   clearHome,
   clusterHome,
   createClusterHome,
@@ -21,7 +24,7 @@ import {
 } from './cluster-home.ts';
 import { startClusterd, waitUntilReady } from './clusterd-process.ts';
 import { resolveHome } from './config.ts';
-import { defineCommand } from './context.ts';
+import { type CliContext, defineCommand } from './context.ts';
 import { runningPid } from './daemon-process.ts';
 import { CliError, usageError } from './errors.ts';
 import { joinCommand } from './join-command.ts';
@@ -92,6 +95,142 @@ export function defaultAdvertiseAddress(
   return '127.0.0.1';
 }
 
+/** `--store` and `--etcd-endpoints` go together. */
+function checkStoreOptions(options: Pick<Options, 'store' | 'etcdEndpoints'>): void {
+  if (options.store === 'etcd' && options.etcdEndpoints === undefined) {
+    throw usageError('--store etcd needs --etcd-endpoints');
+  }
+  if (options.store === 'embedded' && options.etcdEndpoints !== undefined) {
+    throw usageError('--etcd-endpoints is only for --store etcd');
+  }
+}
+
+/** An empty home, or (--force) one whose previous cluster is stopped and then removed. */
+async function makeRoom(
+  layout: ClusterHome,
+  force: boolean,
+  progress: (line: string) => void,
+): Promise<void> {
+  const existing = await existingEntries(layout);
+  if (existing.length === 0) return;
+  if (!force) {
+    throw new CliError(
+      'HOME_EXISTS',
+      `${layout.home} (found ${existing.join(', ')}); use --force to replace it, or another --home`,
+      { home: layout.home },
+    );
+  }
+  const pid = await runningPid(layout.pid);
+  if (pid !== undefined) {
+    throw new CliError('CLUSTERD_RUNNING', `pid ${pid} from ${layout.home}; stop it first`, {
+      pid,
+    });
+  }
+  progress(`--force: removing the previous cluster from ${layout.home}`);
+  await clearHome(layout);
+}
+
+/** What the cluster home is made from: the options, this machine's name and addresses. */
+export function initSpec(
+  options: Pick<Options, 'name' | 'listen' | 'advertiseAddress' | 'store' | 'etcdEndpoints'>,
+  hostname: string,
+  interfaces: ReturnType<typeof networkInterfaces>,
+): InitSpec {
+  return {
+    clusterName: options.name,
+    listen: options.listen,
+    advertiseAddress:
+      options.advertiseAddress ?? defaultAdvertiseAddress(options.listen.host, interfaces),
+    store:
+      options.store === 'etcd'
+        ? { backend: 'etcd', endpoints: options.etcdEndpoints as string[] }
+        : { backend: 'embedded' },
+    hostname,
+  };
+}
+
+/** A client with the admin credential just written. */
+async function adminClient(layout: ClusterHome, created: CreatedHome): Promise<AmalgamClient> {
+  const [ca, cert, key] = await Promise.all(
+    [layout.caCert, layout.adminCert, layout.adminKey].map((f) => readFile(f, 'utf8')),
+  );
+  return createClient({
+    endpoints: created.adminConfig.server,
+    ca: ca as string,
+    cert: cert as string,
+    key: key as string,
+  });
+}
+
+interface Configured {
+  spec: InitSpec;
+  layout: ClusterHome;
+  created: CreatedHome;
+}
+
+function printConfigured(context: CliContext, output: OutputFormat, c: Configured): void {
+  const { spec, layout, created } = c;
+  if (output === 'json') {
+    context.stdout(
+      toJson({
+        clusterName: spec.clusterName,
+        home: layout.home,
+        server: created.server,
+        caCertHash: created.caCertHash,
+        clusterdConfig: layout.clusterdConfig,
+        adminConfig: layout.adminConfig,
+      }),
+    );
+    return;
+  }
+  context.stdout(
+    [
+      `Cluster "${spec.clusterName}" is configured in ${layout.home} (CA ${created.caCertHash}).`,
+      `Start clusterd with:  clusterd --config ${layout.clusterdConfig}`,
+      `then print a join command with:  clusteradm token create --print-join-command --home ${layout.home}`,
+      '',
+    ].join('\n'),
+  );
+}
+
+function printRunning(
+  context: CliContext,
+  output: OutputFormat,
+  c: Configured,
+  pid: number,
+  token: CreatedToken,
+): void {
+  const { spec, layout, created } = c;
+  const command = joinCommand(created.server, token.token, created.caCertHash);
+  if (output === 'json') {
+    context.stdout(
+      toJson({
+        clusterName: spec.clusterName,
+        home: layout.home,
+        server: created.server,
+        caCertHash: created.caCertHash,
+        pid,
+        token: token.token,
+        tokenExpiresAt: token.expiresAt,
+        joinCommand: command,
+      }),
+    );
+    return;
+  }
+  context.stdout(
+    [
+      `Cluster "${spec.clusterName}" is running (clusterd pid ${pid}).`,
+      '',
+      `Admin configuration: ${layout.adminConfig}`,
+      '',
+      'To join a machine, run on it (the token expires in 24h):',
+      '',
+      `  ${command}`,
+      '',
+    ].join('\n'),
+  );
+}
+
 export const init = defineCommand<Options>({
   words: ['init'],
   summary: 'create a cluster on this machine and start clusterd',
@@ -130,117 +269,29 @@ export const init = defineCommand<Options>({
   },
   async run(context, { options }) {
     const progress = (line: string): void => context.stderr(`[init] ${line}\n`);
-    if (options.store === 'etcd' && options.etcdEndpoints === undefined) {
-      throw usageError('--store etcd needs --etcd-endpoints');
-    }
-    if (options.store === 'embedded' && options.etcdEndpoints !== undefined) {
-      throw usageError('--etcd-endpoints is only for --store etcd');
-    }
+    checkStoreOptions(options);
     const layout = clusterHome(resolveHome(options.home, context));
-
-    const existing = await existingEntries(layout);
-    if (existing.length > 0) {
-      if (!options.force) {
-        throw new CliError(
-          'HOME_EXISTS',
-          `${layout.home} (found ${existing.join(', ')}); use --force to replace it, or another --home`,
-          { home: layout.home },
-        );
-      }
-      const pid = await runningPid(layout.pid);
-      if (pid !== undefined) {
-        throw new CliError('CLUSTERD_RUNNING', `pid ${pid} from ${layout.home}; stop it first`, {
-          pid,
-        });
-      }
-      progress(`--force: removing the previous cluster from ${layout.home}`);
-      await clearHome(layout);
-    }
-
-    const spec: InitSpec = {
-      clusterName: options.name,
-      listen: options.listen,
-      advertiseAddress:
-        options.advertiseAddress ??
-        defaultAdvertiseAddress(options.listen.host, networkInterfaces()),
-      store:
-        options.store === 'etcd'
-          ? { backend: 'etcd', endpoints: options.etcdEndpoints as string[] }
-          : { backend: 'embedded' },
-      hostname: context.hostname(),
-    };
+    await makeRoom(layout, options.force === true, progress);
+    const spec = initSpec(options, context.hostname(), networkInterfaces());
     progress(`writing the cluster CA and credentials to ${layout.pki}`);
     const created = await createClusterHome(layout, spec);
     progress(`wrote ${layout.clusterdConfig} and ${layout.adminConfig}`);
-
+    const configured: Configured = { spec, layout, created };
     if (!options.start) {
       progress('not starting clusterd (--no-start)');
-      const result = {
-        clusterName: spec.clusterName,
-        home: layout.home,
-        server: created.server,
-        caCertHash: created.caCertHash,
-        clusterdConfig: layout.clusterdConfig,
-        adminConfig: layout.adminConfig,
-      };
-      context.stdout(
-        options.output === 'json'
-          ? toJson(result)
-          : [
-              `Cluster "${spec.clusterName}" is configured in ${layout.home} (CA ${created.caCertHash}).`,
-              `Start clusterd with:  clusterd --config ${layout.clusterdConfig}`,
-              `then print a join command with:  clusteradm token create --print-join-command --home ${layout.home}`,
-              '',
-            ].join('\n'),
-      );
+      printConfigured(context, options.output, configured);
       return;
     }
-
     progress(
       `starting clusterd on ${urlHost(spec.listen.host)}:${spec.listen.port}, log ${layout.log}`,
     );
     const started = await startClusterd(layout);
-    const [ca, cert, key] = await Promise.all(
-      [layout.caCert, layout.adminCert, layout.adminKey].map((f) => readFile(f, 'utf8')),
-    );
-    const client = createClient({
-      endpoints: created.adminConfig.server,
-      ca: ca as string,
-      cert: cert as string,
-      key: key as string,
-    });
+    const client = await adminClient(layout, created);
     try {
       await waitUntilReady(client, started, options.waitTimeout * 1000);
       progress(`clusterd is ready (pid ${started.pid})`);
       const token = await client.tokens.create({ description: 'created by clusteradm init' });
-      const command = joinCommand(created.server, token.token, created.caCertHash);
-      if (options.output === 'json') {
-        context.stdout(
-          toJson({
-            clusterName: spec.clusterName,
-            home: layout.home,
-            server: created.server,
-            caCertHash: created.caCertHash,
-            pid: started.pid,
-            token: token.token,
-            tokenExpiresAt: token.expiresAt,
-            joinCommand: command,
-          }),
-        );
-      } else {
-        context.stdout(
-          [
-            `Cluster "${spec.clusterName}" is running (clusterd pid ${started.pid}).`,
-            '',
-            `Admin configuration: ${layout.adminConfig}`,
-            '',
-            'To join a machine, run on it (the token expires in 24h):',
-            '',
-            `  ${command}`,
-            '',
-          ].join('\n'),
-        );
-      }
+      printRunning(context, options.output, configured, started.pid, token);
     } finally {
       await client.close();
     }

@@ -14,21 +14,42 @@
  *  4. Unless `--no-start`: etcd and clusterd are started detached and waited for.
  * Re-running it after a failure is safe: a member already added with this peer URL is reused.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join as joinPath } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { createClient, discoverCa } from '../client/index.ts';
+import type { ClusterInfo } from '../api/contracts.ts';
+import { createClient } from '../client/index.ts';
 import { createKeyAndCsr, issueAdminCredential, signCsr, verifyCaCertHash } from '../pki/index.ts';
-import { type ClusterdConfig, clusterHome, serverAltNames, urlHost } from './cluster-home.ts';
+import {
+  type ClusterdConfig,
+  type ClusterHome,
+  clusterHome,
+  serverAltNames,
+  urlHost,
+} from './cluster-home.ts';
 import { startClusterd, waitUntilReady } from './clusterd-process.ts';
 import type { CliContext } from './context.ts';
 import { CliError, usageError } from './errors.ts';
+import {
+  addEtcdMember,
+  ETCD_CLIENT_PORT,
+  ETCD_PEER_PORT,
+  etcdEnvironment,
+  initialCluster,
+  spawnEtcd,
+  waitForEtcd,
+} from './etcd-member.ts';
 import { ensureDir, PRIVATE, PUBLIC, writeFileAtomic, writeJson } from './files.ts';
 import { parseListen } from './init.ts';
 import { type OutputFormat, renderFields, toJson } from './output.ts';
+import { pinServerCa } from './pin-ca.ts';
+
+export {
+  etcdEnvironment,
+  initialCluster,
+  parseEnvironmentFile,
+} from './etcd-member.ts';
 
 /** The flags `join` takes for `--control-plane` (see controlPlaneOptions). */
 export interface ControlPlaneFlags {
@@ -111,110 +132,155 @@ export interface ControlPlaneJoinOptions {
   output: OutputFormat;
 }
 
-export const ETCD_CLIENT_PORT = 2379;
-export const ETCD_PEER_PORT = 2380;
-
-interface EtcdMember {
-  ID: string;
-  name?: string;
-  peerURLs?: string[];
-  clientURLs?: string[];
+interface CaPair {
+  certPem: string;
+  keyPem: string;
 }
 
-async function etcdCall(
-  endpoint: string,
-  path: string,
-  body: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const r = await fetch(`${endpoint.replace(/\/$/, '')}${path}`, {
-    method: 'POST',
-    body: JSON.stringify(body),
-    headers: { 'content-type': 'application/json' },
-    signal: AbortSignal.timeout(10_000),
-  });
-  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+/** `--pki-dir`'s ca.crt and ca.key, which must be the pinned CA: clusterd signs with that key. */
+async function readPkiDir(pkiDir: string, caCertHash: string): Promise<CaPair> {
+  const read = async (file: string): Promise<string> => {
+    try {
+      return await readFile(joinPath(pkiDir, file), 'utf8');
+    } catch (err) {
+      throw new CliError('CONFIG_INVALID', `--pki-dir: ${(err as Error).message}`, { file });
+    }
+  };
+  const certPem = await read('ca.crt');
+  const keyPem = await read('ca.key');
+  if (!verifyCaCertHash(certPem, caCertHash)) {
+    throw new CliError('CA_HASH_MISMATCH', `${pkiDir}/ca.crt is not the CA ${caCertHash}`);
+  }
+  return { certPem, keyPem };
 }
 
 /**
- * `member add` for `peerUrl` on the first endpoint that takes it; a member that already has this
- * peer URL (a re-run) is reused. Returns every member afterwards.
+ * The cluster's name, asked before etcd grows (until the new member runs, a
+ * 2-member etcd has no quorum). Holding the CA key is holding every
+ * credential: a short-lived admin one asks.
  */
-export async function addEtcdMember(
-  endpoints: string[],
-  peerUrl: string,
-  timeoutMs: number,
-): Promise<EtcdMember[]> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    for (const endpoint of endpoints) {
-      try {
-        const list = await etcdCall(endpoint, '/v3/cluster/member/list', {});
-        const members = (list.json.members ?? []) as EtcdMember[];
-        if (members.some((m) => m.peerURLs?.includes(peerUrl))) return members;
-        const added = await etcdCall(endpoint, '/v3/cluster/member/add', { peerURLs: [peerUrl] });
-        if (added.status === 200) return (added.json.members ?? []) as EtcdMember[];
-        // "unhealthy cluster": the last member added has not been up long enough yet.
-        last = `${endpoint}: ${String(added.json.message ?? added.status)}`;
-      } catch (err) {
-        last = `${endpoint}: ${(err as Error).message}`;
-      }
-    }
-    if (Date.now() > deadline) {
-      throw new CliError('ETCD_MEMBER_ADD_FAILED', `member add ${peerUrl}: ${last}`, { peerUrl });
-    }
-    await new Promise((r) => setTimeout(r, 500));
+async function askClusterInfo(server: string, ca: string, pair: CaPair): Promise<ClusterInfo> {
+  const admin = await issueAdminCredential(pair, { validityDays: 1 });
+  const client = createClient({ endpoints: [server], ca, cert: admin.certPem, key: admin.keyPem });
+  try {
+    return await client.cluster.info();
+  } finally {
+    await client.close();
   }
 }
 
-/** `name=peerURL,...` for `--initial-cluster`: this member under `name`, the others by theirs. */
-export function initialCluster(members: EtcdMember[], name: string, peerUrl: string): string {
-  return members
-    .flatMap((m) => {
-      const url = m.peerURLs?.[0];
-      if (!url) return [];
-      if (url === peerUrl) return [`${name}=${url}`];
-      return m.name ? [`${m.name}=${url}`] : [];
-    })
-    .join(',');
+/** `<home>/etcd.env`: this member's flags, and every member so far. */
+async function writeEtcdEnvironment(
+  layout: ClusterHome,
+  o: ControlPlaneJoinOptions,
+  cluster: string,
+): Promise<string> {
+  const envFile = joinPath(layout.home, 'etcd.env');
+  const env = etcdEnvironment(o.name, o.advertiseAddress, joinPath(layout.home, 'etcd'), cluster);
+  const text = Object.entries(env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n');
+  await writeFileAtomic(envFile, `${text}\n`, PUBLIC);
+  return envFile;
 }
 
-/** The environment file etcd reads its flags from (systemd `EnvironmentFile=`). */
-export function etcdEnvironment(
-  name: string,
-  address: string,
-  dataDir: string,
-  cluster: string,
-): Record<string, string> {
-  const host = urlHost(address);
+/** The CA, and a server certificate of clusterd for this machine's address. */
+async function writeServerCredential(
+  layout: ClusterHome,
+  o: ControlPlaneJoinOptions,
+  pair: CaPair,
+  hostname: string,
+): Promise<void> {
+  const serverKey = await createKeyAndCsr({ commonName: 'clusterd' });
+  const cert = await signCsr(pair, serverKey.csrPem, {
+    commonName: 'clusterd',
+    ...serverAltNames({
+      clusterName: '',
+      listen: o.listen,
+      advertiseAddress: o.advertiseAddress,
+      store: { backend: 'embedded' },
+      hostname,
+    }),
+    usages: ['server'],
+    validityDays: 365,
+  });
+  await writeFileAtomic(layout.caCert, pair.certPem, PUBLIC);
+  await writeFileAtomic(layout.caKey, pair.keyPem, PRIVATE);
+  await writeFileAtomic(layout.serverKey, serverKey.keyPem, PRIVATE);
+  await writeFileAtomic(layout.serverCert, `${cert.trimEnd()}\n${pair.certPem}`, PUBLIC);
+}
+
+/** clusterd's configuration: the etcd store of every member, this one included. */
+function clusterdConfigFor(
+  layout: ClusterHome,
+  o: ControlPlaneJoinOptions,
+  clusterName: string,
+): ClusterdConfig {
+  const host = urlHost(o.advertiseAddress);
+  const endpoints = [...new Set([...o.etcdEndpoints, `http://${host}:${ETCD_CLIENT_PORT}`])];
   return {
-    ETCD_NAME: name,
-    ETCD_DATA_DIR: dataDir,
-    ETCD_LISTEN_CLIENT_URLS: `http://${host}:${ETCD_CLIENT_PORT},http://127.0.0.1:${ETCD_CLIENT_PORT}`,
-    ETCD_ADVERTISE_CLIENT_URLS: `http://${host}:${ETCD_CLIENT_PORT}`,
-    ETCD_LISTEN_PEER_URLS: `http://${host}:${ETCD_PEER_PORT}`,
-    ETCD_INITIAL_ADVERTISE_PEER_URLS: `http://${host}:${ETCD_PEER_PORT}`,
-    ETCD_INITIAL_CLUSTER: cluster,
-    ETCD_INITIAL_CLUSTER_STATE: 'existing',
+    clusterName,
+    listen: o.listen,
+    tls: {
+      certFile: layout.serverCert,
+      keyFile: layout.serverKey,
+      caFile: layout.caCert,
+      caKeyFile: layout.caKey,
+    },
+    store: { backend: 'etcd', endpoints },
   };
 }
 
-export function parseEnvironmentFile(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^\s*([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
-    if (m) env[m[1] as string] = (m[2] as string).trim();
+/** Starts etcd, waits until it is healthy, then clusterd, and waits until it is ready. */
+async function startMember(
+  layout: ClusterHome,
+  o: ControlPlaneJoinOptions,
+  envFile: string,
+  url: string,
+  ca: string,
+  progress: (line: string) => void,
+): Promise<{ etcd: number; clusterd: number }> {
+  const timeoutMs = o.waitTimeoutSeconds * 1000;
+  const etcdPid = await spawnEtcd(layout.home, envFile);
+  progress(`started etcd (pid ${etcdPid}); waiting for it to be healthy`);
+  await waitForEtcd(urlHost(o.advertiseAddress), o.name, layout.home, timeoutMs);
+  const started = await startClusterd(layout);
+  const client = createClient({ endpoints: [url], ca });
+  try {
+    await waitUntilReady(client, started, timeoutMs);
+  } finally {
+    await client.close();
   }
-  return env;
+  return { etcd: etcdPid ?? 0, clusterd: started.pid };
 }
 
-async function etcdHealthy(url: string): Promise<boolean> {
-  try {
-    const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) });
-    return ((await r.json()) as { health?: string }).health === 'true';
-  } catch {
-    return false;
+interface ControlPlaneJoined {
+  controlPlane: string;
+  server: string;
+  etcdMembers: string[];
+  etcdEnvironment: string;
+  clusterdConfig: string;
+  started: { etcd: number; clusterd: number } | null;
+}
+
+function printJoined(context: CliContext, output: OutputFormat, result: ControlPlaneJoined): void {
+  if (output === 'json') {
+    context.stdout(toJson(result));
+    return;
   }
+  const { started } = result;
+  context.stdout(
+    renderFields([
+      ['Control plane', `${result.controlPlane} (${result.server})`],
+      ['etcd members', result.etcdMembers.join(' ')],
+      ['etcd environment', result.etcdEnvironment],
+      ['clusterd config', result.clusterdConfig],
+      [
+        'Started',
+        started ? `etcd pid ${started.etcd}, clusterd pid ${started.clusterd}` : 'no (--no-start)',
+      ],
+    ]),
+  );
 }
 
 export async function joinControlPlane(
@@ -226,46 +292,9 @@ export async function joinControlPlane(
   const progress = (line: string): void => context.stderr(`[join] ${line}\n`);
 
   // 1. The CA: pinned from the handshake, and the one whose key we were given.
-  progress(`reading the CA of ${server}`);
-  const { ca } = await discoverCa(server);
-  if (!verifyCaCertHash(ca, caCertHash)) {
-    throw new CliError('CA_HASH_MISMATCH', `${server} presented a CA that is not ${caCertHash}`, {
-      server,
-    });
-  }
-  const read = async (file: string): Promise<string> => {
-    try {
-      return await readFile(joinPath(o.pkiDir, file), 'utf8');
-    } catch (err) {
-      throw new CliError('CONFIG_INVALID', `--pki-dir: ${(err as Error).message}`, { file });
-    }
-  };
-  const caCert = await read('ca.crt');
-  const caKey = await read('ca.key');
-  if (!verifyCaCertHash(caCert, caCertHash)) {
-    throw new CliError('CA_HASH_MISMATCH', `${o.pkiDir}/ca.crt is not the CA ${caCertHash}`);
-  }
-
-  // The cluster's name, asked before etcd grows: until the new member runs, a 2-member etcd
-  // has no quorum.
-  const info = await (async () => {
-    // Holding the CA key is holding every credential: a short-lived admin one asks the name.
-    const admin = await issueAdminCredential(
-      { certPem: caCert, keyPem: caKey },
-      { validityDays: 1 },
-    );
-    const client = createClient({
-      endpoints: [server],
-      ca,
-      cert: admin.certPem,
-      key: admin.keyPem,
-    });
-    try {
-      return await client.cluster.info();
-    } finally {
-      await client.close();
-    }
-  })();
+  const ca = await pinServerCa(server, caCertHash, progress);
+  const pair = await readPkiDir(o.pkiDir, caCertHash);
+  const info = await askClusterInfo(server, ca, pair);
 
   // 2. One more etcd member.
   const layout = clusterHome(o.home);
@@ -278,109 +307,21 @@ export async function joinControlPlane(
   const cluster = initialCluster(members, o.name, peerUrl);
 
   // 3. Files: etcd.env, clusterd's certificate for this address, clusterd.json.
-  const envFile = joinPath(layout.home, 'etcd.env');
-  const env = etcdEnvironment(o.name, o.advertiseAddress, joinPath(layout.home, 'etcd'), cluster);
-  await writeFileAtomic(
-    envFile,
-    `${Object.entries(env)
-      .map(([k, v]) => `${k}=${v}`)
-      .join('\n')}\n`,
-    PUBLIC,
-  );
-  const serverKey = await createKeyAndCsr({ commonName: 'clusterd' });
-  const cert = await signCsr({ certPem: caCert, keyPem: caKey }, serverKey.csrPem, {
-    commonName: 'clusterd',
-    ...serverAltNames({
-      clusterName: '',
-      listen: o.listen,
-      advertiseAddress: o.advertiseAddress,
-      store: { backend: 'embedded' },
-      hostname: context.hostname(),
-    }),
-    usages: ['server'],
-    validityDays: 365,
-  });
-  await writeFileAtomic(layout.caCert, caCert, PUBLIC);
-  await writeFileAtomic(layout.caKey, caKey, PRIVATE);
-  await writeFileAtomic(layout.serverKey, serverKey.keyPem, PRIVATE);
-  await writeFileAtomic(layout.serverCert, `${cert.trimEnd()}\n${caCert}`, PUBLIC);
-  const endpoints = [...new Set([...o.etcdEndpoints, `http://${host}:${ETCD_CLIENT_PORT}`])];
-  const config: ClusterdConfig = {
-    clusterName: info.name,
-    listen: o.listen,
-    tls: {
-      certFile: layout.serverCert,
-      keyFile: layout.serverKey,
-      caFile: layout.caCert,
-      caKeyFile: layout.caKey,
-    },
-    store: { backend: 'etcd', endpoints },
-  };
-  await writeJson(layout.clusterdConfig, config, PRIVATE);
+  const envFile = await writeEtcdEnvironment(layout, o, cluster);
+  await writeServerCredential(layout, o, pair, context.hostname());
+  await writeJson(layout.clusterdConfig, clusterdConfigFor(layout, o, info.name), PRIVATE);
   const url = `https://${host}:${o.listen.port}`;
 
   // 4. Start etcd, then clusterd.
-  let pids: { etcd: number; clusterd: number } | undefined;
-  if (o.start) {
-    const log = openSync(joinPath(layout.home, 'etcd.log'), 'a', 0o600);
-    let etcdPid: number | undefined;
-    try {
-      const child = spawn('etcd', [], {
-        detached: true,
-        stdio: ['ignore', log, log],
-        env: { ...process.env, ...parseEnvironmentFile(await readFile(envFile, 'utf8')) },
-      });
-      child.on('error', () => {});
-      child.unref();
-      etcdPid = child.pid;
-    } finally {
-      closeSync(log);
-    }
-    progress(`started etcd (pid ${etcdPid}); waiting for it to be healthy`);
-    const deadline = Date.now() + o.waitTimeoutSeconds * 1000;
-    while (!(await etcdHealthy(`http://${host}:${ETCD_CLIENT_PORT}`))) {
-      if (Date.now() > deadline) {
-        throw new CliError(
-          'ETCD_MEMBER_ADD_FAILED',
-          `etcd ${o.name} is not healthy; see ${layout.home}/etcd.log`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    const started = await startClusterd(layout);
-    const client = createClient({ endpoints: [url], ca });
-    try {
-      await waitUntilReady(client, started, o.waitTimeoutSeconds * 1000);
-    } finally {
-      await client.close();
-    }
-    pids = { etcd: etcdPid ?? 0, clusterd: started.pid };
-  }
-
-  const result = {
+  const started = o.start ? await startMember(layout, o, envFile, url, ca, progress) : null;
+  printJoined(context, o.output, {
     controlPlane: o.name,
     server: url,
     etcdMembers: cluster.split(','),
     etcdEnvironment: envFile,
     clusterdConfig: layout.clusterdConfig,
-    started: pids ?? null,
-  };
-  if (o.output === 'json') {
-    context.stdout(toJson(result));
-  } else {
-    context.stdout(
-      renderFields([
-        ['Control plane', `${o.name} (${url})`],
-        ['etcd members', result.etcdMembers.join(' ')],
-        ['etcd environment', envFile],
-        ['clusterd config', layout.clusterdConfig],
-        [
-          'Started',
-          pids ? `etcd pid ${pids.etcd}, clusterd pid ${pids.clusterd}` : 'no (--no-start)',
-        ],
-      ]),
-    );
-  }
+    started,
+  });
   if (!o.start) {
     progress(
       `start etcd with the variables of ${envFile} (deploy/systemd/amalgam-etcd.service), then clusterd --config ${layout.clusterdConfig}`,

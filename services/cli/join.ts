@@ -11,8 +11,8 @@
 import { readFile } from 'node:fs/promises';
 import { join as joinPath } from 'node:path';
 import { InvalidArgumentError, Option } from 'commander';
-import type { JoinResult } from '../api/contracts.ts';
-import { ClientError, createClient, discoverCa } from '../client/index.ts';
+import type { JoinRequest, JoinResult, NodeView } from '../api/contracts.ts';
+import { ClientError, createClient } from '../client/index.ts';
 import { parseBootstrapToken } from '../core/bootstrap-token.ts';
 import { isValidNodeName } from '../core/names.ts';
 import { verifyCaCertHash } from '../pki/index.ts';
@@ -25,7 +25,7 @@ import {
 } from './agent-process.ts';
 import { readCapacity } from './capacity.ts';
 import { resolveHome, resolveNodeHome } from './config.ts';
-import { defineCommand } from './context.ts';
+import { type CliContext, defineCommand } from './context.ts';
 import { CliError, usageError } from './errors.ts';
 import { ensureDir, PRIVATE, PUBLIC, writeFileAtomic, writeJson } from './files.ts';
 import {
@@ -36,6 +36,7 @@ import {
 } from './join-control-plane.ts';
 import { certificateMatchesKey, nodeKeyAndCsr } from './node-key.ts';
 import { type OutputFormat, outputOption, renderFields, toJson } from './output.ts';
+import { pinServerCa } from './pin-ca.ts';
 import { formatBytes, formatRange, parseSize } from './units.ts';
 
 interface Options extends ControlPlaneFlags {
@@ -122,6 +123,147 @@ async function readIfExists(path: string): Promise<string | undefined> {
   }
 }
 
+/** `--name`, or this host's name up to the first dot. */
+function nodeNameOf(given: string | undefined, hostname: string): string {
+  const name = given ?? hostname.toLowerCase().split('.')[0] ?? '';
+  if (!isValidNodeName(name)) {
+    throw new CliError(
+      'CONFIG_INVALID',
+      `the host name ${JSON.stringify(name)} is not a valid node name; pass --name`,
+    );
+  }
+  return name;
+}
+
+/** The node key of this home (the same identity on a re-run), or a new one saved before the join is sent. */
+async function nodeKey(home: string, name: string, progress: (line: string) => void) {
+  await ensureDir(home);
+  const keyFile = joinPath(home, 'node.key');
+  const existing = await readIfExists(keyFile);
+  const { keyPem, csrPem, created } = await nodeKeyAndCsr(name, existing);
+  if (created) await writeFileAtomic(keyFile, keyPem, PRIVATE);
+  progress(created ? `made a new key ${keyFile}` : `reusing the key ${keyFile}`);
+  return { keyFile, keyPem, csrPem };
+}
+
+/** POST /v1/join with the token; the answer must certify our key and carry the pinned CA. */
+async function sendJoin(
+  server: string,
+  ca: string,
+  request: JoinRequest,
+  keyPem: string,
+  caCertHash: string,
+): Promise<JoinResult> {
+  const client = createClient({ endpoints: [server], ca });
+  let result: JoinResult;
+  try {
+    result = await client.nodes.join(request);
+  } finally {
+    await client.close();
+  }
+  if (!certificateMatchesKey(result.certificate, keyPem)) {
+    throw new ClientError('BAD_RESPONSE', 'the node certificate is not for the key that was sent');
+  }
+  if (!verifyCaCertHash(result.caCertificate, caCertHash)) {
+    throw new CliError('CA_HASH_MISMATCH', 'the join answered with a different CA', { server });
+  }
+  return result;
+}
+
+/** node.crt, ca.crt and agent.json in the node home; the path of agent.json. */
+async function writeAgentFiles(
+  home: string,
+  server: string,
+  ca: string,
+  result: JoinResult,
+  keyFile: string,
+  options: Pick<Options, 'metricsPort'>,
+): Promise<string> {
+  const files: AgentConfig = {
+    server: [server],
+    name: result.node.name,
+    certFile: joinPath(home, 'node.crt'),
+    keyFile,
+    caFile: joinPath(home, 'ca.crt'),
+    ...(options.metricsPort === undefined ? {} : { metricsPort: options.metricsPort }),
+  };
+  await writeFileAtomic(files.certFile, result.certificate, PUBLIC);
+  await writeFileAtomic(files.caFile, ca, PUBLIC);
+  const agentFile = joinPath(home, 'agent.json');
+  await writeJson(agentFile, files);
+  return agentFile;
+}
+
+/**
+ * Stops an agent running from this home, then (unless --no-agent or
+ * --foreground) starts one in the background and waits until the node is Ready.
+ */
+async function startAgentFor(
+  home: string,
+  agentFile: string,
+  server: string,
+  ca: string,
+  result: JoinResult,
+  keyPem: string,
+  options: Pick<Options, 'agent' | 'foreground' | 'waitTimeout'>,
+  progress: (line: string) => void,
+): Promise<{ node: NodeView; agentPid: number | undefined }> {
+  const replaced = options.agent ? await stopRunningAgent(home) : undefined;
+  if (replaced !== undefined) progress(`stopped the agent that ran from ${home} (pid ${replaced})`);
+  if (!options.agent || options.foreground) return { node: result.node, agentPid: undefined };
+  const started = await startAgentDaemon({ home, config: agentFile });
+  progress(`started clusteragent (pid ${started.pid}, log ${started.log}); waiting for Ready`);
+  const member = createClient({ endpoints: [server], ca, cert: result.certificate, key: keyPem });
+  try {
+    const node = await waitForAgent(member, result.node.name, started, options.waitTimeout * 1000);
+    return { node, agentPid: started.pid };
+  } finally {
+    await member.close();
+  }
+}
+
+function printJoined(
+  context: CliContext,
+  output: OutputFormat,
+  joined: {
+    home: string;
+    agentFile: string;
+    result: JoinResult;
+    node: NodeView;
+    agentPid: number | undefined;
+  },
+): void {
+  const { home, agentFile, result, node, agentPid } = joined;
+  if (output === 'json') {
+    context.stdout(
+      toJson({
+        node,
+        rejoined: result.rejoined,
+        agentConfig: agentFile,
+        agent: agentPid === undefined ? null : { pid: agentPid, log: agentLog(home) },
+      }),
+    );
+    return;
+  }
+  context.stdout(
+    renderFields([
+      [
+        'Joined',
+        `${node.name} (${result.rejoined ? 'rejoined with its previous range' : 'new node'})`,
+      ],
+      ['State', node.state],
+      ['Range', `${formatRange(node.range)} (${formatBytes(node.range.size)})`],
+      ['Agent config', agentFile],
+      ...(agentPid === undefined
+        ? []
+        : ([
+            ['Agent', `pid ${agentPid}, log ${agentLog(home)}`],
+            ['Page server', node.pageserver?.address ?? '-'],
+          ] as [string, string][])),
+    ]),
+  );
+}
+
 export const join = defineCommand<Options, [string]>({
   words: ['join'],
   summary: 'join this machine to a cluster (pins the CA before sending the token)',
@@ -166,14 +308,7 @@ export const join = defineCommand<Options, [string]>({
     controlPlaneOptions(command);
   },
   async run(context, { args: [server], options }) {
-    const progress = (line: string): void => context.stderr(`[join] ${line}\n`);
-    const name = options.name ?? context.hostname().toLowerCase().split('.')[0] ?? '';
-    if (!isValidNodeName(name)) {
-      throw new CliError(
-        'CONFIG_INVALID',
-        `the host name ${JSON.stringify(name)} is not a valid node name; pass --name`,
-      );
-    }
+    const name = nodeNameOf(options.name, context.hostname());
     if (options.controlPlane) {
       await joinControlPlane(context, server, options.caCertHash, {
         ...controlPlaneSettings(options),
@@ -186,113 +321,31 @@ export const join = defineCommand<Options, [string]>({
     }
     if (options.token === undefined)
       throw usageError("required option '--token <token>' not specified");
-    const token = options.token;
+    const progress = (line: string): void => context.stderr(`[join] ${line}\n`);
     const home = resolveNodeHome(options.home, context);
-
     // 1. Pin the CA. Nothing but a TLS handshake has happened when this throws.
-    progress(`reading the CA of ${server}`);
-    const { ca } = await discoverCa(server);
-    if (!verifyCaCertHash(ca, options.caCertHash)) {
-      throw new CliError(
-        'CA_HASH_MISMATCH',
-        `${server} presented a CA that is not ${options.caCertHash}`,
-        { server },
-      );
-    }
+    const ca = await pinServerCa(server, options.caCertHash, progress);
     progress(`the CA matches ${options.caCertHash}`);
-
     // 2. The node key: reused when this home has one (same identity), else made and saved now.
-    await ensureDir(home);
-    const keyFile = joinPath(home, 'node.key');
-    const existing = await readIfExists(keyFile);
-    const { keyPem, csrPem, created } = await nodeKeyAndCsr(name, existing);
-    if (created) await writeFileAtomic(keyFile, keyPem, PRIVATE);
-    progress(created ? `made a new key ${keyFile}` : `reusing the key ${keyFile}`);
-
+    const key = await nodeKey(home, name, progress);
     // 3. Join over a connection verified against the pinned CA.
     const capacity = await readCapacity(options.contribute);
-    const client = createClient({ endpoints: [server], ca });
-    let result: JoinResult;
-    try {
-      result = await client.nodes.join({ token, name, csr: csrPem, capacity });
-    } finally {
-      await client.close();
-    }
-    if (!certificateMatchesKey(result.certificate, keyPem)) {
-      throw new ClientError(
-        'BAD_RESPONSE',
-        'the node certificate is not for the key that was sent',
-      );
-    }
-    if (!verifyCaCertHash(result.caCertificate, options.caCertHash)) {
-      throw new CliError('CA_HASH_MISMATCH', 'the join answered with a different CA', { server });
-    }
-
+    const request = { token: options.token, name, csr: key.csrPem, capacity };
+    const result = await sendJoin(server, ca, request, key.keyPem, options.caCertHash);
     // 4. The agent's credentials and configuration.
-    const files: AgentConfig = {
-      server: [server],
-      name: result.node.name,
-      certFile: joinPath(home, 'node.crt'),
-      keyFile,
-      caFile: joinPath(home, 'ca.crt'),
-      ...(options.metricsPort === undefined ? {} : { metricsPort: options.metricsPort }),
-    };
-    await writeFileAtomic(files.certFile, result.certificate, PUBLIC);
-    await writeFileAtomic(files.caFile, ca, PUBLIC);
-    const agentFile = joinPath(home, 'agent.json');
-    await writeJson(agentFile, files);
-
+    const agentFile = await writeAgentFiles(home, server, ca, result, key.keyFile, options);
     // 5. The agent: replaced when one runs from this home (the credentials may be new).
-    const replaced = options.agent ? await stopRunningAgent(home) : undefined;
-    if (replaced !== undefined)
-      progress(`stopped the agent that ran from ${home} (pid ${replaced})`);
-    let node = result.node;
-    let agentPid: number | undefined;
-    if (options.agent && !options.foreground) {
-      const started = await startAgentDaemon({ home, config: agentFile });
-      agentPid = started.pid;
-      progress(`started clusteragent (pid ${started.pid}, log ${started.log}); waiting for Ready`);
-      const member = createClient({
-        endpoints: [server],
-        ca,
-        cert: result.certificate,
-        key: keyPem,
-      });
-      try {
-        node = await waitForAgent(member, node.name, started, options.waitTimeout * 1000);
-      } finally {
-        await member.close();
-      }
-    }
-
-    if (options.output === 'json') {
-      context.stdout(
-        toJson({
-          node,
-          rejoined: result.rejoined,
-          agentConfig: agentFile,
-          agent: agentPid === undefined ? null : { pid: agentPid, log: agentLog(home) },
-        }),
-      );
-    } else {
-      context.stdout(
-        renderFields([
-          [
-            'Joined',
-            `${node.name} (${result.rejoined ? 'rejoined with its previous range' : 'new node'})`,
-          ],
-          ['State', node.state],
-          ['Range', `${formatRange(node.range)} (${formatBytes(node.range.size)})`],
-          ['Agent config', agentFile],
-          ...(agentPid === undefined
-            ? []
-            : ([
-                ['Agent', `pid ${agentPid}, log ${agentLog(home)}`],
-                ['Page server', node.pageserver?.address ?? '-'],
-              ] as [string, string][])),
-        ]),
-      );
-    }
+    const agent = await startAgentFor(
+      home,
+      agentFile,
+      server,
+      ca,
+      result,
+      key.keyPem,
+      options,
+      progress,
+    );
+    printJoined(context, options.output, { home, agentFile, result, ...agent });
     if (!options.agent) {
       progress(
         `not starting the agent (--no-agent); start it with: clusteragent --config ${agentFile}`,

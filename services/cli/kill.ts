@@ -1,7 +1,7 @@
 /** `clusteradm kill CPID`: end a cluster process wherever it runs. */
-import { type AdminOptions, adminOptions, defineCommand } from './context.ts';
+import { type AdminOptions, adminOptions, defineCommand, withAdminClient } from './context.ts';
 import { outputOption, toJson } from './output.ts';
-import { withProcessClient } from './proc-context.ts';
+
 import { parseCpid } from './proc-format.ts';
 
 export const kill = defineCommand<AdminOptions, [number]>({
@@ -13,7 +13,7 @@ export const kill = defineCommand<AdminOptions, [number]>({
   },
   async run(context, { args, options }) {
     const [cpid] = args;
-    const p = await withProcessClient(context, options, (client) => client.kill(cpid));
+    const p = await withAdminClient(context, options, ({ processes }) => processes.kill(cpid));
     context.stdout(options.output === 'json' ? toJson(p) : `process/${p.cpid} ${p.state}\n`);
   },
 });

@@ -1,10 +1,7 @@
 /** `clusteradm logs CPID [-f]`: the process's output, from the agent of the node it runs on. */
 
-import { ClientError } from '../client/errors.ts';
-import { fetchProcessLog } from '../client/process-logs.ts';
-import { type AdminOptions, adminOptions, defineCommand } from './context.ts';
+import { type AdminOptions, adminOptions, defineCommand, withAdminClient } from './context.ts';
 import { outputOption, toJson } from './output.ts';
-import { withProcessClient } from './proc-context.ts';
 import { parseCpid } from './proc-format.ts';
 
 interface LogsOptions extends AdminOptions {
@@ -25,21 +22,12 @@ export const logs = defineCommand<LogsOptions, [number]>({
   },
   async run(context, { args, options }) {
     const [cpid] = args;
-    await withProcessClient(context, options, async (client, tls) => {
-      const record = await client.get(cpid);
-      const node = options.node ?? record.home;
-      const address = (await client.listLoads()).find((l) => l.node === node)?.agentAddress;
-      if (!address) {
-        throw new ClientError('UNAVAILABLE', `the agent of ${node} has not published its endpoint`);
-      }
-      const json = options.output === 'json';
-      const stream = await fetchProcessLog(
-        tls,
-        node,
-        address,
-        cpid,
-        options.follow === true && !json,
-      );
+    const json = options.output === 'json';
+    await withAdminClient(context, options, async ({ processes }) => {
+      const { node, stream } = await processes.logs(cpid, {
+        ...(options.node === undefined ? {} : { node: options.node }),
+        follow: options.follow === true && !json,
+      });
       let text = '';
       for await (const chunk of stream) {
         if (json) text += String(chunk);

@@ -9,13 +9,16 @@ import { Command } from 'commander';
 import { COMMANDS, GROUPS } from './commands.ts';
 import { type CliContext, processContext } from './context.ts';
 import { EXIT_OK, reportError } from './errors.ts';
+import { commandOptionsOf, declareGlobalOptions, withGlobalOptions } from './global-options.ts';
 
 export function buildProgram(context: CliContext): Command {
-  const program = new Command('clusteradm')
-    .description('bootstrap and administer an amalgam cluster')
-    .exitOverride()
-    .configureOutput({ writeOut: context.stdout, writeErr: context.stderr })
-    .showHelpAfterError('(add --help for usage)');
+  const program = declareGlobalOptions(
+    new Command('clusteradm')
+      .description('bootstrap and administer an amalgam cluster')
+      .exitOverride()
+      .configureOutput({ writeOut: context.stdout, writeErr: context.stderr })
+      .showHelpAfterError('(add --help for usage)'),
+  );
   for (const spec of COMMANDS) {
     let parent = program;
     for (const word of spec.words.slice(0, -1)) {
@@ -27,7 +30,8 @@ export function buildProgram(context: CliContext): Command {
     spec.configure(command);
     command.action(async (...params: unknown[]) => {
       const self = params.at(-1) as Command;
-      await spec.run(context, { args: self.processedArgs, options: self.opts() });
+      const options = withGlobalOptions(program.opts(), commandOptionsOf(self));
+      await spec.run(context, { args: self.processedArgs, options });
     });
   }
   return program;

@@ -1,7 +1,7 @@
 /** `clusteradm migrate CPID --to NODE`: commit a move (epoch + 1); the agents carry it out. */
-import { type AdminOptions, adminOptions, defineCommand } from './context.ts';
+import { type AdminOptions, adminOptions, defineCommand, withAdminClient } from './context.ts';
 import { outputOption, toJson } from './output.ts';
-import { withProcessClient } from './proc-context.ts';
+
 import { parseCpid } from './proc-format.ts';
 
 interface MigrateOptions extends AdminOptions {
@@ -20,8 +20,8 @@ export const migrate = defineCommand<MigrateOptions, [number]>({
   },
   async run(context, { args, options }) {
     const [cpid] = args;
-    const p = await withProcessClient(context, options, (client) =>
-      client.migrate(cpid, options.to),
+    const p = await withAdminClient(context, options, ({ processes }) =>
+      processes.migrate(cpid, options.to),
     );
     context.stdout(
       options.output === 'json'

@@ -1,7 +1,7 @@
 /** `clusteradm ps`: every cluster process, like one machine's ps, with its node and CPU use. */
-import { type AdminOptions, adminOptions, defineCommand } from './context.ts';
+import { type AdminOptions, adminOptions, defineCommand, withAdminClient } from './context.ts';
 import { outputOption, renderTable, toJson } from './output.ts';
-import { withProcessClient } from './proc-context.ts';
+
 import { PROCESS_COLUMNS, processRow } from './proc-format.ts';
 
 interface PsOptions extends AdminOptions {
@@ -17,8 +17,8 @@ export const ps = defineCommand<PsOptions, []>({
     adminOptions(command);
   },
   async run(context, { options }) {
-    const [records, loads] = await withProcessClient(context, options, (client) =>
-      Promise.all([client.list(), client.listLoads()]),
+    const [records, loads] = await withAdminClient(context, options, ({ processes }) =>
+      Promise.all([processes.list(), processes.listLoads()]),
     );
     const shown = options.all
       ? records

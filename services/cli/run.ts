@@ -1,10 +1,9 @@
 /** `clusteradm run [--node N|--label K=V] [--cpus C] [--migratable M] -- CMD ARGS`: start a cluster process on the best node. */
 import { Option } from 'commander';
 import { MIGRATABLE, type Migratable } from '../core/processes.ts';
-import { type AdminOptions, adminOptions, defineCommand } from './context.ts';
+import { type AdminOptions, adminOptions, defineCommand, withAdminClient } from './context.ts';
 import { usageError } from './errors.ts';
 import { outputOption, toJson } from './output.ts';
-import { withProcessClient } from './proc-context.ts';
 
 interface RunOptions extends AdminOptions {
   node?: string;
@@ -45,8 +44,8 @@ export const run = defineCommand<RunOptions, [string[]]>({
     }
     const cpus = Number(options.cpus ?? '1');
     if (!(cpus > 0)) throw usageError('--cpus: a number > 0');
-    const p = await withProcessClient(context, options, (client) =>
-      client.create({
+    const p = await withAdminClient(context, options, ({ processes }) =>
+      processes.create({
         command: cmd,
         args: rest,
         migratable: options.migratable,

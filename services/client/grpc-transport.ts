@@ -19,6 +19,13 @@ import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { loadAmalgamProto } from '../api/grpc-proto.ts';
 import { ClientError } from './errors.ts';
+import {
+  type EndpointFailure,
+  FailoverOrder,
+  failedAfterSent,
+  noEndpointAnswered,
+  requireEndpoints,
+} from './failover.ts';
 import { classifyGrpcFailure, type GrpcFailure } from './grpc-errors.ts';
 
 export interface GrpcTransportOptions {
@@ -87,17 +94,21 @@ function parseEndpoint(text: string): string {
 }
 
 export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
-  if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
-    throw new ClientError('UNAVAILABLE', 'no endpoints were given');
-  }
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const connectTimeoutMs = options.connectTimeoutMs ?? Math.min(5_000, timeoutMs);
+  return new GrpcChannels(options);
+}
+
+interface Channel {
+  address: string;
+  client: grpc.Client;
+}
+
+function channelsOf(options: GrpcTransportOptions): Channel[] {
   const credentials = grpc.credentials.createSsl(
     Buffer.from(options.ca),
     options.key === undefined ? null : Buffer.from(options.key),
     options.cert === undefined ? null : Buffer.from(options.cert),
   );
-  const endpoints = options.endpoints.map((text) => {
+  return options.endpoints.map((text) => {
     const address = parseEndpoint(text);
     return {
       address,
@@ -108,123 +119,133 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       }),
     };
   });
-  let preferred = 0;
-  let closed = false;
+}
 
-  function attempt<T>(index: number, def: MethodDefinition, request: object): Promise<T> {
-    const { client } = endpoints[index] as (typeof endpoints)[number];
-    return new Promise<T>((resolve, reject) => {
-      client.makeUnaryRequest(
-        def.path,
-        def.requestSerialize,
-        def.responseDeserialize as (bytes: Buffer) => T,
-        request,
-        new grpc.Metadata(),
-        { deadline: Date.now() + timeoutMs },
-        (err, value) => (err ? reject(err) : resolve(value as T)),
-      );
+function unaryCall<T>(
+  client: grpc.Client,
+  def: MethodDefinition,
+  request: object,
+  timeoutMs: number,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    client.makeUnaryRequest(
+      def.path,
+      def.requestSerialize,
+      def.responseDeserialize as (bytes: Buffer) => T,
+      request,
+      new grpc.Metadata(),
+      { deadline: Date.now() + timeoutMs },
+      (err, value) => (err ? reject(err) : resolve(value as T)),
+    );
+  });
+}
+
+function waitForReady(client: grpc.Client, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) =>
+    client.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve())),
+  );
+}
+
+/** One channel per endpoint; the methods of GrpcTransport over them. */
+class GrpcChannels implements GrpcTransport {
+  private readonly channels: Channel[];
+  private readonly order: FailoverOrder;
+  private readonly timeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private closed = false;
+
+  constructor(options: GrpcTransportOptions) {
+    requireEndpoints(options.endpoints);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? Math.min(5_000, this.timeoutMs);
+    this.channels = channelsOf(options);
+    this.order = new FailoverOrder(this.channels.length);
+  }
+
+  async unary<T>(service: string, method: string, request: object, kind: CallKind): Promise<T> {
+    this.refuseWhenClosed();
+    const def = methodOf(service, method);
+    const failures: EndpointFailure[] = [];
+    for (const index of this.order.indices()) {
+      const { client, address: endpoint } = this.channels[index] as Channel;
+      try {
+        const value = await unaryCall<T>(client, def, request, this.timeoutMs);
+        this.order.answered(index);
+        return value;
+      } catch (err) {
+        const context = { endpoint, method: `${service}/${method}` };
+        const failure = classifyGrpcFailure(err as GrpcFailure, context);
+        if (!failure.transportFailure) {
+          this.order.answered(index);
+          throw failure.error;
+        }
+        failures.push({ endpoint, error: failure.error.message });
+        if (kind === 'write' && !failure.notSent) {
+          const operation = `${service}/${method}`;
+          throw failedAfterSent(operation, endpoint, failure.error.message, context, err);
+        }
+      }
+    }
+    throw noEndpointAnswered(failures, {
+      method: `${service}/${method}`,
+      sent: kind === 'read' ? undefined : false,
     });
   }
 
-  return {
-    async unary<T>(service: string, method: string, request: object, kind: CallKind) {
-      if (closed) throw new ClientError('UNAVAILABLE', 'the client was closed');
-      const def = methodOf(service, method);
-      const failures: { endpoint: string; error: string }[] = [];
-      for (let i = 0; i < endpoints.length; i++) {
-        const index = (preferred + i) % endpoints.length;
-        const endpoint = (endpoints[index] as (typeof endpoints)[number]).address;
-        try {
-          const value = await attempt<T>(index, def, request);
-          preferred = index;
-          return value;
-        } catch (err) {
-          const context = { endpoint, method: `${service}/${method}` };
-          const failure = classifyGrpcFailure(err as GrpcFailure, context);
-          if (!failure.transportFailure) {
-            preferred = index;
-            throw failure.error;
-          }
-          failures.push({ endpoint, error: failure.error.message });
-          if (kind === 'write' && !failure.notSent) {
-            throw new ClientError(
-              'UNAVAILABLE',
-              `${service}/${method} to ${endpoint} failed after it was sent (${failure.error.message}); it may or may not have been applied`,
-              { ...context, sent: true },
-              { cause: err },
-            );
-          }
-        }
-      }
-      throw new ClientError(
-        'UNAVAILABLE',
-        failures.map((f) => `${f.endpoint}: ${f.error}`).join('; '),
-        {
-          endpoints: failures,
-          method: `${service}/${method}`,
-          sent: kind === 'read' ? undefined : false,
-        },
-      );
-    },
-
-    async *serverStream<T>(
-      service: string,
-      method: string,
-      request: object,
-      signal: AbortSignal,
-      connected?: () => void,
-    ) {
-      if (closed) throw new ClientError('UNAVAILABLE', 'the client was closed');
-      const def = methodOf(service, method);
-      const index = preferred;
-      const { client, address } = endpoints[index] as (typeof endpoints)[number];
-      const next = () => {
-        if (preferred === index) preferred = (index + 1) % endpoints.length;
-      };
-      try {
-        await new Promise<void>((resolve, reject) =>
-          client.waitForReady(Date.now() + connectTimeoutMs, (err) =>
-            err ? reject(err) : resolve(),
-          ),
-        );
-      } catch (err) {
-        next();
-        throw new ClientError('UNAVAILABLE', `${address}: ${(err as Error).message}`, {
-          endpoint: address,
-          sent: false,
-        });
-      }
+  async *serverStream<T>(
+    service: string,
+    method: string,
+    request: object,
+    signal: AbortSignal,
+    connected?: () => void,
+  ): AsyncGenerator<T> {
+    this.refuseWhenClosed();
+    const def = methodOf(service, method);
+    const index = this.order.current();
+    const { client, address } = this.channels[index] as Channel;
+    try {
+      await waitForReady(client, this.connectTimeoutMs);
+    } catch (err) {
+      this.order.passOver(index);
+      throw new ClientError('UNAVAILABLE', `${address}: ${(err as Error).message}`, {
+        endpoint: address,
+        sent: false,
+      });
+    }
+    if (signal.aborted) return;
+    connected?.();
+    const call = client.makeServerStreamRequest(
+      def.path,
+      def.requestSerialize,
+      def.responseDeserialize as (bytes: Buffer) => T,
+      request,
+      new grpc.Metadata(),
+      {},
+    );
+    const cancel = () => call.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      for await (const message of call as AsyncIterable<T>) yield message;
+    } catch (err) {
       if (signal.aborted) return;
-      connected?.();
-      const call = client.makeServerStreamRequest(
-        def.path,
-        def.requestSerialize,
-        def.responseDeserialize as (bytes: Buffer) => T,
-        request,
-        new grpc.Metadata(),
-        {},
-      );
-      const cancel = () => call.cancel();
-      signal.addEventListener('abort', cancel, { once: true });
-      try {
-        for await (const message of call as AsyncIterable<T>) yield message;
-      } catch (err) {
-        if (signal.aborted) return;
-        const failure = classifyGrpcFailure(err as GrpcFailure, {
-          endpoint: address,
-          method: `${service}/${method}`,
-        });
-        if (failure.transportFailure) next();
-        throw failure.error;
-      } finally {
-        signal.removeEventListener('abort', cancel);
-        call.cancel();
-      }
-    },
+      const failure = classifyGrpcFailure(err as GrpcFailure, {
+        endpoint: address,
+        method: `${service}/${method}`,
+      });
+      if (failure.transportFailure) this.order.passOver(index);
+      throw failure.error;
+    } finally {
+      signal.removeEventListener('abort', cancel);
+      call.cancel();
+    }
+  }
 
-    async close() {
-      closed = true;
-      for (const e of endpoints) e.client.close();
-    },
-  };
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.channels) c.client.close();
+  }
+
+  private refuseWhenClosed(): void {
+    if (this.closed) throw new ClientError('UNAVAILABLE', 'the client was closed');
+  }
 }

@@ -1,5 +1,12 @@
 /** The typed client of clusterd's REST and gRPC APIs (see client.ts) and CA discovery for joins. */
-export { type AmalgamClient, type ClientOptions, createClient } from './client.ts';
+export {
+  type AmalgamClient,
+  type ClientOptions,
+  createClient,
+  type ProcessesApi,
+  type ProcessLog,
+  type ProcessLogRequest,
+} from './client.ts';
 export { type DiscoverCaOptions, type DiscoveredCa, discoverCa } from './discover-ca.ts';
 export {
   ApiError,

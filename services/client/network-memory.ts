@@ -19,13 +19,13 @@
  */
 
 import type { PageServerEndpoint, SegmentView } from '../api/contracts.ts';
+import { MAX_PAYLOAD } from '../api/wire.ts';
 import { AmalgamError } from '../core/errors.ts';
 import type { NodeRange } from '../core/memory-layout.ts';
 import type { Extent } from '../core/segments.ts';
 import type { AmalgamClient } from './client.ts';
 import { ClientError } from './errors.ts';
 import {
-  MAX_PAYLOAD,
   PageServerClient,
   PageServerConnectionError,
   PageServerError,

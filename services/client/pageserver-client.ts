@@ -11,6 +11,18 @@
  */
 import { connect, type Socket } from 'node:net';
 import { type PeerCertificate, connect as tlsConnect } from 'node:tls';
+import {
+  HEADER_SIZE,
+  Opcode,
+  RequestField,
+  ResponseField,
+  ResponseFlag,
+  STAT_NAMES,
+  WIRE_MAGIC,
+  WIRE_VERSION,
+  WireStatus,
+  type WireStatusName,
+} from '../api/wire.ts';
 
 /** Mutual TLS with the cluster: PEM strings (or Buffers). */
 export interface PageServerTlsOptions {
@@ -30,52 +42,10 @@ export interface PageServerConnectOptions {
   tls?: PageServerTlsOptions;
 }
 
-export const WIRE_MAGIC = 0x474c4d41;
-export const WIRE_VERSION = 1;
-export const HEADER_SIZE = 32;
-export const MAX_PAYLOAD = 1 << 20;
-
-export const Opcode = {
-  READ: 1,
-  WRITE: 2,
-  CAS64: 3,
-  FETCH_ADD64: 4,
-  STAT: 5,
-} as const;
-
-/** Wire status codes (enum amw_status). */
-export const WireStatus = {
-  OK: 0,
-  E_BAD_REQUEST: 1,
-  E_UNSUPPORTED: 2,
-  E_OUT_OF_RANGE: 3,
-  E_TOO_LARGE: 4,
-  E_UNALIGNED: 5,
-} as const;
-export type WireStatusName = keyof typeof WireStatus;
-
 const STATUS_NAMES = new Map<number, WireStatusName>(
   Object.entries(WireStatus).map(([k, v]) => [v, k as WireStatusName]),
 );
 
-const RF_SWAPPED = 0x0001;
-
-/** STAT counters, in payload order (enum amw_stat). */
-export const STAT_NAMES = [
-  'requestsRead',
-  'requestsWrite',
-  'requestsCas64',
-  'requestsFetchAdd64',
-  'requestsStat',
-  'requestsInvalid',
-  'bytesRead',
-  'bytesWritten',
-  'errors',
-  'connectionsAccepted',
-  'connectionsOpen',
-  'rangeStart',
-  'rangeSize',
-] as const;
 export type PageServerStats = Record<(typeof STAT_NAMES)[number], bigint>;
 
 /** A request the page server answered with a non-zero status. */
@@ -196,7 +166,7 @@ export class PageServerClient {
     p.writeBigUInt64LE(BigInt.asUintN(64, expected), 0);
     p.writeBigUInt64LE(BigInt.asUintN(64, desired), 8);
     const r = await this.request(Opcode.CAS64, BigInt(addr), 8, p);
-    return { swapped: (r.flags & RF_SWAPPED) !== 0, old: r.payload.readBigUInt64LE(0) };
+    return { swapped: (r.flags & ResponseFlag.SWAPPED) !== 0, old: r.payload.readBigUInt64LE(0) };
   }
 
   /** Add delta (wrapping) to the u64 at an 8-aligned addr; returns the old value. */
@@ -246,14 +216,14 @@ export class PageServerClient {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
     const h = Buffer.alloc(HEADER_SIZE);
-    h.writeUInt32LE(WIRE_MAGIC, 0);
-    h.writeUInt8(WIRE_VERSION, 4);
-    h.writeUInt8(opcode, 5);
-    h.writeUInt16LE(0, 6);
-    h.writeBigUInt64LE(id, 8);
-    h.writeBigUInt64LE(BigInt.asUintN(64, addr), 16);
-    h.writeUInt32LE(length >>> 0, 24);
-    h.writeUInt32LE(0, 28);
+    h.writeUInt32LE(WIRE_MAGIC, RequestField.magic);
+    h.writeUInt8(WIRE_VERSION, RequestField.version);
+    h.writeUInt8(opcode, RequestField.opcode);
+    h.writeUInt16LE(0, RequestField.flags);
+    h.writeBigUInt64LE(id, RequestField.requestId);
+    h.writeBigUInt64LE(BigInt.asUintN(64, addr), RequestField.addr);
+    h.writeUInt32LE(length >>> 0, RequestField.length);
+    h.writeUInt32LE(0, RequestField.reserved);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { opcode, resolve, reject });
       this.socket.write(payload ? Buffer.concat([h, payload]) : h);
@@ -270,14 +240,14 @@ export class PageServerClient {
         off += n;
         if (this.headerFill < HEADER_SIZE) return;
         if (
-          this.header.readUInt32LE(0) !== WIRE_MAGIC ||
-          this.header.readUInt8(4) !== WIRE_VERSION
+          this.header.readUInt32LE(ResponseField.magic) !== WIRE_MAGIC ||
+          this.header.readUInt8(ResponseField.version) !== WIRE_VERSION
         ) {
           this.failAll(new PageServerConnectionError('bad response header from the page server'));
           this.socket.destroy();
           return;
         }
-        this.payload = Buffer.allocUnsafe(this.header.readUInt32LE(20));
+        this.payload = Buffer.allocUnsafe(this.header.readUInt32LE(ResponseField.length));
         this.payloadFill = 0;
       }
       const n = Math.min(this.payload.length - this.payloadFill, chunk.length - off);
@@ -290,10 +260,10 @@ export class PageServerClient {
 
   /** One whole frame is in: `header` and its payload; settle its request. */
   private complete(payload: Buffer): void {
-    const flags = this.header.readUInt16LE(6);
-    const id = this.header.readBigUInt64LE(8);
-    const status = this.header.readUInt32LE(16);
-    const opcode = this.header.readUInt8(5);
+    const flags = this.header.readUInt16LE(ResponseField.flags);
+    const id = this.header.readBigUInt64LE(ResponseField.requestId);
+    const status = this.header.readUInt32LE(ResponseField.status);
+    const opcode = this.header.readUInt8(ResponseField.opcode);
     this.payload = null;
     this.headerFill = 0;
     const p = this.pending.get(id);

@@ -12,8 +12,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { Agent, buildConnector } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { ApiError, ClientError, errorFromProblem } from './errors.ts';
+import {
+  type EndpointFailure,
+  FailoverOrder,
+  failedAfterSent,
+  noEndpointAnswered,
+  requireEndpoints,
+} from './failover.ts';
 
 export interface TransportOptions {
   /** `https://host:port` of each replica, tried in this order. */
@@ -78,145 +85,182 @@ function parseEndpoint(text: string): string {
 }
 
 export function createTransport(options: TransportOptions): Transport {
-  if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
-    throw new ClientError('UNAVAILABLE', 'no endpoints were given');
-  }
+  return new RestTransport(options);
+}
+
+/** One undici Agent per endpoint, connecting with mutual TLS; remembers which errors came before sending. */
+function endpointsOf(options: TransportOptions, beforeSend: WeakSet<object>): Endpoint[] {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const connectTimeoutMs = options.connectTimeoutMs ?? Math.min(5_000, timeoutMs);
-  // Errors raised while connecting: nothing of the request can have been sent.
-  const beforeSend = new WeakSet<object>();
   const tls = buildConnector({
     ca: options.ca,
     ...(options.cert === undefined ? {} : { cert: options.cert }),
     ...(options.key === undefined ? {} : { key: options.key }),
     rejectUnauthorized: true,
-    timeout: connectTimeoutMs,
+    timeout: options.connectTimeoutMs ?? Math.min(5_000, timeoutMs),
   });
-  const endpoints: Endpoint[] = options.endpoints.map((text) => ({
+  return options.endpoints.map((text) => ({
     origin: parseEndpoint(text),
     agent: new Agent({
       connect: (opts, callback) => {
         tls(opts, (...args) => {
           const [err] = args;
+          // Raised while connecting: nothing of the request can have been sent.
           if (err) beforeSend.add(err);
           callback(...args);
         });
       },
     }),
   }));
-  // Start where the last call succeeded, so a dead first replica costs one failover, not one per call.
-  let preferred = 0;
+}
 
-  async function exchange(
+/** Reads a whole answer, refusing a body over MAX_BODY_BYTES. */
+async function readAnswer(response: Dispatcher.ResponseData): Promise<RawResponse> {
+  const length = Number(response.headers['content-length'] ?? 0);
+  if (length > MAX_BODY_BYTES) {
+    response.body.destroy();
+    throw new ClientError('BAD_RESPONSE', `a ${length}-byte body is over the limit`, {
+      status: response.statusCode,
+    });
+  }
+  const text = await response.body.text();
+  return {
+    status: response.statusCode,
+    body: parseBody(text, response.statusCode),
+    requestId: requestIdOf(response),
+  };
+}
+
+function requestIdOf(response: Dispatcher.ResponseData): string | undefined {
+  const header = response.headers['x-request-id'];
+  return typeof header === 'string' ? header : undefined;
+}
+
+/** Methods are bound (arrow properties): callers may take `call` off the transport. */
+class RestTransport implements Transport {
+  private readonly endpoints: Endpoint[];
+  private readonly order: FailoverOrder;
+  private readonly timeoutMs: number;
+  private readonly beforeSend = new WeakSet<object>();
+
+  constructor(options: TransportOptions) {
+    requireEndpoints(options.endpoints);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.endpoints = endpointsOf(options, this.beforeSend);
+    this.order = new FailoverOrder(this.endpoints.length);
+  }
+
+  call = async <T>(method: Method, path: string, body?: unknown): Promise<T> => {
+    const response = await this.exchange(method, path, body, randomUUID());
+    if (response.status >= 200 && response.status < 300) return response.body as T;
+    throw errorFromProblem(response.status, response.body, response.requestId);
+  };
+
+  raw = (method: Method, path: string): Promise<RawResponse> =>
+    this.exchange(method, path, undefined, randomUUID());
+
+  stream = async (path: string, accept: string, signal: AbortSignal): Promise<Readable> => {
+    const requestId = randomUUID();
+    const failures: EndpointFailure[] = [];
+    for (const index of this.order.indices()) {
+      const endpoint = this.endpoints[index] as Endpoint;
+      try {
+        return await this.openStream(index, path, accept, signal, requestId);
+      } catch (err) {
+        if (signal.aborted || !isTransportFailure(err)) throw err;
+        failures.push({ endpoint: endpoint.origin, error: describe(err) });
+      }
+    }
+    throw noEndpointAnswered(failures, { method: 'GET', path, requestId, sent: false });
+  };
+
+  close = async (): Promise<void> => {
+    await Promise.all(this.endpoints.map((e) => e.agent.close()));
+  };
+
+  /** Tries each endpoint in turn while failing over cannot apply the call twice. */
+  private async exchange(
     method: Method,
     path: string,
     body: unknown,
     requestId: string,
   ): Promise<RawResponse> {
-    const failures: { endpoint: string; error: string }[] = [];
-    for (let i = 0; i < endpoints.length; i++) {
-      const index = (preferred + i) % endpoints.length;
-      const endpoint = endpoints[index] as Endpoint;
-      const headers: Record<string, string> = {
-        accept: 'application/json, application/problem+json',
-        'x-request-id': requestId,
-      };
-      if (body !== undefined) headers['content-type'] = 'application/json';
+    const failures: EndpointFailure[] = [];
+    for (const index of this.order.indices()) {
+      const { origin } = this.endpoints[index] as Endpoint;
       try {
-        const response = await endpoint.agent.request({
-          origin: endpoint.origin,
-          path,
-          method,
-          headers,
-          body: body === undefined ? null : JSON.stringify(body),
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-        const length = Number(response.headers['content-length'] ?? 0);
-        if (length > MAX_BODY_BYTES) {
-          response.body.destroy();
-          throw new ClientError('BAD_RESPONSE', `a ${length}-byte body is over the limit`, {
-            status: response.statusCode,
-          });
-        }
-        const text = await response.body.text();
-        preferred = index;
-        const header = response.headers['x-request-id'];
-        return {
-          status: response.statusCode,
-          body: parseBody(text, response.statusCode),
-          requestId: typeof header === 'string' ? header : undefined,
-        };
+        const answer = await this.attempt(index, method, path, body, requestId);
+        this.order.answered(index);
+        return answer;
       } catch (err) {
         if (err instanceof ClientError) throw err;
-        failures.push({ endpoint: endpoint.origin, error: describe(err) });
-        const safe =
-          method === 'GET' || (typeof err === 'object' && err !== null && beforeSend.has(err));
-        if (!safe) {
-          throw new ClientError(
-            'UNAVAILABLE',
-            `${method} ${path} to ${endpoint.origin} failed after it was sent (${describe(err)}); it may or may not have been applied`,
-            { endpoint: endpoint.origin, method, path, requestId, sent: true },
-            { cause: err },
-          );
+        failures.push({ endpoint: origin, error: describe(err) });
+        if (!this.mayFailOver(method, err)) {
+          const details = { endpoint: origin, method, path, requestId };
+          throw failedAfterSent(`${method} ${path}`, origin, describe(err), details, err);
         }
       }
     }
-    throw new ClientError(
-      'UNAVAILABLE',
-      failures.map((f) => `${f.endpoint}: ${f.error}`).join('; '),
-      { endpoints: failures, method, path, requestId, sent: false },
+    throw noEndpointAnswered(failures, { method, path, requestId, sent: false });
+  }
+
+  /** A GET after any failure; anything else only when its connection failed before sending. */
+  private mayFailOver(method: Method, err: unknown): boolean {
+    return (
+      method === 'GET' || (typeof err === 'object' && err !== null && this.beforeSend.has(err))
     );
   }
 
-  return {
-    async call<T>(method: Method, path: string, body?: unknown): Promise<T> {
-      const response = await exchange(method, path, body, randomUUID());
-      if (response.status >= 200 && response.status < 300) return response.body as T;
-      throw errorFromProblem(response.status, response.body, response.requestId);
-    },
-    raw(method: Method, path: string): Promise<RawResponse> {
-      return exchange(method, path, undefined, randomUUID());
-    },
-    async stream(path: string, accept: string, signal: AbortSignal): Promise<Readable> {
-      const requestId = randomUUID();
-      const failures: { endpoint: string; error: string }[] = [];
-      for (let i = 0; i < endpoints.length; i++) {
-        const index = (preferred + i) % endpoints.length;
-        const endpoint = endpoints[index] as Endpoint;
-        try {
-          const response = await endpoint.agent.request({
-            origin: endpoint.origin,
-            path,
-            method: 'GET',
-            headers: { accept: `${accept}, application/problem+json`, 'x-request-id': requestId },
-            signal,
-            headersTimeout: timeoutMs,
-            bodyTimeout: 0,
-          });
-          preferred = index;
-          if (response.statusCode >= 200 && response.statusCode < 300) return response.body;
-          const text = await response.body.text();
-          const header = response.headers['x-request-id'];
-          throw errorFromProblem(
-            response.statusCode,
-            parseBody(text, response.statusCode),
-            typeof header === 'string' ? header : undefined,
-          );
-        } catch (err) {
-          if (signal.aborted || !isTransportFailure(err)) throw err;
-          failures.push({ endpoint: endpoint.origin, error: describe(err) });
-        }
-      }
-      throw new ClientError(
-        'UNAVAILABLE',
-        failures.map((f) => `${f.endpoint}: ${f.error}`).join('; '),
-        { endpoints: failures, method: 'GET', path, requestId, sent: false },
-      );
-    },
-    async close(): Promise<void> {
-      await Promise.all(endpoints.map((e) => e.agent.close()));
-    },
-  };
+  private async attempt(
+    index: number,
+    method: Method,
+    path: string,
+    body: unknown,
+    requestId: string,
+  ): Promise<RawResponse> {
+    const endpoint = this.endpoints[index] as Endpoint;
+    const headers: Record<string, string> = {
+      accept: 'application/json, application/problem+json',
+      'x-request-id': requestId,
+    };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await endpoint.agent.request({
+      origin: endpoint.origin,
+      path,
+      method,
+      headers,
+      body: body === undefined ? null : JSON.stringify(body),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    return readAnswer(response);
+  }
+
+  /** The body of a 2xx answer, unread; a problem answer throws ApiError. */
+  private async openStream(
+    index: number,
+    path: string,
+    accept: string,
+    signal: AbortSignal,
+    requestId: string,
+  ): Promise<Readable> {
+    const endpoint = this.endpoints[index] as Endpoint;
+    const response = await endpoint.agent.request({
+      origin: endpoint.origin,
+      path,
+      method: 'GET',
+      headers: { accept: `${accept}, application/problem+json`, 'x-request-id': requestId },
+      signal,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: 0,
+    });
+    this.order.answered(index);
+    if (response.statusCode >= 200 && response.statusCode < 300) return response.body;
+    const text = await response.body.text();
+    throw errorFromProblem(
+      response.statusCode,
+      parseBody(text, response.statusCode),
+      requestIdOf(response),
+    );
+  }
 }
 
 function parseBody(text: string, status: number): unknown {

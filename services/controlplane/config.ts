@@ -21,10 +21,16 @@
 
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { compileConfigSchema } from '../api/config-check.ts';
 import { AmalgamError } from '../core/errors.ts';
-import { type ProcessConfig, parseProcessConfig } from './features/processes/process-config.ts';
+import { CLUSTERD_CONFIG_SCHEMA, LOG_LEVELS } from './config-schema.ts';
+import {
+  type ProcessConfig,
+  type ProcessConfigFile,
+  processConfigFrom,
+} from './features/processes/process-config.ts';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export { LOG_LEVELS };
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export type StoreConfig =
@@ -53,124 +59,48 @@ export interface ClusterdConfig {
   processes?: ProcessConfig;
 }
 
-function invalid(field: string, rule: string): AmalgamError {
-  return new AmalgamError('INVALID_ARGUMENT', `${field}: ${rule}`, { field });
-}
+const checkClusterdConfig = compileConfigSchema(CLUSTERD_CONFIG_SCHEMA);
 
-function object(value: unknown, field: string, known: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalid(field || 'config', 'an object is required');
-  }
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) {
-      throw invalid(
-        field ? `${field}.${key}` : key,
-        `not a known field (known: ${known.join(', ')})`,
-      );
-    }
-  }
-  return value as Record<string, unknown>;
-}
-
-function string(value: unknown, field: string, maxLength = 4096): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > maxLength) {
-    throw invalid(field, `a non-empty string of at most ${maxLength} characters is required`);
-  }
-  return value;
-}
-
-function integer(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw invalid(field, `an integer from ${min} to ${max} is required`);
-  }
-  return value;
-}
+/** The file as the schema has checked it, before its paths are resolved. */
+type CheckedConfig = Omit<ClusterdConfig, 'processes'> & { processes?: ProcessConfigFile };
 
 /**
- * Checks a parsed config and resolves its relative paths against `baseDir`
- * (the config file's directory). Throws INVALID_ARGUMENT naming the field.
+ * Checks a parsed config against its schema (config-schema.ts) and resolves
+ * its relative paths against `baseDir` (the config file's directory). Throws
+ * INVALID_ARGUMENT naming the field (and `file`, when given).
  */
-export function parseConfig(value: unknown, baseDir = process.cwd()): ClusterdConfig {
-  const root = object(value, '', [
-    'clusterName',
-    'listen',
-    'tls',
-    'store',
-    'logLevel',
-    'nodeGraceSeconds',
-    'bodyLimit',
-    'grpcListen',
-    'processes',
-  ]);
-  const path = (v: unknown, field: string) => resolve(baseDir, string(v, field));
-
-  const clusterName = string(root.clusterName, 'clusterName', 253);
-  if (!/^[\x21-\x7e]+$/.test(clusterName)) {
-    throw invalid('clusterName', 'printable ASCII without spaces is required');
+export function parseConfig(
+  value: unknown,
+  baseDir = process.cwd(),
+  file?: string,
+): ClusterdConfig {
+  const issue = checkClusterdConfig(value);
+  if (issue) {
+    // The caller names the file in its own words (`bad config <file>: ...`); details carry it.
+    throw new AmalgamError('INVALID_ARGUMENT', `${issue.field}: ${issue.message}`, {
+      field: issue.field,
+      ...(file === undefined ? {} : { file }),
+    });
   }
-
-  // Checked in the order the fields are documented, so the first complaint is the first field.
-  const listenObject = object(root.listen, 'listen', ['host', 'port']);
-  const listen = {
-    host: string(listenObject.host, 'listen.host', 255),
-    port: integer(listenObject.port, 'listen.port', 0, 65535),
+  const checked = value as CheckedConfig;
+  const path = (p: string) => resolve(baseDir, p);
+  const { certFile, keyFile, caFile, caKeyFile } = checked.tls;
+  const { processes, ...rest } = checked;
+  const config: ClusterdConfig = {
+    ...rest,
+    listen: { ...checked.listen },
+    tls: {
+      certFile: path(certFile),
+      keyFile: path(keyFile),
+      caFile: path(caFile),
+      caKeyFile: path(caKeyFile),
+    },
+    store:
+      checked.store.backend === 'embedded'
+        ? { backend: 'embedded', dataDir: path(checked.store.dataDir) }
+        : { backend: 'etcd', endpoints: [...checked.store.endpoints] },
   };
-  const tlsObject = object(root.tls, 'tls', ['certFile', 'keyFile', 'caFile', 'caKeyFile']);
-  const tls = {
-    certFile: path(tlsObject.certFile, 'tls.certFile'),
-    keyFile: path(tlsObject.keyFile, 'tls.keyFile'),
-    caFile: path(tlsObject.caFile, 'tls.caFile'),
-    caKeyFile: path(tlsObject.caKeyFile, 'tls.caKeyFile'),
-  };
-  const store = object(root.store, 'store', ['backend', 'dataDir', 'endpoints']);
-
-  let storeConfig: StoreConfig;
-  if (store.backend === 'embedded') {
-    if (store.endpoints !== undefined)
-      throw invalid('store.endpoints', 'only for the etcd backend');
-    storeConfig = { backend: 'embedded', dataDir: path(store.dataDir, 'store.dataDir') };
-  } else if (store.backend === 'etcd') {
-    if (store.dataDir !== undefined)
-      throw invalid('store.dataDir', 'only for the embedded backend');
-    const endpoints = store.endpoints;
-    if (!Array.isArray(endpoints) || endpoints.length === 0 || endpoints.length > 16) {
-      throw invalid('store.endpoints', 'a list of 1 to 16 etcd client URLs is required');
-    }
-    storeConfig = {
-      backend: 'etcd',
-      endpoints: endpoints.map((e, i) => {
-        const url = string(e, `store.endpoints[${i}]`, 1024);
-        if (!/^https?:\/\/[^\s/]+\/?$/.test(url)) {
-          throw invalid(`store.endpoints[${i}]`, 'an http(s)://host:port URL is required');
-        }
-        return url;
-      }),
-    };
-  } else {
-    throw invalid('store.backend', "'embedded' or 'etcd' is required");
-  }
-
-  const config: ClusterdConfig = { clusterName, listen, tls, store: storeConfig };
-  if (root.logLevel !== undefined) {
-    if (!LOG_LEVELS.includes(root.logLevel as LogLevel)) {
-      throw invalid('logLevel', `one of ${LOG_LEVELS.join(', ')} is required`);
-    }
-    config.logLevel = root.logLevel as LogLevel;
-  }
-  if (root.nodeGraceSeconds !== undefined) {
-    config.nodeGraceSeconds = integer(root.nodeGraceSeconds, 'nodeGraceSeconds', 1, 3600);
-  }
-  if (root.grpcListen !== undefined) {
-    const grpcObject = object(root.grpcListen, 'grpcListen', ['host', 'port']);
-    config.grpcListen = {
-      host: string(grpcObject.host, 'grpcListen.host', 255),
-      port: integer(grpcObject.port, 'grpcListen.port', 0, 65535),
-    };
-  }
-  if (root.bodyLimit !== undefined) {
-    config.bodyLimit = integer(root.bodyLimit, 'bodyLimit', 1024, 16 * 1024 * 1024);
-  }
-  if (root.processes !== undefined) config.processes = parseProcessConfig(root.processes);
+  if (processes !== undefined) config.processes = processConfigFrom(processes);
   return config;
 }
 
@@ -199,5 +129,5 @@ export async function loadConfig(file: string): Promise<ClusterdConfig> {
       { cause },
     );
   }
-  return parseConfig(value, dirname(path));
+  return parseConfig(value, dirname(path), path);
 }

@@ -9,20 +9,22 @@
  * everything they could have observed is durable, and watch events are
  * published in log order as records become durable. So whatever a caller was
  * told survives a crash, and nothing else was ever shown.
+ *
+ * This file is that write path. The log segments and snapshots are
+ * embedded-log.ts, the live watches embedded-watches.ts, the lease clocks
+ * embedded-leases.ts.
  */
 
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { AmalgamError, isAmalgamError } from '../core/errors.ts';
-import {
-  encodeSnapshot,
-  type RecoveredState,
-  recoverDataDir,
-  segmentPath,
-  writeSnapshot,
-} from './data-dir.ts';
+import { type RecoveredState, recoverDataDir } from './data-dir.ts';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.ts';
-import { type Applied, type Mvcc, type StoreCommand, validatePrefix } from './mvcc.ts';
+import { LeaseClocks } from './embedded-leases.ts';
+import { SnapshottingLog } from './embedded-log.ts';
+import { WatchRegistry } from './embedded-watches.ts';
+import type { Applied, Mvcc, StoreCommand } from './mvcc.ts';
+import { validatePrefix } from './mvcc-validate.ts';
 import type {
   KeyValue,
   Lease,
@@ -37,8 +39,7 @@ import type {
   WatchOptions,
 } from './store.ts';
 import { validateLeaseTtl } from './validate.ts';
-import { DEFAULT_MAX_RECORD_BYTES, encodeRecord, type StoreLogger, WalWriter } from './wal.ts';
-import { WatchStream } from './watch-stream.ts';
+import { DEFAULT_MAX_RECORD_BYTES, encodeRecord, type StoreLogger } from './wal.ts';
 
 export interface EmbeddedStoreOptions {
   dataDir: string;
@@ -95,22 +96,6 @@ interface Barrier {
   reject: (err: unknown) => void;
 }
 
-interface WatchRegistration {
-  prefix: string;
-  fromRevision: number;
-  stream: WatchStream;
-}
-
-/** The live side of a lease: its clock, which the log does not record. */
-interface LeaseClock {
-  ttlMs: number;
-  /** performance.now() after which the lease has expired. */
-  deadline: number;
-  expiry: NodeJS.Timeout;
-  renewal: NodeJS.Timeout | undefined;
-  settleLost: (reason: Error) => void;
-}
-
 interface Settings {
   dataDir: string;
   snapshotEvery: number;
@@ -123,17 +108,15 @@ class EmbeddedStore implements Store {
   readonly #settings: Settings;
   readonly #lock: DataDirLock;
   readonly #mvcc: Mvcc;
-  #wal: WalWriter;
+  readonly #log: SnapshottingLog;
   /** Index of the last record handed to the log. */
   #lastIndex: number;
   #durableIndex: number;
   #durableRevision: number;
-  #recordsSinceSnapshot: number;
-  #snapshotting: Promise<void> | undefined;
   readonly #unpublished: Unpublished[] = [];
   #barriers: Barrier[] = [];
-  readonly #watches = new Set<WatchRegistration>();
-  readonly #leaseClocks = new Map<string, LeaseClock>();
+  readonly #watches = new WatchRegistry();
+  readonly #leaseClocks: LeaseClocks;
   /** Set once the store stops taking requests: closed, or its log failed. */
   #stopped: AmalgamError | undefined;
   /** Set when a log write failed: nothing after it will ever be durable. */
@@ -148,14 +131,15 @@ class EmbeddedStore implements Store {
     this.#lastIndex = recovered.lastIndex;
     this.#durableIndex = recovered.lastIndex;
     this.#durableRevision = recovered.mvcc.revision;
-    this.#recordsSinceSnapshot = recovered.recordsSinceSnapshot;
-    this.#wal = new WalWriter(segmentPath(settings.dataDir, recovered.lastIndex + 1), {
-      create: true,
+    this.#log = new SnapshottingLog(settings, recovered.lastIndex, recovered.recordsSinceSnapshot);
+    this.#leaseClocks = new LeaseClocks({
+      hasLease: (id) => this.#mvcc.hasLease(id),
+      expire: (id) => this.#expireLease(id),
     });
     // Nobody holds a recovered lease's keep-alive any more; like etcd after a
     // leader change, each gets a fresh full TTL to be renewed or expire.
     for (const lease of recovered.mvcc.leases()) {
-      this.#startLeaseClock(lease.id, lease.ttlSeconds, () => undefined);
+      this.#leaseClocks.start(lease.id, lease.ttlSeconds, () => undefined);
     }
   }
 
@@ -197,8 +181,8 @@ class EmbeddedStore implements Store {
     if (this.#stopped) {
       settleLost(this.#stopped);
     } else {
-      this.#startLeaseClock(id, ttlSeconds, settleLost);
-      if (options.keepAlive ?? true) this.#keepRenewing(id, ttlSeconds);
+      this.#leaseClocks.start(id, ttlSeconds, settleLost);
+      if (options.keepAlive ?? true) this.#leaseClocks.keepRenewing(id, ttlSeconds);
     }
     return {
       id,
@@ -206,7 +190,7 @@ class EmbeddedStore implements Store {
       lost,
       keepAliveOnce: async () => {
         this.#assertOpen();
-        this.#renew(id);
+        this.#leaseClocks.renew(id);
       },
       revoke: async () => {
         try {
@@ -233,22 +217,11 @@ class EmbeddedStore implements Store {
         field: 'fromRevision',
       });
     }
-    const registration: WatchRegistration = {
-      prefix,
-      fromRevision,
-      stream: new WatchStream(() => this.#watches.delete(registration)),
-    };
-    const { stream } = registration;
-    try {
-      // History up to what is durable now; later events arrive as their
-      // records become durable (#publishDurable), so there is no gap.
-      stream.push(this.#mvcc.eventsSince(prefix, fromRevision, this.#durableRevision));
-    } catch (err) {
-      stream.fail(err);
-      return stream;
-    }
-    this.#watches.add(registration);
-    return stream;
+    // History up to what is durable now; later events arrive as their
+    // records become durable (#publishDurable), so there is no gap.
+    return this.#watches.open(prefix, fromRevision, () =>
+      this.#mvcc.eventsSince(prefix, fromRevision, this.#durableRevision),
+    );
   }
 
   close(): Promise<void> {
@@ -283,7 +256,7 @@ class EmbeddedStore implements Store {
       revision: this.#mvcc.revision,
       events: applied.events,
       durable: false,
-      logged: this.#wal.append(record),
+      logged: this.#log.append(record),
     };
     this.#unpublished.push(entry);
     entry.logged.then(
@@ -293,7 +266,7 @@ class EmbeddedStore implements Store {
       },
       (err: unknown) => this.#failLog(err),
     );
-    this.#maybeSnapshot();
+    this.#log.appended(index, this.#mvcc);
     await this.#whenDurable(index);
     return applied;
   }
@@ -312,13 +285,7 @@ class EmbeddedStore implements Store {
       const entry = this.#unpublished.shift() as Unpublished;
       this.#durableIndex = entry.index;
       this.#durableRevision = entry.revision;
-      if (entry.events.length === 0) continue;
-      for (const watch of this.#watches) {
-        const matching = entry.events.filter(
-          (event) => event.revision >= watch.fromRevision && event.kv.key.startsWith(watch.prefix),
-        );
-        if (matching.length > 0) watch.stream.push(matching);
-      }
+      this.#watches.publish(entry.events);
     }
     // Barriers are pushed with non-decreasing indexes.
     let released = 0;
@@ -348,36 +315,8 @@ class EmbeddedStore implements Store {
     this.#stopped = stopped;
     for (const barrier of this.#barriers) barrier.reject(stopped);
     this.#barriers = [];
-    for (const watch of this.#watches) watch.stream.fail(stopped);
+    this.#watches.failAll(stopped);
     void this.close();
-  }
-
-  /**
-   * Every `snapshotEvery` records: capture the state at this log index, switch
-   * new records to a segment that starts right after it, and once every
-   * earlier record is durable write the snapshot and drop the old files.
-   */
-  #maybeSnapshot(): void {
-    this.#recordsSinceSnapshot++;
-    if (this.#recordsSinceSnapshot < this.#settings.snapshotEvery || this.#snapshotting) return;
-    const { dataDir, logger } = this.#settings;
-    const index = this.#lastIndex;
-    const body = encodeSnapshot(index, this.#mvcc);
-    const earlierDurable = this.#wal.close();
-    this.#wal = new WalWriter(segmentPath(dataDir, index + 1), {
-      create: true,
-      after: earlierDurable,
-    });
-    this.#recordsSinceSnapshot = 0;
-    this.#snapshotting = earlierDurable
-      .then(() => writeSnapshot(dataDir, index, body))
-      .catch((err: unknown) => {
-        // Not fatal: the segments hold every record until a snapshot succeeds.
-        logger.error({ err, index }, 'snapshot failed');
-      })
-      .finally(() => {
-        this.#snapshotting = undefined;
-      });
   }
 
   /** Wall-clock ms for logged commands, never going backwards within a run. */
@@ -394,58 +333,11 @@ class EmbeddedStore implements Store {
     }
   }
 
-  #startLeaseClock(id: string, ttlSeconds: number, settleLost: (reason: Error) => void): void {
-    const ttlMs = ttlSeconds * 1000;
-    const clock: LeaseClock = {
-      ttlMs,
-      deadline: performance.now() + ttlMs,
-      expiry: setTimeout(() => this.#checkExpiry(id), ttlMs),
-      renewal: undefined,
-      settleLost,
-    };
-    this.#leaseClocks.set(id, clock);
-  }
-
-  #keepRenewing(id: string, ttlSeconds: number): void {
-    const clock = this.#leaseClocks.get(id);
-    if (!clock) return;
-    clock.renewal = setInterval(
-      () => {
-        if (this.#leaseClocks.has(id)) this.#renew(id);
-      },
-      (ttlSeconds * 1000) / 3,
-    );
-  }
-
-  #renew(id: string): void {
-    const clock = this.#leaseClocks.get(id);
-    if (!clock || !this.#mvcc.hasLease(id)) {
-      throw new AmalgamError('LEASE_NOT_FOUND', `lease ${id}`, { lease: id });
-    }
-    // The expiry timer re-arms itself from the deadline when it fires.
-    clock.deadline = performance.now() + clock.ttlMs;
-  }
-
-  #checkExpiry(id: string): void {
-    const clock = this.#leaseClocks.get(id);
-    if (!clock) return;
-    const remaining = clock.deadline - performance.now();
-    if (remaining > 0) {
-      clock.expiry = setTimeout(() => this.#checkExpiry(id), remaining);
-      return;
-    }
-    this.#revokeLease(id, 'expired').catch((err: unknown) => {
-      if (!(err instanceof AmalgamError && err.code === 'STORE_CLOSED')) {
-        this.#settings.logger.error({ err, lease: id }, 'could not expire lease');
-      }
-    });
-  }
-
   /** Revokes a lease (deleting its keys in one revision) and tells its holder. */
   async #revokeLease(id: string, why: 'revoked' | 'expired'): Promise<void> {
     await this.#execute({ op: 'revokeLease', id }, () => {
       const applied = this.#mvcc.revokeLease(id);
-      this.#stopLeaseClock(
+      this.#leaseClocks.stop(
         id,
         new AmalgamError('LEASE_NOT_FOUND', `lease ${id} ${why}`, { lease: id }),
       );
@@ -453,13 +345,13 @@ class EmbeddedStore implements Store {
     });
   }
 
-  #stopLeaseClock(id: string, reason: Error): void {
-    const clock = this.#leaseClocks.get(id);
-    if (!clock) return;
-    clearTimeout(clock.expiry);
-    clearInterval(clock.renewal);
-    this.#leaseClocks.delete(id);
-    clock.settleLost(reason);
+  /** A lease ran past its TTL: revoke it, as etcd does. */
+  #expireLease(id: string): void {
+    this.#revokeLease(id, 'expired').catch((err: unknown) => {
+      if (!(err instanceof AmalgamError && err.code === 'STORE_CLOSED')) {
+        this.#settings.logger.error({ err, lease: id }, 'could not expire lease');
+      }
+    });
   }
 
   #assertOpen(): void {
@@ -470,16 +362,15 @@ class EmbeddedStore implements Store {
     const closed = new AmalgamError('STORE_CLOSED');
     this.#stopped ??= closed;
     // Holders can no longer renew: their leases are as good as lost.
-    for (const id of [...this.#leaseClocks.keys()]) this.#stopLeaseClock(id, this.#stopped);
+    this.#leaseClocks.stopAll(this.#stopped);
     try {
-      await this.#wal.close();
+      await this.#log.close();
       await Promise.allSettled(this.#unpublished.map((entry) => entry.logged));
-      await this.#snapshotting;
     } catch (err) {
       // After a log failure #failLog has reported it already.
       if (!this.#logFailure) throw err;
     } finally {
-      for (const watch of this.#watches) watch.stream.finish();
+      this.#watches.finishAll();
       await this.#lock.release();
     }
   }

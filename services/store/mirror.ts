@@ -13,7 +13,7 @@
  */
 import type { Logger } from 'pino';
 import { isAmalgamError } from '../core/errors.ts';
-import type { KeyValue, Store, Watch } from './store.ts';
+import type { KeyValue, Store, Watch, WatchEvent } from './store.ts';
 
 export interface Mirror {
   /** Resolves once the mirror holds every write committed before the call; returns its revision. */
@@ -37,127 +37,162 @@ export async function openMirror(
   prefix: string,
   options: MirrorOptions = {},
 ): Promise<Mirror> {
-  const catchUpMs = options.catchUpMs ?? 100;
-  const kvs = new Map<string, KeyValue>();
-  let sortedKeys: string[] | undefined;
-  let applied = 0;
-  let generation = 0;
-  let watch: Watch | undefined;
-  let closed = false;
-  let reloading: Promise<void> | undefined;
-  const waiters = new Set<() => void>();
-  let seen = 0;
-  let promoteScheduled = false;
-  /** Events of one revision are queued together, so after the microtasks they are all applied. */
-  const promoteSoon = () => {
-    if (promoteScheduled) return;
-    promoteScheduled = true;
-    setImmediate(() => {
-      promoteScheduled = false;
-      applied = Math.max(applied, seen);
-      wake();
-    });
-  };
+  const mirror = new WatchedMirror(store, prefix, options);
+  await mirror.reload();
+  return mirror;
+}
 
-  const changed = () => {
-    generation++;
-    sortedKeys = undefined;
-  };
-  const wake = () => {
-    for (const w of waiters) w();
-  };
+/** How long a failed watch waits before the mirror reloads (ms). */
+const RELOAD_AFTER_WATCH_FAILURE_MS = 100;
 
-  async function load(): Promise<void> {
-    const snapshot = await store.range(prefix);
-    kvs.clear();
-    for (const kv of snapshot.kvs) kvs.set(kv.key, kv);
-    applied = snapshot.revision;
-    seen = snapshot.revision;
-    changed();
-    wake();
-    startWatch(snapshot.revision + 1);
+class WatchedMirror implements Mirror {
+  readonly #store: Store;
+  readonly #prefix: string;
+  readonly #options: MirrorOptions;
+  readonly #catchUpMs: number;
+  readonly #kvs = new Map<string, KeyValue>();
+  /** #kvs' keys in order, computed on demand and dropped on every change. */
+  #sortedKeys: string[] | undefined;
+  /** Every revision up to this one is applied. */
+  #applied = 0;
+  /** The newest revision an event arrived for: applied once its queued events are. */
+  #seen = 0;
+  #generation = 0;
+  /** The current watch; one replaced by a reload delivers nothing more. */
+  #watch: Watch | undefined;
+  #closed = false;
+  #reloading: Promise<void> | undefined;
+  /** sync() calls waiting for #applied to move. */
+  readonly #waiters = new Set<() => void>();
+  #promoteScheduled = false;
+
+  constructor(store: Store, prefix: string, options: MirrorOptions) {
+    this.#store = store;
+    this.#prefix = prefix;
+    this.#options = options;
+    this.#catchUpMs = options.catchUpMs ?? 100;
   }
 
-  function reload(): Promise<void> {
-    reloading ??= load().finally(() => {
-      reloading = undefined;
-    });
-    return reloading;
+  get generation(): number {
+    return this.#generation;
   }
 
-  function startWatch(fromRevision: number): void {
-    const previous = watch;
-    const current = store.watch(prefix, { fromRevision });
-    watch = current;
-    void previous?.close();
-    void (async () => {
-      try {
-        for await (const ev of current) {
-          // A watch replaced by a reload delivers nothing more.
-          if (watch !== current) return;
-          if (ev.type === 'put') kvs.set(ev.kv.key, ev.kv);
-          else kvs.delete(ev.kv.key);
-          changed();
-          // A revision can hold several events, delivered one by one. Everything
-          // before this one is complete; this one is once the queue is drained.
-          applied = Math.max(applied, ev.revision - 1);
-          seen = Math.max(seen, ev.revision);
-          promoteSoon();
+  async sync(): Promise<number> {
+    const target = await this.#store.revision();
+    if (this.#applied >= target) return this.#applied;
+    if (!(await this.#caughtUp(target))) await this.reload();
+    return this.#applied;
+  }
+
+  get(key: string): KeyValue | undefined {
+    return this.#kvs.get(key);
+  }
+
+  range(sub: string): KeyValue[] {
+    this.#sortedKeys ??= [...this.#kvs.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const out: KeyValue[] = [];
+    for (const key of this.#sortedKeys) {
+      if (key.startsWith(sub)) out.push(this.#kvs.get(key) as KeyValue);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#watch?.close();
+  }
+
+  /** Loads the prefix from one range and watches from there; one reload at a time. */
+  reload(): Promise<void> {
+    this.#reloading ??= this.#load().finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  async #load(): Promise<void> {
+    const snapshot = await this.#store.range(this.#prefix);
+    this.#kvs.clear();
+    for (const kv of snapshot.kvs) this.#kvs.set(kv.key, kv);
+    this.#applied = snapshot.revision;
+    this.#seen = snapshot.revision;
+    this.#changed();
+    this.#wake();
+    this.#startWatch(snapshot.revision + 1);
+  }
+
+  /** True once #applied reaches `target`, false when catchUpMs passes first. */
+  #caughtUp(target: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const check = () => {
+        if (this.#applied >= target) {
+          this.#waiters.delete(check);
+          clearTimeout(timer);
+          resolve(true);
         }
-      } catch (err) {
-        if (closed || watch !== current) return;
-        options.logger?.warn(
-          { err: (err as Error).message, compacted: isAmalgamError(err, 'WATCH_COMPACTED') },
-          'mirror watch failed; reloading',
-        );
-        await new Promise((r) => setTimeout(r, 100));
-        if (!closed && watch === current) void reload().catch(() => {});
-      }
-    })();
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(check);
+        resolve(this.#applied >= target);
+      }, this.#catchUpMs);
+      this.#waiters.add(check);
+    });
   }
 
-  await load();
+  #startWatch(fromRevision: number): void {
+    const previous = this.#watch;
+    const current = this.#store.watch(this.#prefix, { fromRevision });
+    this.#watch = current;
+    void previous?.close();
+    void this.#follow(current);
+  }
 
-  return {
-    get generation() {
-      return generation;
-    },
-
-    async sync(): Promise<number> {
-      const target = await store.revision();
-      if (applied >= target) return applied;
-      const caughtUp = await new Promise<boolean>((resolve) => {
-        const check = () => {
-          if (applied >= target) {
-            waiters.delete(check);
-            clearTimeout(timer);
-            resolve(true);
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          resolve(applied >= target);
-        }, catchUpMs);
-        waiters.add(check);
-      });
-      if (!caughtUp) await reload();
-      return applied;
-    },
-
-    get: (key) => kvs.get(key),
-
-    range(sub: string): KeyValue[] {
-      sortedKeys ??= [...kvs.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-      const out: KeyValue[] = [];
-      for (const key of sortedKeys) {
-        if (key.startsWith(sub)) out.push(kvs.get(key) as KeyValue);
+  /** Applies the events of `watch` while it is current; reloads when it fails. */
+  async #follow(watch: Watch): Promise<void> {
+    try {
+      for await (const ev of watch) {
+        if (this.#watch !== watch) return;
+        this.#apply(ev);
       }
-      return out;
-    },
+    } catch (err) {
+      if (this.#closed || this.#watch !== watch) return;
+      this.#options.logger?.warn(
+        { err: (err as Error).message, compacted: isAmalgamError(err, 'WATCH_COMPACTED') },
+        'mirror watch failed; reloading',
+      );
+      await new Promise((r) => setTimeout(r, RELOAD_AFTER_WATCH_FAILURE_MS));
+      if (!this.#closed && this.#watch === watch) void this.reload().catch(() => {});
+    }
+  }
 
-    async close() {
-      closed = true;
-      await watch?.close();
-    },
-  };
+  #apply(ev: WatchEvent): void {
+    if (ev.type === 'put') this.#kvs.set(ev.kv.key, ev.kv);
+    else this.#kvs.delete(ev.kv.key);
+    this.#changed();
+    // A revision can hold several events, delivered one by one. Everything
+    // before this one is complete; this one is once the queue is drained.
+    this.#applied = Math.max(this.#applied, ev.revision - 1);
+    this.#seen = Math.max(this.#seen, ev.revision);
+    this.#promoteSoon();
+  }
+
+  /** Events of one revision are queued together, so after the microtasks they are all applied. */
+  #promoteSoon(): void {
+    if (this.#promoteScheduled) return;
+    this.#promoteScheduled = true;
+    setImmediate(() => {
+      this.#promoteScheduled = false;
+      this.#applied = Math.max(this.#applied, this.#seen);
+      this.#wake();
+    });
+  }
+
+  #changed(): void {
+    this.#generation++;
+    this.#sortedKeys = undefined;
+  }
+
+  #wake(): void {
+    for (const waiter of this.#waiters) waiter();
+  }
 }

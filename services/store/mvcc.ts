@@ -1,6 +1,7 @@
 /**
  * The embedded store's state machine: revisioned keys, leases and the event
- * history, with etcd v3 semantics.
+ * history, with etcd v3 semantics. The key-value and lease state lives here;
+ * the event history is mvcc-history.ts, the input checks mvcc-validate.ts.
  *
  * Pure and synchronous, like etcd-raft's core: no I/O, no timers, no clock, no
  * randomness. The same commands applied to the same state give the same state
@@ -11,6 +12,9 @@
  */
 
 import { AmalgamError } from '../core/errors.ts';
+import { compareKeys } from './key-order.ts';
+import { deleteEvent, EventHistory } from './mvcc-history.ts';
+import { invalid, requireLeaseId, validateMvccTxn, validatePrefix } from './mvcc-validate.ts';
 import {
   type Compare,
   type KeyValue,
@@ -22,12 +26,10 @@ import {
   type TxnResult,
   type WatchEvent,
 } from './store.ts';
-import {
-  INTERNAL_PREFIX,
-  validateKey,
-  validateLeaseTtl,
-  validateTxn as validateSharedTxnRules,
-} from './validate.ts';
+import { validateKey, validateLeaseTtl } from './validate.ts';
+
+export { compareKeys } from './key-order.ts';
+export { validatePrefix } from './mvcc-validate.ts';
 
 /**
  * A command as the write-ahead log records it. `at` is the wall-clock time
@@ -79,31 +81,6 @@ export interface MvccSnapshot {
 /** etcd's revision of an empty store: the first write gets revision 2. */
 const INITIAL_REVISION = 1;
 
-const COMPARE_TARGETS = new Set(['value', 'version', 'createRevision', 'modRevision']);
-const LEASE_ID = /^[1-9][0-9]{0,18}$/;
-
-/**
- * Orders keys as etcd does: by their UTF-8 bytes, which is Unicode code point
- * order. JavaScript's `<` compares UTF-16 code units, which puts U+E000..U+FFFF
- * after astral characters; this corrects exactly that case.
- */
-export function compareKeys(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x !== y) return codeUnitRank(x) - codeUnitRank(y);
-  }
-  return a.length - b.length;
-}
-
-function codeUnitRank(unit: number): number {
-  // Surrogates (astral characters) sort after every BMP character.
-  if (unit >= 0xd800 && unit <= 0xdfff) return unit + 0x2000;
-  if (unit >= 0xe000) return unit - 0x800;
-  return unit;
-}
-
 export class Mvcc {
   readonly #kvs = new Map<string, KeyValue>();
   /** Every live key in compareKeys order, for range, limit and after. */
@@ -112,16 +89,15 @@ export class Mvcc {
   readonly #leases = new Map<string, { ttlSeconds: number; keys: Set<string> }>();
   /** requestId -> first outcome, in the order they were applied. */
   readonly #requests = new Map<string, RememberedTxn>();
-  #history: WatchEvent[] = [];
+  #history = new EventHistory();
   #revision = INITIAL_REVISION;
-  #compactRevision = 0;
 
   get revision(): number {
     return this.#revision;
   }
 
   get compactRevision(): number {
-    return this.#compactRevision;
+    return this.#history.compactRevision;
   }
 
   get(key: string): KeyValue | undefined {
@@ -177,19 +153,7 @@ export class Mvcc {
     fromRevision: number,
     throughRevision = this.#revision,
   ): WatchEvent[] {
-    if (fromRevision < this.#compactRevision) {
-      throw new AmalgamError('WATCH_COMPACTED', `revision ${fromRevision}`, {
-        fromRevision,
-        compactRevision: this.#compactRevision,
-      });
-    }
-    const events: WatchEvent[] = [];
-    for (let i = this.#firstEventAt(fromRevision); i < this.#history.length; i++) {
-      const event = this.#history[i] as WatchEvent;
-      if (event.revision > throughRevision) break;
-      if (event.kv.key.startsWith(prefix)) events.push(event);
-    }
-    return events;
+    return this.#history.eventsSince(prefix, fromRevision, throughRevision);
   }
 
   /** Applies a logged command; the write-ahead log replays through here. */
@@ -219,7 +183,7 @@ export class Mvcc {
    * changes nothing and reports the first outcome.
    */
   applyTxn(request: TxnRequest, at = 0): TxnApplied {
-    validateTxn(request);
+    validateMvccTxn(request);
     const { requestId } = request;
     const remembered = requestId === undefined ? undefined : this.#requests.get(requestId);
     if (remembered && remembered.at >= at - REQUEST_ID_RETENTION_MS) {
@@ -294,27 +258,25 @@ export class Mvcc {
         field: 'revision',
       });
     }
-    if (revision <= this.#compactRevision) return { events: [], changed: false };
-    this.#history = this.#history.slice(this.#firstEventAt(revision));
-    this.#compactRevision = revision;
+    if (revision <= this.#history.compactRevision) return { events: [], changed: false };
+    this.#history.compact(revision);
     return { events: [], changed: true };
   }
 
   snapshot(): MvccSnapshot {
     return {
       revision: this.#revision,
-      compactRevision: this.#compactRevision,
+      compactRevision: this.#history.compactRevision,
       requests: [...this.#requests.values()],
       kvs: this.#sortedKeys.map((key) => this.#kvs.get(key) as KeyValue),
       leases: this.leases(),
-      history: [...this.#history],
+      history: this.#history.events(),
     };
   }
 
   static fromSnapshot(snapshot: MvccSnapshot): Mvcc {
     const mvcc = new Mvcc();
     mvcc.#revision = snapshot.revision;
-    mvcc.#compactRevision = snapshot.compactRevision;
     for (const { id, ttlSeconds } of snapshot.leases) {
       mvcc.#leases.set(id, { ttlSeconds, keys: new Set() });
     }
@@ -327,7 +289,7 @@ export class Mvcc {
     for (const remembered of snapshot.requests) {
       mvcc.#requests.set(remembered.requestId, remembered);
     }
-    mvcc.#history = snapshot.history.map(freezeEvent);
+    mvcc.#history = new EventHistory(snapshot.history, snapshot.compactRevision);
     return mvcc;
   }
 
@@ -395,8 +357,8 @@ export class Mvcc {
         this.#sortedKeys.splice(this.#lowerBound(key), 1);
         this.#kvs.delete(key);
       }
-      this.#history.push(Object.freeze(event));
     }
+    this.#history.append(events);
   }
 
   /** Index of the first key >= `key`. */
@@ -410,31 +372,6 @@ export class Mvcc {
     }
     return lo;
   }
-
-  /** Index of the first history event with revision >= `revision`. */
-  #firstEventAt(revision: number): number {
-    let lo = 0;
-    let hi = this.#history.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((this.#history[mid] as WatchEvent).revision < revision) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-}
-
-/** etcd's delete event: only the key and the revision of the delete are set. */
-function deleteEvent(key: string, revision: number): WatchEvent {
-  return {
-    type: 'delete',
-    kv: Object.freeze({ key, value: '', createRevision: 0, modRevision: revision, version: 0 }),
-    revision,
-  };
-}
-
-function freezeEvent(event: WatchEvent): WatchEvent {
-  return Object.freeze({ ...event, kv: Object.freeze({ ...event.kv }) });
 }
 
 function matches(difference: number, op: Compare['op']): boolean {
@@ -448,80 +385,4 @@ function matches(difference: number, op: Compare['op']): boolean {
     case '>':
       return difference > 0;
   }
-}
-
-/**
- * The checks made before a transaction reaches the state: the rules both
- * backends share (validate.ts), plus the one the etcd server itself adds:
- * a put may not fall inside a range deleted by the same branch.
- */
-function validateTxn(request: TxnRequest): void {
-  if (typeof request !== 'object' || request === null) invalid('txn must be an object');
-  if (!Array.isArray(request.compares)) invalid('compares must be an array', { field: 'compares' });
-  if (!Array.isArray(request.onSuccess)) {
-    invalid('onSuccess must be an array', { field: 'onSuccess' });
-  }
-  if (request.onFailure !== undefined && !Array.isArray(request.onFailure)) {
-    invalid('onFailure must be an array', { field: 'onFailure' });
-  }
-  for (const [field, ops] of [
-    ['compares', request.compares],
-    ['onSuccess', request.onSuccess],
-    ['onFailure', request.onFailure ?? []],
-  ] as const) {
-    ops.forEach((item: unknown, index: number) => {
-      if (typeof item !== 'object' || item === null) {
-        invalid(`${field}[${index}] must be an object`, { field: `${field}[${index}]` });
-      }
-    });
-  }
-  request.compares.forEach((compare, index) => {
-    if (!COMPARE_TARGETS.has(compare.target)) {
-      invalid(`compares[${index}].target is not valid`, { field: `compares[${index}].target` });
-    }
-  });
-  validateSharedTxnRules(request);
-  validateBranch(request.onSuccess, 'onSuccess');
-  validateBranch(request.onFailure ?? [], 'onFailure');
-}
-
-function validateBranch(ops: Op[], branch: string): void {
-  const deletes: Extract<Op, { type: 'delete' }>[] = [];
-  ops.forEach((op, index) => {
-    const field = `${branch}[${index}]`;
-    if (op.type === 'put') {
-      if (op.lease !== undefined) requireLeaseId(op.lease, `${field}.lease`);
-    } else {
-      if (op.prefix !== undefined && typeof op.prefix !== 'boolean') {
-        invalid(`${field}.prefix must be a boolean`, { field: `${field}.prefix` });
-      }
-      deletes.push(op);
-    }
-  });
-  for (const op of ops) {
-    if (op.type !== 'put') continue;
-    for (const deletion of deletes) {
-      if (deletion.prefix ? op.key.startsWith(deletion.key) : op.key === deletion.key) {
-        invalid(`${branch} both puts and deletes key ${op.key}`, { field: branch });
-      }
-    }
-  }
-}
-
-function requireLeaseId(id: unknown, field = 'lease'): void {
-  if (typeof id !== 'string' || !LEASE_ID.test(id)) {
-    invalid(`${field} must be a lease id (decimal digits)`, { field });
-  }
-}
-
-/** A range or watch prefix: any string ('' is every key) outside the reserved keys. */
-export function validatePrefix(prefix: unknown): asserts prefix is string {
-  if (typeof prefix !== 'string') invalid('prefix must be a string', { field: 'prefix' });
-  if (prefix.startsWith(INTERNAL_PREFIX)) {
-    invalid('prefix: keys starting with NUL are reserved', { field: 'prefix' });
-  }
-}
-
-function invalid(detail: string, details: Record<string, unknown> = {}): never {
-  throw new AmalgamError('INVALID_ARGUMENT', detail, details);
 }

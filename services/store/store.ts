@@ -97,7 +97,7 @@ export interface WatchOptions {
 
 /**
  * A running watch. Iterate it to receive events in revision order. Iteration
- * throws a StoreError (code WATCH_COMPACTED) when `fromRevision` is older than
+ * throws an AmalgamError (code WATCH_COMPACTED) when `fromRevision` is older than
  * the store's compaction point: the caller must re-list and watch again.
  */
 export interface Watch extends AsyncIterable<WatchEvent> {

@@ -7,7 +7,7 @@ import type { Op, TxnRequest } from './store.ts';
 
 /** Keys starting with NUL are the store's own (e.g. txn markers of the etcd backend). */
 export const INTERNAL_PREFIX = '\0';
-/** etcd's default limits: 1.5 MiB per request, 128 operations per txn. */
+/** Inside etcd's default limits (1.5 MiB per request, 128 operations per txn). */
 export const MAX_KEY_BYTES = 4096;
 export const MAX_VALUE_BYTES = 1024 * 1024;
 export const MAX_TXN_OPS = 128;

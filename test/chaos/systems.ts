@@ -7,7 +7,6 @@
 import { fileURLToPath } from 'node:url';
 import { startProcess } from '../../deploy/local/cluster.ts';
 import { type AmalgamClient, createClient } from '../../services/client/index.ts';
-import { createProcessClient, type ProcessClient } from '../../services/client/process-client.ts';
 import type { LocalCluster } from '../harness/netns.ts';
 import { until } from '../harness/until.ts';
 import type { AllocateOk, FinalState, JoinOk, PidBlockOk } from './checker.ts';
@@ -47,20 +46,16 @@ export async function amalgamSystem(
   const admin = cluster.client(undefined, 30_000);
   const { token } = await admin.tokens.create({ ttlSeconds: 3600, description: 'chaos workload' });
   // The PID table is read over every replica (failover), like `admin`.
-  const adminPids = createProcessClient({
+  const adminPids = createClient({
     endpoints: cluster.control.map((m) => `https://${m.ip}:6443`),
     ...cluster.admin,
     timeoutMs: 30_000,
   });
-  const perTarget = new Map<
-    string,
-    { admin: AmalgamClient; anonymous: AmalgamClient; pids: ProcessClient }
-  >();
+  const perTarget = new Map<string, { admin: AmalgamClient; anonymous: AmalgamClient }>();
   for (const m of cluster.control) {
     const endpoints = [`https://${m.ip}:6443`];
     perTarget.set(m.name, {
       admin: createClient({ endpoints, ...cluster.admin, timeoutMs }),
-      pids: createProcessClient({ endpoints, ...cluster.admin, timeoutMs }),
       anonymous: createClient({ endpoints, ca: cluster.admin.ca, timeoutMs }),
     });
   }
@@ -92,7 +87,7 @@ export async function amalgamSystem(
       return { id: s.id, size: s.size, extents: s.extents };
     },
     async claimPidBlock(target, call) {
-      const b = await clients(target).pids.claimPidBlock(call.size);
+      const b = await clients(target).admin.processes.claimPidBlock(call.size);
       return { start: b.start, size: b.size, owner: b.owner, claimedAt: b.claimedAt };
     },
     async finalState() {
@@ -108,7 +103,7 @@ export async function amalgamSystem(
       });
       const nodes = await admin.nodes.list();
       // A linearizable read of the PID table, after the barrier write went through.
-      const pidBlocks = await adminPids.listPidBlocks();
+      const pidBlocks = await adminPids.processes.listPidBlocks();
       return {
         pidBlocks: pidBlocks.map((b) => ({
           start: b.start,
@@ -124,8 +119,7 @@ export async function amalgamSystem(
     },
     async close() {
       await Promise.all([admin.close(), adminPids.close()]);
-      for (const c of perTarget.values())
-        await Promise.all([c.admin.close(), c.anonymous.close(), c.pids.close()]);
+      for (const c of perTarget.values()) await Promise.all([c.admin.close(), c.anonymous.close()]);
     },
   };
 }

@@ -20,6 +20,7 @@ import {
   signCsr,
 } from '../../services/pki/index.ts';
 import { tailFile } from './etcd-cluster.ts';
+import { patient } from './patience.ts';
 import {
   findSetpriv,
   freePorts,
@@ -106,8 +107,7 @@ export async function startClusterdReplicas(
   const urls = ports.map((port) => `https://127.0.0.1:${port}`);
   const grpcUrls = grpcPorts.map((port) => `127.0.0.1:${port}`);
   const children: (ChildProcess | undefined)[] = [];
-  // Loading the TypeScript sources alone takes over 20 s on a loaded machine.
-  const startTimeoutMs = options.startTimeoutMs ?? 120_000;
+  const startTimeoutMs = patient(options.startTimeoutMs ?? 30_000);
 
   async function writeConfig(i: number): Promise<string> {
     const store =

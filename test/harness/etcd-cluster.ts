@@ -30,6 +30,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { patient } from './patience.ts';
 import {
   findSetpriv,
   freePorts,
@@ -471,7 +472,7 @@ async function startOnce(
       if (await check(m.clientUrl)) return;
       if (Date.now() > deadline) {
         throw new StartupError(
-          `etcd member ${m.name} (${m.clientUrl}) not healthy after ${opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS} ms. Log ${m.logFile}:\n${startupLog(m.logFile)}`,
+          `etcd member ${m.name} (${m.clientUrl}) not healthy after ${startTimeout} ms. Log ${m.logFile}:\n${startupLog(m.logFile)}`,
           false,
         );
       }
@@ -509,7 +510,7 @@ async function startOnce(
   };
 
   let destroyed: Promise<void> | undefined;
-  const startTimeout = opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+  const startTimeout = patient(opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS);
 
   const cluster: EtcdCluster = {
     members: members.map((m) => ({

@@ -12,8 +12,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createClient } from '../../services/client/index.ts';
-import { createProcessClient, type ProcessClient } from '../../services/client/process-client.ts';
+import { createClient, type ProcessesApi } from '../../services/client/index.ts';
 import { type ClusterdReplicas, startClusterdReplicas } from './clusterd.ts';
 import { tailFile } from './etcd-cluster.ts';
 import { pageServerBinary } from './native.ts';
@@ -43,7 +42,7 @@ export interface ProcNodeSpec {
 export interface ProcCluster {
   cd: ClusterdReplicas;
   root: string;
-  admin: ProcessClient;
+  admin: ProcessesApi;
   names: string[];
   intervalLog: string;
   agentPid(i: number): number | undefined;
@@ -127,8 +126,8 @@ export async function startProcCluster(options: {
     child.once('exit', () => tracked.children.delete(child));
   }
 
-  const admin = createProcessClient({ endpoints: cd.urls, ...cd.admin });
   const adminNodes = createClient({ endpoints: cd.urls, ...cd.admin });
+  const admin = adminNodes.processes;
   let destroyed = false;
   const cluster: ProcCluster = {
     cd,
@@ -164,7 +163,7 @@ export async function startProcCluster(options: {
           clearTimeout(t);
         }
       }
-      await Promise.all([admin.close(), adminNodes.close()]);
+      await adminNodes.close();
       await cd.destroy();
       ownedGroups.delete(tracked);
       if (ownedGroups.size === 0) uninstallHandlers();

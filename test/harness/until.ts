@@ -1,10 +1,12 @@
+import { patient } from './patience.ts';
+
 /** Polls `check` until it gives a value (not undefined/false), or fails naming `what`. */
 export async function until<T>(
   what: string,
   check: () => Promise<T | undefined> | T | undefined,
   ms = 30_000,
 ): Promise<T> {
-  const deadline = Date.now() + ms;
+  const deadline = Date.now() + patient(ms);
   let lastError: unknown;
   for (;;) {
     try {

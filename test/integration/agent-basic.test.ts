@@ -4,12 +4,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
 import { startAgent } from '../../services/agent/agent.ts';
+import { WireStatus } from '../../services/api/wire.ts';
 import { createClient } from '../../services/client/index.ts';
-import {
-  PageServerClient,
-  PageServerError,
-  WireStatus,
-} from '../../services/client/pageserver-client.ts';
+import { PageServerClient, PageServerError } from '../../services/client/pageserver-client.ts';
 import { createKeyAndCsr } from '../../services/pki/index.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { pageServerBinary } from '../harness/native.ts';

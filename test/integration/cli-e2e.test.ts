@@ -161,7 +161,7 @@ t.test('tokens, joins, memory and removal', async (t) => {
 
   const table = await admin(['nodes']);
   t.match(table.stdout, /^NAME\s+STATE\s+ROLES\s+CONTRIBUTED\s+RANGE/);
-  // node-b runs no agent: Joining, or NotReady once its grace ran out (on a slow machine).
+  // No agent for node-b: Joining, or NotReady once its grace passed (a slow run).
   t.match(table.stdout, /node-b\s+(Joining|NotReady)\s+/);
 
   const alloc = await admin(['mem', 'alloc', '64Mi', '-o', 'json']);

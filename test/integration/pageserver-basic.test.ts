@@ -9,11 +9,8 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import {
-  PageServerClient,
-  PageServerError,
-  WireStatus,
-} from '../../services/client/pageserver-client.ts';
+import { WireStatus } from '../../services/api/wire.ts';
+import { PageServerClient, PageServerError } from '../../services/client/pageserver-client.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BINARY = join(ROOT, 'native', 'build', 'pageserver');

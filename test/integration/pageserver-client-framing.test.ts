@@ -9,12 +9,11 @@ import t from 'tap';
 import {
   HEADER_SIZE,
   Opcode,
-  PageServerClient,
-  PageServerError,
   WIRE_MAGIC,
   WIRE_VERSION,
   WireStatus,
-} from '../../services/client/pageserver-client.ts';
+} from '../../services/api/wire.ts';
+import { PageServerClient, PageServerError } from '../../services/client/pageserver-client.ts';
 
 interface Request {
   opcode: number;

@@ -13,8 +13,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { createClient } from '../../services/client/index.ts';
-import { createProcessClient } from '../../services/client/process-client.ts';
+import { type AmalgamClient, createClient } from '../../services/client/index.ts';
 import { PidAllocator, type PidBlock } from '../../services/core/pid-blocks.ts';
 import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { joinNode } from '../harness/node.ts';
@@ -31,7 +30,7 @@ t.teardown(() => rm(dir, { recursive: true, force: true }));
 
 t.test(`${RUNS} runs from 3 agents at once: unique cluster PIDs`, async (t) => {
   const names = ['pid-a', 'pid-b', 'pid-c'];
-  const agents: { name: string; client: ReturnType<typeof createProcessClient> }[] = [];
+  const agents: { name: string; client: AmalgamClient['processes']; close(): Promise<void> }[] = [];
   for (const name of names) {
     const { files } = await joinNode(cd, name, {
       home: join(dir, name),
@@ -51,11 +50,13 @@ t.test(`${RUNS} runs from 3 agents at once: unique cluster PIDs`, async (t) => {
       processes: 1,
     });
     await nodes.close();
-    agents.push({ name, client: createProcessClient({ endpoints: cd.urls, ...creds }) });
+    const own = createClient({ endpoints: cd.urls, ...creds });
+    agents.push({ name, client: own.processes, close: () => own.close() });
   }
-  const admin = createProcessClient({ endpoints: cd.urls, ...cd.admin });
+  const adminClient = createClient({ endpoints: cd.urls, ...cd.admin });
+  const admin = adminClient.processes;
   t.teardown(async () => {
-    await Promise.all([admin.close(), ...agents.map((a) => a.client.close())]);
+    await Promise.all([adminClient.close(), ...agents.map((a) => a.close())]);
   });
 
   const created: { cpid: number; by: string }[] = [];

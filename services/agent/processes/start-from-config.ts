@@ -1,33 +1,24 @@
-/** The agent's one hook for the process supervisor: start it when the config asks. */
+/** Starts the process supervisor when the config asks, on the agent's client. */
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { createProcessClient } from '../../client/process-client.ts';
+import type { AmalgamClient } from '../../client/index.ts';
 import type { AgentConfig } from '../config.ts';
 import { SETPRIV } from '../tied-child.ts';
 import { type ProcessSupervisor, startProcessSupervisor } from './supervisor.ts';
 
 export async function startProcessesFromConfig(
   config: AgentConfig,
+  client: AmalgamClient,
   tls: { ca: string; cert: string; key: string },
   logger: Logger,
 ): Promise<ProcessSupervisor | null> {
   if (!config.processes) return null;
-  const client = createProcessClient({ endpoints: config.server, ...tls });
-  const supervisor = await startProcessSupervisor({
+  return startProcessSupervisor({
     node: config.name,
-    client,
+    client: client.processes,
     tls,
     config: { ...config.processes, dataDir: resolve(config.processes.dataDir) },
     logger,
     setpriv: SETPRIV,
   });
-  return {
-    leaseRenewed: (sentAt) => supervisor.leaseRenewed(sentAt),
-    address: () => supervisor.address(),
-    copies: () => supervisor.copies(),
-    async close() {
-      await supervisor.close();
-      await client.close();
-    },
-  };
 }

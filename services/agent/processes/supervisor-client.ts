@@ -1,7 +1,7 @@
 /** What the process supervisor asks of the control plane (the one place it names the client). */
-import type { ProcessClient } from '../../client/process-client.ts';
+import type { ProcessesApi } from '../../client/index.ts';
 
 export type SupervisorClient = Pick<
-  ProcessClient,
+  ProcessesApi,
   'get' | 'list' | 'report' | 'reportLoad' | 'listLoads' | 'watch'
 >;

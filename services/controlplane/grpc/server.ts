@@ -30,8 +30,11 @@ import type {
 import { toGrpcError } from '../../api/grpc-error-codec.ts';
 import { loadAmalgamProto, SERVICE_NAMES } from '../../api/grpc-proto.ts';
 import { AmalgamError } from '../../core/errors.ts';
+import { loadRestApi } from '../rest/openapi.ts';
+import { type RequestValidators, requestValidatorsFor } from '../rest/request-validators.ts';
 import { callerFromCall } from './caller.ts';
 import { unaryMethods } from './handlers.ts';
+import { GRPC_OPERATIONS } from './operations.ts';
 
 export const MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024;
 export const MAX_SEND_MESSAGE_LENGTH = 16 * 1024 * 1024;
@@ -77,8 +80,19 @@ export function serverCredentials(tls: GrpcServerOptions['tls']): grpc.ServerCre
   return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
 }
 
+/** The schema check of one RPC: its OpenAPI operation's, on the message mapped to REST's parts. */
+function requestCheck(validators: RequestValidators, path: string) {
+  const operation = GRPC_OPERATIONS[path];
+  if (!operation) throw new Error(`no OpenAPI operation for gRPC ${path} (grpc/operations.ts)`);
+  // Fails at start when the operation is not in the document.
+  validators.check(operation.operationId, operation.toRest({}));
+  return (request: Record<string, unknown>) =>
+    validators.check(operation.operationId, operation.toRest(request));
+}
+
 function unaryHandler(
   options: GrpcServerOptions,
+  validators: RequestValidators,
   service: string,
   name: string,
 ): grpc.handleUnaryCall<Record<string, unknown>, unknown> {
@@ -86,6 +100,7 @@ function unaryHandler(
   if (!method) throw new Error(`no handler for ${service}/${name}`);
   const { runtime, logger } = options;
   const path = `${service}/${name}`;
+  const check = requestCheck(validators, path);
   return (call, callback) => {
     const caller = callerFromCall(call);
     // The service's result is dropped when the client went away (cancelled or
@@ -96,6 +111,12 @@ function unaryHandler(
     };
     if (caller.kind === 'anonymous' && !method.anonymous) {
       answer(toGrpcError(new AmalgamError('UNAUTHENTICATED'), logger, path));
+      return;
+    }
+    const invalid = check(call.request);
+    if (invalid) {
+      logger.debug({ method: path, caller, detail: invalid.message }, 'gRPC call refused');
+      answer(toGrpcError(invalid, logger, path));
       return;
     }
     method.handle(runtime, caller, call.request).then(
@@ -210,11 +231,17 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   });
   const definition = loadAmalgamProto();
   const watches = new Set<ResourceWatch>();
+  const validators = requestValidatorsFor(loadRestApi());
   for (const [service, methods] of Object.entries(unaryMethods)) {
     const serviceDefinition = definition[`amalgam.v1.${service}`] as grpc.ServiceDefinition;
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const name of Object.keys(methods)) {
-      implementation[name] = unaryHandler(options, service, name) as grpc.UntypedHandleCall;
+      implementation[name] = unaryHandler(
+        options,
+        validators,
+        service,
+        name,
+      ) as grpc.UntypedHandleCall;
     }
     server.addService(serviceDefinition, implementation);
   }

@@ -21,8 +21,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
-import { Ajv, type ValidateFunction } from 'ajv';
-import formatsPlugin from 'ajv-formats';
+import type { ValidateFunction } from 'ajv';
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -36,10 +35,11 @@ import type { Caller, ControlPlaneRuntime } from '../../api/contracts.ts';
 import { AmalgamError } from '../../core/errors.ts';
 import { createHttpMetrics, registerRuntimeMetrics } from '../metrics.ts';
 import { renderDocsPage } from './docs-page.ts';
-import { handlers } from './handlers.ts';
+import { type HandlerResult, handlers } from './handlers.ts';
 import { ANONYMOUS, callerFromTls } from './identity.ts';
 import { type JsonSchema, loadRestApi, type Operation, type RestApi } from './openapi.ts';
 import { classify, internalError, sendProblem } from './problem.ts';
+import { requestValidatorsFor } from './request-validators.ts';
 import { OpenStreams } from './stream.ts';
 
 /** Far above the largest valid request (a join with 64 labels and a CSR is ~30 KiB). */
@@ -61,13 +61,9 @@ export interface BuildAppOptions {
   https?: HttpsServerOptions;
 }
 
-// ajv-formats is CommonJS with `exports.default`; under NodeNext its default import is the module.
-const addFormats = ((formatsPlugin as unknown as { default?: typeof formatsPlugin }).default ??
-  formatsPlugin) as unknown as (ajv: Ajv) => Ajv;
-
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-/** Response validators per document, compiled once per process. */
+/** Response validators per document, compiled once per process (by the contract's one ajv). */
 const responseValidators = new WeakMap<RestApi, Map<string, ValidateFunction>>();
 
 function isRef(schema: JsonSchema | undefined): schema is JsonSchema {
@@ -86,13 +82,11 @@ function jsonResponses(op: Operation): { status: number; schema: JsonSchema }[] 
 function validatorsFor(api: RestApi): Map<string, ValidateFunction> {
   let validators = responseValidators.get(api);
   if (validators) return validators;
-  const ajv = new Ajv({ strict: true, allErrors: false, coerceTypes: false, useDefaults: false });
-  addFormats(ajv);
-  for (const schema of api.sharedSchemas) ajv.addSchema(schema);
+  const { contract } = requestValidatorsFor(api);
   validators = new Map();
   for (const op of api.operations) {
     for (const { status, schema } of jsonResponses(op)) {
-      validators.set(`${op.operationId} ${status}`, ajv.compile(schema));
+      validators.set(`${op.operationId} ${status}`, contract.compile(schema));
     }
   }
   responseValidators.set(api, validators);
@@ -113,16 +107,8 @@ function isEmptyObject(value: unknown): boolean {
   );
 }
 
-export function buildApp(options: BuildAppOptions): FastifyInstance {
-  const api = loadRestApi();
-  const { runtime, registry } = options;
-  const identify = options.identify ?? callerFromTls;
-  const validators = validatorsFor(api);
-  const pages = { openApiJson: api.documentJson, docsHtml: renderDocsPage(api) };
-  const callers = new WeakMap<FastifyRequest, Caller>();
-  /** Validated, serialized answers, by body object (see the route handler). */
-  const serialized = new WeakMap<object, string>();
-
+/** Refuses to start when a handler and an operation of the contract do not match. */
+function checkHandlers(api: RestApi): void {
   const missing = api.operations.filter((op) => !handlers[op.operationId]);
   if (missing.length > 0) {
     throw new Error(`no handler for ${missing.map((op) => op.operationId).join(', ')}`);
@@ -132,7 +118,9 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   if (undocumented.length > 0) {
     throw new Error(`handlers without an operation in the document: ${undocumented.join(', ')}`);
   }
+}
 
+function createFastify(options: BuildAppOptions, api: RestApi): FastifyInstance {
   // With `https` fastify builds an https.Server; the routes and hooks are the same.
   const app = Fastify({
     loggerInstance: options.logger,
@@ -144,24 +132,24 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     routerOptions: { maxParamLength: 1024 },
     // Requests that arrive while closing get a problem document (below), not fastify's own 503.
     return503OnClosing: false,
-    ajv: {
-      customOptions: {
-        removeAdditional: false,
-        coerceTypes: false,
-        useDefaults: false,
-        allErrors: false,
-      },
-    },
     // Errors fastify meets before routing (a malformed URL): the request's fault.
     frameworkErrors: (error, request, reply) => {
       sendProblem(reply, request, classify(error) ?? internalError());
     },
   }) as unknown as FastifyInstance;
-
+  // Requests are checked by the contract's validators, the very functions the gRPC door runs.
+  app.setValidatorCompiler(requestValidatorsFor(api).fastifyCompiler);
+  // The shared schemas also serve fastify's serializer (fast-json-stringify).
   for (const schema of api.sharedSchemas) app.addSchema(schema);
+  installJsonParser(app);
+  return app;
+}
 
-  // application/json only (415 for anything else). An empty body is no body:
-  // operations that take none accept a client that still sends the header.
+/**
+ * application/json only (415 for anything else). An empty body is no body:
+ * operations that take none accept a client that still sends the header.
+ */
+function installJsonParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
@@ -169,16 +157,16 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     if (text === '') done(null, undefined);
     else parseJson(request, text, done);
   });
+}
 
+/** Request ids, shutting down, metrics, and every failure as a problem document. */
+function installLifecycle(app: FastifyInstance, ctx: RouteContext, registry: Registry): void {
   const metrics = createHttpMetrics(registry);
-  registerRuntimeMetrics(registry, runtime);
-
   let closing = false;
-  const streams = new OpenStreams();
   app.addHook('preClose', async () => {
     closing = true;
     // Open streams end now (their clients resume elsewhere) rather than hold the close.
-    await streams.closeAll();
+    await ctx.streams.closeAll();
   });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -188,21 +176,16 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     }
   });
   app.addHook('onResponse', async (request, reply) => {
-    metrics.observe(
-      request.routeOptions.url ?? 'unmatched',
-      request.method,
-      reply.statusCode,
-      reply.elapsedTime / 1000,
-    );
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.observe(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
   });
-
   app.setErrorHandler((error, request, reply) => {
     const known = classify(error);
     if (known === undefined || known.code === 'INTERNAL') {
       request.log.error({ err: error }, 'unexpected error');
       return sendProblem(reply, request, internalError());
     }
-    const caller = callers.get(request);
+    const caller = ctx.callers.get(request);
     if (known.http >= 500) {
       request.log.warn({ err: error, code: known.code, caller }, 'request failed');
     } else {
@@ -210,88 +193,127 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     }
     return sendProblem(reply, request, known);
   });
-
   app.setNotFoundHandler((request, reply) => {
     const path = (request.url.split('?')[0] ?? '').slice(0, 256);
     sendProblem(reply, request, new AmalgamError('NOT_FOUND', `${request.method} ${path}`));
   });
+}
 
-  for (const op of api.operations) {
-    app.route(routeFor(op));
+/** What every route of one app shares. */
+interface RouteContext {
+  runtime: ControlPlaneRuntime;
+  registry: Registry;
+  identify: (request: FastifyRequest) => Caller;
+  pages: { openApiJson: string; docsHtml: string };
+  callers: WeakMap<FastifyRequest, Caller>;
+  /** Validated, serialized answers, by body object (see sendResult). */
+  serialized: WeakMap<object, string>;
+  responseValidators: Map<string, ValidateFunction>;
+  streams: OpenStreams;
+}
+
+function schemaFor(op: Operation): FastifySchema {
+  const schema: FastifySchema = {};
+  if (op.params) schema.params = op.params;
+  if (op.query) schema.querystring = op.query;
+  if (op.body) schema.body = op.body.schema;
+  const responses = jsonResponses(op);
+  if (responses.length > 0) {
+    schema.response = Object.fromEntries(responses.map((r) => [r.status, r.schema]));
   }
+  return schema;
+}
 
-  function routeFor(op: Operation): RouteOptions {
-    const handler = handlers[op.operationId] as (typeof handlers)[string];
-    const schema: FastifySchema = {};
-    if (op.params) schema.params = op.params;
-    if (op.query) schema.querystring = op.query;
-    if (op.body) schema.body = op.body.schema;
-    const responses = jsonResponses(op);
-    if (responses.length > 0) {
-      schema.response = Object.fromEntries(responses.map((r) => [r.status, r.schema]));
-    }
-    const statuses = new Set(op.responses.map((r) => r.status));
-
-    return {
-      method: op.method,
-      url: op.url,
-      schema,
-      config: { operationId: op.operationId },
-      onRequest: async (request: FastifyRequest) => {
-        const caller = identify(request);
-        callers.set(request, caller);
-        if (op.secured && caller.kind === 'anonymous') throw new AmalgamError('UNAUTHENTICATED');
-      },
-      preValidation: async (request: FastifyRequest) => {
-        if (!op.body && request.body !== undefined && !isEmptyObject(request.body)) {
-          throw new AmalgamError('INVALID_ARGUMENT', 'body: this operation takes no body', {
-            field: 'body',
-          });
-        }
-      },
-      handler: async (request: FastifyRequest, reply: FastifyReply) => {
-        const result = await handler({
-          runtime,
-          caller: callers.get(request) ?? ANONYMOUS,
-          params: (request.params ?? {}) as Record<string, string>,
-          query: op.query ? ((request.query ?? {}) as Record<string, string>) : {},
-          body: request.body,
-          registry,
-          pages,
+function routeFor(op: Operation, ctx: RouteContext): RouteOptions {
+  const handler = handlers[op.operationId] as (typeof handlers)[string];
+  const statuses = new Set(op.responses.map((r) => r.status));
+  return {
+    method: op.method,
+    url: op.url,
+    schema: schemaFor(op),
+    config: { operationId: op.operationId },
+    onRequest: async (request: FastifyRequest) => {
+      const caller = ctx.identify(request);
+      ctx.callers.set(request, caller);
+      if (op.secured && caller.kind === 'anonymous') throw new AmalgamError('UNAUTHENTICATED');
+    },
+    preValidation: async (request: FastifyRequest) => {
+      if (!op.body && request.body !== undefined && !isEmptyObject(request.body)) {
+        throw new AmalgamError('INVALID_ARGUMENT', 'body: this operation takes no body', {
+          field: 'body',
         });
-        if (!statuses.has(result.status)) {
-          throw new Error(`${op.operationId} answered ${result.status}, not in the document`);
-        }
-        if (result.stream !== undefined) {
-          const contentType = result.contentType ?? 'application/x-ndjson';
-          return streams.send(request, reply, result.status, contentType, result.stream);
-        }
-        if (result.contentType !== undefined) {
-          return reply.code(result.status).type(result.contentType).send(result.body);
-        }
-        if (result.body === undefined) return reply.code(result.status).send();
-        const body = result.body;
-        // A body object the service hands out again (a cached list) was already
-        // checked and serialized: reuse the bytes.
-        const cached = typeof body === 'object' && body !== null ? serialized.get(body) : undefined;
-        if (cached !== undefined) {
-          return reply.code(result.status).type(JSON_TYPE).send(cached);
-        }
-        const validate = validators.get(`${op.operationId} ${result.status}`);
-        if (validate && !validate(body)) {
-          request.log.error(
-            { operationId: op.operationId, status: result.status, errors: validate.errors },
-            'the answer does not match its schema in the document',
-          );
-          throw new Error(`${op.operationId} answer does not match its schema`);
-        }
-        reply.code(result.status);
-        const text = String(reply.serialize(body)); // JSON routes serialize to a string
-        if (typeof body === 'object' && body !== null) serialized.set(body, text);
-        return reply.type(JSON_TYPE).send(text);
-      },
-    };
-  }
+      }
+    },
+    handler: async (request: FastifyRequest, reply: FastifyReply) => {
+      const result = await handler({
+        runtime: ctx.runtime,
+        caller: ctx.callers.get(request) ?? ANONYMOUS,
+        params: (request.params ?? {}) as Record<string, string>,
+        query: op.query ? ((request.query ?? {}) as Record<string, string>) : {},
+        body: request.body,
+        registry: ctx.registry,
+        pages: ctx.pages,
+      });
+      if (!statuses.has(result.status)) {
+        throw new Error(`${op.operationId} answered ${result.status}, not in the document`);
+      }
+      return sendResult(op, ctx, request, reply, result);
+    },
+  };
+}
 
+/** A handler's answer on the wire: streamed, raw, or JSON checked against the document. */
+function sendResult(
+  op: Operation,
+  ctx: RouteContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: HandlerResult,
+) {
+  if (result.stream !== undefined) {
+    const contentType = result.contentType ?? 'application/x-ndjson';
+    return ctx.streams.send(request, reply, result.status, contentType, result.stream);
+  }
+  if (result.contentType !== undefined) {
+    return reply.code(result.status).type(result.contentType).send(result.body);
+  }
+  if (result.body === undefined) return reply.code(result.status).send();
+  const body = result.body;
+  // A body object the service hands out again (a cached list) was already
+  // checked and serialized: reuse the bytes.
+  const isObject = typeof body === 'object' && body !== null;
+  const cached = isObject ? ctx.serialized.get(body) : undefined;
+  if (cached !== undefined) return reply.code(result.status).type(JSON_TYPE).send(cached);
+  const validate = ctx.responseValidators.get(`${op.operationId} ${result.status}`);
+  if (validate && !validate(body)) {
+    request.log.error(
+      { operationId: op.operationId, status: result.status, errors: validate.errors },
+      'the answer does not match its schema in the document',
+    );
+    throw new Error(`${op.operationId} answer does not match its schema`);
+  }
+  reply.code(result.status);
+  const text = String(reply.serialize(body)); // JSON routes serialize to a string
+  if (isObject) ctx.serialized.set(body, text);
+  return reply.type(JSON_TYPE).send(text);
+}
+
+export function buildApp(options: BuildAppOptions): FastifyInstance {
+  const api = loadRestApi();
+  checkHandlers(api);
+  const ctx: RouteContext = {
+    runtime: options.runtime,
+    registry: options.registry,
+    identify: options.identify ?? callerFromTls,
+    pages: { openApiJson: api.documentJson, docsHtml: renderDocsPage(api) },
+    callers: new WeakMap(),
+    serialized: new WeakMap(),
+    responseValidators: validatorsFor(api),
+    streams: new OpenStreams(),
+  };
+  const app = createFastify(options, api);
+  installLifecycle(app, ctx, options.registry);
+  registerRuntimeMetrics(options.registry, options.runtime);
+  for (const op of api.operations) app.route(routeFor(op, ctx));
   return app;
 }

@@ -141,16 +141,11 @@ function problemCodes(schema: unknown): string[] {
   return codes;
 }
 
-function readOperation(
-  document: Record<string, unknown>,
-  path: string,
-  method: HttpMethod,
-  pathItem: Record<string, unknown>,
-  op: Record<string, unknown>,
-): Operation {
-  const where = `${method} ${path}`;
-  const operationId = op.operationId;
-  if (typeof operationId !== 'string' || operationId === '') fail(where, 'operationId is required');
+type Document = Record<string, unknown>;
+type Parameter = Record<string, unknown>;
+
+/** The caller rule and whether the effective `security` asks for a client certificate. */
+function readAccess(document: Document, op: Document, where: string) {
   const caller = op['x-amalgam-caller'];
   if (!CALLER_RULES.includes(caller as CallerRule)) {
     fail(where, `x-amalgam-caller must be one of ${CALLER_RULES.join(', ')}`);
@@ -159,96 +154,121 @@ function readOperation(
   if (!Array.isArray(security)) fail(where, 'security must be a list');
   const secured =
     security.length > 0 && !security.some((s) => isObject(s) && Object.keys(s).length === 0);
+  return { caller: caller as CallerRule, secured };
+}
 
-  // Path and query parameters: path-item level first, operation level overrides by name.
-  const parameters = new Map<string, Record<string, unknown>>();
-  const queryParameters = new Map<string, Record<string, unknown>>();
+/** Path and query parameters by name: path-item level first, operation level overrides. */
+function collectParameters(document: Document, pathItem: Document, op: Document, where: string) {
+  const path = new Map<string, Parameter>();
+  const query = new Map<string, Parameter>();
   for (const raw of [
     ...((pathItem.parameters as unknown[]) ?? []),
     ...((op.parameters as unknown[]) ?? []),
   ]) {
     const parameter = deref(document, raw, where);
-    if (parameter.in === 'path') parameters.set(String(parameter.name), parameter);
-    else if (parameter.in === 'query') queryParameters.set(String(parameter.name), parameter);
+    if (parameter.in === 'path') path.set(String(parameter.name), parameter);
+    else if (parameter.in === 'query') query.set(String(parameter.name), parameter);
     else fail(where, `only path and query parameters are supported (${String(parameter.name)})`);
   }
+  return { path, query };
+}
+
+/** The object schema of the path parameters (every `{name}` declared once) and their examples. */
+function pathParamsSchema(path: string, parameters: Map<string, Parameter>, where: string) {
   const names = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1] as string);
   if (names.length !== parameters.size || !names.every((n) => parameters.has(n))) {
     fail(where, `path parameters ${names.join(', ')} must each be declared once`);
   }
   const paramExamples: Record<string, string> = {};
-  let params: JsonSchema | undefined;
-  if (names.length > 0) {
-    const properties: Record<string, unknown> = {};
-    for (const name of names) {
-      const parameter = parameters.get(name) as Record<string, unknown>;
-      properties[name] = rewriteRefs(parameter.schema ?? { type: 'string' });
-      if (typeof parameter.example === 'string') paramExamples[name] = parameter.example;
-    }
-    params = { type: 'object', required: names, additionalProperties: false, properties };
+  if (names.length === 0) return { params: undefined, paramExamples };
+  const properties: Record<string, unknown> = {};
+  for (const name of names) {
+    const parameter = parameters.get(name) as Parameter;
+    properties[name] = rewriteRefs(parameter.schema ?? { type: 'string' });
+    if (typeof parameter.example === 'string') paramExamples[name] = parameter.example;
   }
+  const params: JsonSchema = {
+    type: 'object',
+    required: names,
+    additionalProperties: false,
+    properties,
+  };
+  return { params, paramExamples };
+}
 
-  let query: JsonSchema | undefined;
-  if (queryParameters.size > 0) {
-    const properties: Record<string, unknown> = {};
-    const required: string[] = [];
-    for (const [name, parameter] of queryParameters) {
-      const schema = rewriteRefs(parameter.schema ?? { type: 'string' }) as JsonSchema;
-      if (schema.type !== 'string') fail(where, `query parameter ${name} must be a string`);
-      properties[name] = schema;
-      if (parameter.required === true) required.push(name);
-    }
-    query = { type: 'object', required, additionalProperties: false, properties };
+/** The object schema of the query parameters (strings only: nothing is coerced). */
+function querySchema(parameters: Map<string, Parameter>, where: string): JsonSchema | undefined {
+  if (parameters.size === 0) return undefined;
+  const properties: Record<string, unknown> = {};
+  const required: string[] = [];
+  for (const [name, parameter] of parameters) {
+    const schema = rewriteRefs(parameter.schema ?? { type: 'string' }) as JsonSchema;
+    if (schema.type !== 'string') fail(where, `query parameter ${name} must be a string`);
+    properties[name] = schema;
+    if (parameter.required === true) required.push(name);
   }
+  return { type: 'object', required, additionalProperties: false, properties };
+}
 
-  let body: Operation['body'];
-  if (op.requestBody !== undefined) {
-    const requestBody = deref(document, op.requestBody, `${where} requestBody`);
-    const content = requestBody.content;
-    const json = isObject(content) ? content['application/json'] : undefined;
-    if (!isObject(json) || Object.keys(content as object).length !== 1) {
-      fail(where, 'a request body must be application/json only');
-    }
-    body = {
-      schema: rewriteRefs(json.schema) as JsonSchema,
-      required: requestBody.required === true,
-      example: json.example,
-    };
+function readBody(document: Document, op: Document, where: string): Operation['body'] {
+  if (op.requestBody === undefined) return undefined;
+  const requestBody = deref(document, op.requestBody, `${where} requestBody`);
+  const content = requestBody.content;
+  const json = isObject(content) ? content['application/json'] : undefined;
+  if (!isObject(json) || Object.keys(content as object).length !== 1) {
+    fail(where, 'a request body must be application/json only');
   }
+  return {
+    schema: rewriteRefs(json.schema) as JsonSchema,
+    required: requestBody.required === true,
+    example: json.example,
+  };
+}
 
-  const responses: OperationResponse[] = [];
+function readResponse(document: Document, raw: unknown, statusText: string, where: string) {
+  const status = Number(statusText);
+  if (!Number.isInteger(status) || status < 100 || status > 599) {
+    fail(where, `response ${statusText}: only explicit status codes are supported`);
+  }
+  const response = deref(document, raw, `${where} ${statusText}`);
+  const content = response.content;
+  const [entry] = isObject(content) ? Object.entries(content) : [];
+  const contentType = entry?.[0];
+  const mediaSchema = isObject(entry?.[1]) ? entry[1].schema : undefined;
+  const errorCodes = status >= 400 ? problemCodes(mediaSchema) : [];
+  if (status >= 400 && (contentType !== 'application/problem+json' || errorCodes.length === 0)) {
+    fail(where, `response ${status} must be application/problem+json and list its codes`);
+  }
+  const schema = mediaSchema === undefined ? undefined : (rewriteRefs(mediaSchema) as JsonSchema);
+  return { status, contentType, schema, errorCodes } satisfies OperationResponse;
+}
+
+function readOperation(
+  document: Document,
+  path: string,
+  method: HttpMethod,
+  pathItem: Document,
+  op: Document,
+): Operation {
+  const where = `${method} ${path}`;
+  const operationId = op.operationId;
+  if (typeof operationId !== 'string' || operationId === '') fail(where, 'operationId is required');
+  const access = readAccess(document, op, where);
+  const parameters = collectParameters(document, pathItem, op, where);
+  const pathParams = pathParamsSchema(path, parameters.path, where);
+  const query = querySchema(parameters.query, where);
+  const body = readBody(document, op, where);
   if (!isObject(op.responses)) fail(where, 'responses are required');
-  for (const [statusText, raw] of Object.entries(op.responses)) {
-    const status = Number(statusText);
-    if (!Number.isInteger(status) || status < 100 || status > 599) {
-      fail(where, `response ${statusText}: only explicit status codes are supported`);
-    }
-    const response = deref(document, raw, `${where} ${statusText}`);
-    const content = response.content;
-    const [entry] = isObject(content) ? Object.entries(content) : [];
-    const contentType = entry?.[0];
-    const mediaSchema = isObject(entry?.[1]) ? entry[1].schema : undefined;
-    const errorCodes = status >= 400 ? problemCodes(mediaSchema) : [];
-    if (status >= 400 && (contentType !== 'application/problem+json' || errorCodes.length === 0)) {
-      fail(where, `response ${status} must be application/problem+json and list its codes`);
-    }
-    responses.push({
-      status,
-      contentType,
-      schema: mediaSchema === undefined ? undefined : (rewriteRefs(mediaSchema) as JsonSchema),
-      errorCodes,
-    });
-  }
-
+  const responses = Object.entries(op.responses).map(([status, raw]) =>
+    readResponse(document, raw, status, where),
+  );
   return {
     operationId,
     method,
     path,
     url: path.replace(/\{([^}]+)\}/g, ':$1'),
-    caller: caller as CallerRule,
-    secured,
-    params,
-    paramExamples,
+    ...access,
+    ...pathParams,
     query,
     body,
     responses,

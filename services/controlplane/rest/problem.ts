@@ -70,7 +70,7 @@ export function fieldOfIssue(issue: ValidationIssue, context: string | undefined
   return field === '' ? (context === 'body' || context === undefined ? 'body' : context) : field;
 }
 
-function validationError(error: {
+export function validationError(error: {
   validation?: ValidationIssue[];
   validationContext?: string;
 }): AmalgamError {

@@ -8,12 +8,12 @@ import { Metadata, status } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import t from 'tap';
 import { toGrpcError } from '../../../services/api/grpc-error-codec.ts';
+import { classifyGrpcFailure } from '../../../services/client/grpc-errors.ts';
 import {
   eventFromProto,
   nodeFromProto,
   segmentFromProto,
-} from '../../../services/client/grpc-client.ts';
-import { classifyGrpcFailure } from '../../../services/client/grpc-errors.ts';
+} from '../../../services/client/grpc-messages.ts';
 import {
   ApiError,
   ClientError,

@@ -53,14 +53,18 @@ t.test('dependencies point down', async (t) => {
 t.test('client, agent and cli never import the server', async (t) => {
   const offending = files
     .filter((f) => ['client', 'agent', 'cli'].includes(partOf(f.path)))
-    .flatMap((f) => f.imports.filter((i) => partOf(i) === 'controlplane').map((i) => `${f.path} -> ${i}`));
+    .flatMap((f) =>
+      f.imports.filter((i) => partOf(i) === 'controlplane').map((i) => `${f.path} -> ${i}`),
+    );
   t.same(offending, []);
 });
 
 t.test('core imports nothing with I/O', async (t) => {
   const offending = files
     .filter((f) => partOf(f.path) === 'core')
-    .flatMap((f) => f.packages.filter((p) => !CORE_PACKAGES.has(p)).map((p) => `${f.path} -> ${p}`));
+    .flatMap((f) =>
+      f.packages.filter((p) => !CORE_PACKAGES.has(p)).map((p) => `${f.path} -> ${p}`),
+    );
   t.same(offending, [], 'core uses no package and no node: module');
 });
 
@@ -93,8 +97,22 @@ t.test('the checks can fail', async (t) => {
   // A tiny graph with a cycle and a file that is too long: the same functions
   // must see both, so a passing run above means something.
   const fake = [
-    { path: 'services/a/x.ts', lines: 10, generated: false, imports: ['services/a/y.ts'], packages: [], functions: [] },
-    { path: 'services/a/y.ts', lines: 10, generated: false, imports: ['services/a/x.ts'], packages: [], functions: [] },
+    {
+      path: 'services/a/x.ts',
+      lines: 10,
+      generated: false,
+      imports: ['services/a/y.ts'],
+      packages: [],
+      functions: [],
+    },
+    {
+      path: 'services/a/y.ts',
+      lines: 10,
+      generated: false,
+      imports: ['services/a/x.ts'],
+      packages: [],
+      functions: [],
+    },
   ];
   t.same(importCycles(fake), [['services/a/x.ts', 'services/a/y.ts']]);
 });

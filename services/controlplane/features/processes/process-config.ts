@@ -10,7 +10,6 @@
  *   fenceMarginSeconds   a target takes over from a source without a lease only after
  *                        seeing it gone this long (default 2)
  */
-import { AmalgamError } from '../../../core/errors.ts';
 import type { RebalancePolicy } from '../../../core/rebalance.ts';
 
 export interface ProcessConfig {
@@ -20,72 +19,30 @@ export interface ProcessConfig {
   fenceMarginSeconds?: number;
 }
 
-const KNOWN = [
-  'rebalance',
-  'rebalanceIntervalMs',
-  'threshold',
-  'cooldownSeconds',
-  'minAgeSeconds',
-  'maxMovesPerProcess',
-  'maxMovesPerRound',
-  'fenceMarginSeconds',
-];
-
-function number(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw new AmalgamError(
-      'INVALID_ARGUMENT',
-      `processes.${field}: a number from ${min} to ${max}`,
-      {
-        field: `processes.${field}`,
-      },
-    );
-  }
-  return value;
+/** The block as the file says it (checked by PROCESS_CONFIG_SCHEMA, config-schema.ts). */
+export interface ProcessConfigFile {
+  rebalance?: boolean;
+  rebalanceIntervalMs?: number;
+  threshold?: number;
+  cooldownSeconds?: number;
+  minAgeSeconds?: number;
+  maxMovesPerProcess?: number;
+  maxMovesPerRound?: number;
+  fenceMarginSeconds?: number;
 }
 
-export function parseProcessConfig(value: unknown): ProcessConfig {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new AmalgamError('INVALID_ARGUMENT', 'processes: an object is required', {
-      field: 'processes',
-    });
-  }
-  const v = value as Record<string, unknown>;
-  for (const key of Object.keys(v)) {
-    if (!KNOWN.includes(key)) {
-      throw new AmalgamError('INVALID_ARGUMENT', `processes.${key}: not a known field`, {
-        field: `processes.${key}`,
-      });
-    }
-  }
+/** The checked block as the process feature uses it: the rebalance policy in milliseconds. */
+export function processConfigFrom(file: ProcessConfigFile): ProcessConfig {
   const config: ProcessConfig = {};
+  if (file.rebalance !== undefined) config.rebalance = file.rebalance;
+  if (file.rebalanceIntervalMs !== undefined) config.rebalanceIntervalMs = file.rebalanceIntervalMs;
+  if (file.fenceMarginSeconds !== undefined) config.fenceMarginSeconds = file.fenceMarginSeconds;
   const policy: Partial<RebalancePolicy> = {};
-  if (v.rebalance !== undefined) {
-    if (typeof v.rebalance !== 'boolean') {
-      throw new AmalgamError('INVALID_ARGUMENT', 'processes.rebalance: true or false', {
-        field: 'processes.rebalance',
-      });
-    }
-    config.rebalance = v.rebalance;
-  }
-  if (v.rebalanceIntervalMs !== undefined)
-    config.rebalanceIntervalMs = number(
-      v.rebalanceIntervalMs,
-      'rebalanceIntervalMs',
-      50,
-      3_600_000,
-    );
-  if (v.threshold !== undefined) policy.threshold = number(v.threshold, 'threshold', 0, 1000);
-  if (v.cooldownSeconds !== undefined)
-    policy.cooldownMs = 1000 * number(v.cooldownSeconds, 'cooldownSeconds', 0, 86_400);
-  if (v.minAgeSeconds !== undefined)
-    policy.minAgeMs = 1000 * number(v.minAgeSeconds, 'minAgeSeconds', 0, 86_400);
-  if (v.maxMovesPerProcess !== undefined)
-    policy.maxMovesPerProcess = number(v.maxMovesPerProcess, 'maxMovesPerProcess', 0, 1_000_000);
-  if (v.maxMovesPerRound !== undefined)
-    policy.maxMovesPerRound = number(v.maxMovesPerRound, 'maxMovesPerRound', 1, 10_000);
-  if (v.fenceMarginSeconds !== undefined)
-    config.fenceMarginSeconds = number(v.fenceMarginSeconds, 'fenceMarginSeconds', 0, 3600);
+  if (file.threshold !== undefined) policy.threshold = file.threshold;
+  if (file.cooldownSeconds !== undefined) policy.cooldownMs = 1000 * file.cooldownSeconds;
+  if (file.minAgeSeconds !== undefined) policy.minAgeMs = 1000 * file.minAgeSeconds;
+  if (file.maxMovesPerProcess !== undefined) policy.maxMovesPerProcess = file.maxMovesPerProcess;
+  if (file.maxMovesPerRound !== undefined) policy.maxMovesPerRound = file.maxMovesPerRound;
   if (Object.keys(policy).length > 0) config.policy = policy;
   return config;
 }
