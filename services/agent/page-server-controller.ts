@@ -12,8 +12,8 @@
  */
 import type { Logger } from 'pino';
 import type { PageServerEndpoint } from '../api/contracts.ts';
+import { WorkQueue } from '../reconcile/index.ts';
 import { closableTimers } from './closable-timers.ts';
-import { KeyedQueue } from './keyed-queue.ts';
 import type { AgentMetrics } from './metrics.ts';
 import {
   type Actual,
@@ -55,7 +55,7 @@ const sameDesired = (a: Desired, b: Desired): boolean =>
 
 export class PageServerController {
   readonly #o: PageServerControllerOptions;
-  readonly #queue: KeyedQueue<string>;
+  readonly #queue: WorkQueue<string>;
   readonly #timers: ReturnType<typeof closableTimers>;
   #closed = false;
   #desired: Desired = null;
@@ -74,10 +74,11 @@ export class PageServerController {
   constructor(options: PageServerControllerOptions) {
     this.#o = options;
     this.#timers = closableTimers(() => this.#closed);
-    this.#queue = new KeyedQueue(
-      () => this.#pass(),
-      (_key, err) => options.logger.error({ err }, 'page server reconcile failed'),
-    );
+    this.#queue = new WorkQueue<string>({
+      name: 'page-server',
+      worker: () => this.#pass(),
+      logger: options.logger,
+    });
   }
 
   setDesired(next: Desired, why: string): void {
@@ -117,7 +118,7 @@ export class PageServerController {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#queue.close();
+    await this.#queue.close();
     this.#timers.clear();
     const p = this.#proc;
     this.#proc = null;

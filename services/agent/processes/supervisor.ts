@@ -22,7 +22,7 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { ProcessView } from '../../api/process-contracts.ts';
 import type { ApiError } from '../../client/errors.ts';
-import { KeyedQueue } from '../keyed-queue.ts';
+import { WorkQueue } from '../../reconcile/index.ts';
 import {
   type CopyAction,
   type CopyState,
@@ -35,6 +35,7 @@ import { startLoadReports } from './load-report.ts';
 import { type ShipDeps, shipCheckpoint } from './migration-source.ts';
 import type { ProcessAgentConfig } from './process-agent-config.ts';
 import { followProcesses } from './process-feed.ts';
+import { KeyedProcesses } from './process-queue.ts';
 import { ProcessViews } from './process-views.ts';
 import { ShimCopy } from './shim-copy.ts';
 import type { SupervisorClient } from './supervisor-client.ts';
@@ -72,7 +73,7 @@ class Supervisor implements ProcessSupervisor {
   readonly #dirs: CopyDirs;
   readonly #views = new ProcessViews();
   readonly #copies = new Map<number, ShimCopy>();
-  readonly #queue: KeyedQueue<number>;
+  readonly #queue: KeyedProcesses;
   #loads: { close(): void } | null = null;
   #deadline = 0;
   /** Starts under way (a slot is taken before the first await of a start). */
@@ -85,10 +86,14 @@ class Supervisor implements ProcessSupervisor {
     this.#o = options;
     this.#logger = options.logger.child({ component: 'processes' });
     this.#dirs = new CopyDirs(options.config.dataDir);
-    this.#queue = new KeyedQueue(
-      (cpid) => this.#pass(cpid),
-      (cpid, err, retryInMs) =>
-        this.#logger.warn({ err, cpid, retryInMs }, 'process reconcile failed; retrying'),
+    this.#queue = new KeyedProcesses(
+      new WorkQueue<string>({
+        name: 'processes',
+        worker: (key) => this.#pass(Number(key)),
+        concurrency: 64,
+        baseDelayMs: RETRY_MS,
+        logger: this.#logger,
+      }),
     );
   }
 
@@ -161,7 +166,7 @@ class Supervisor implements ProcessSupervisor {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#queue.close();
+    await this.#queue.close();
     this.#loads?.close();
     await this.#feed?.close().catch(() => {});
     const live = [...this.#copies.values()];
