@@ -1,59 +1,43 @@
 /**
- * The supervisor's desired state: every `ProcessView` of the cluster, from a
- * watch of `processes/` (re-opened after it ends) and a full list every
- * `resyncMs` (which also catches what a re-opened watch missed).
+ * The supervisor's desired state: every `ProcessView` of the cluster, kept
+ * by an Informer of services/reconcile (a watch of `processes/`, resumed with
+ * back-off, re-listed on WATCH_COMPACTED, and a full re-list every `resyncMs`
+ * that redelivers every process). `onChange` gets the cluster PID and the
+ * view (null when the process is gone).
  */
 import type { Logger } from 'pino';
 import type { ProcessView } from '../../api/process-contracts.ts';
+import { Informer, type InformerWatch } from '../../reconcile/index.ts';
 import type { SupervisorClient } from './supervisor-client.ts';
 
 export interface ProcessFeedOptions {
   client: Pick<SupervisorClient, 'list' | 'watch'>;
   logger: Logger;
   resyncMs: number;
-  onView(view: ProcessView): void;
-  onList(views: ProcessView[]): void;
+  onChange(cpid: number, view: ProcessView | null): void;
 }
 
-const REOPEN_MS = 500;
+const ROOT = 'processes/';
 
 export function followProcesses(options: ProcessFeedOptions): { close(): Promise<void> } {
-  const { client, logger } = options;
-  let closed = false;
-  let watch: ReturnType<SupervisorClient['watch']> | null = null;
-  let timer: NodeJS.Timeout | undefined;
-
-  async function watchLoop(): Promise<void> {
-    while (!closed) {
-      watch = client.watch({ retryForMs: 60_000 });
-      try {
-        for await (const event of watch) {
-          if (event.type === 'put' && event.value !== null)
-            options.onView(event.value as ProcessView);
-        }
-      } catch (err) {
-        if (!closed) logger.warn({ err }, 'process watch ended; re-opening');
-      }
-      await new Promise((r) => setTimeout(r, REOPEN_MS));
-    }
-  }
-
-  async function resync(): Promise<void> {
-    try {
-      options.onList(await client.list());
-    } catch (err) {
-      logger.warn({ err }, 'cannot list processes');
-    }
-    if (!closed) timer = setTimeout(() => void resync(), options.resyncMs);
-  }
-
-  void watchLoop();
-  void resync();
-  return {
-    async close() {
-      closed = true;
-      clearTimeout(timer);
-      await watch?.close();
+  const { client } = options;
+  const informer = new Informer<ProcessView>({
+    name: 'processes',
+    source: {
+      list: async () => ({
+        items: (await client.list()).map((v) => [`${ROOT}${v.cpid}`, v] as const),
+      }),
+      watch: (fromRevision) =>
+        client.watch({
+          retryForMs: 60_000,
+          ...(fromRevision === undefined ? {} : { fromRevision }),
+        }) as InformerWatch<ProcessView>,
     },
-  };
+    onChange: (key, value) => options.onChange(Number(key.slice(ROOT.length)), value),
+    resyncMs: options.resyncMs,
+    baseDelayMs: 500,
+    logger: options.logger,
+  });
+  informer.start();
+  return { close: () => informer.close() };
 }

@@ -118,12 +118,10 @@ class Supervisor implements ProcessSupervisor {
       client: this.#o.client,
       logger: this.#logger,
       resyncMs: config.resyncMs ?? 3000,
-      onView: (view) => {
-        if (this.#views.merge(view) && this.#relevant(view)) this.#queue.add(view.cpid);
-      },
-      onList: (views) => {
-        for (const view of views) this.#views.merge(view);
-        this.#kickAll();
+      onChange: (cpid, view) => {
+        if (view) this.#views.merge(view);
+        const known = this.#views.get(cpid);
+        if ((known && this.#relevant(known)) || this.#copies.has(cpid)) this.#queue.add(cpid);
       },
     });
     this.#loads = startLoadReports(
