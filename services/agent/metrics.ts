@@ -59,91 +59,77 @@ export interface AgentMetrics {
   remotedevExited(): void;
 }
 
-export function createAgentMetrics(registry = new Registry()): AgentMetrics {
+const counter = (registry: Registry, name: string, help: string) =>
+  new Counter({ name, help, registers: [registry] });
+const gauge = (registry: Registry, name: string, help: string) =>
+  new Gauge({ name, help, registers: [registry] });
+
+type HeartbeatMetrics = Pick<AgentMetrics, 'heartbeat'>;
+type PageServerMetrics = Pick<
+  AgentMetrics,
+  'pageServerStarted' | 'pageServerExited' | 'pageServerUp' | 'pageServerStats'
+>;
+type DeviceMetrics = Pick<AgentMetrics, 'devices' | 'remotedevStarted' | 'remotedevExited'>;
+
+function heartbeatMetrics(registry: Registry): HeartbeatMetrics {
   const heartbeats = new Counter({
     name: 'amalgam_agent_heartbeats_total',
     help: 'Heartbeats sent to clusterd, by outcome.',
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
-  const lastHeartbeat = new Gauge({
-    name: 'amalgam_agent_heartbeat_last_success_timestamp_seconds',
-    help: 'When the last heartbeat was acknowledged.',
-    registers: [registry],
-  });
-  const starts = new Counter({
-    name: 'amalgam_pageserver_starts_total',
-    help: 'Page server processes started by the agent.',
-    registers: [registry],
-  });
-  const exits = new Counter({
-    name: 'amalgam_pageserver_exits_total',
-    help: 'Page server processes that exited (stopped or crashed).',
-    registers: [registry],
-  });
-  const up = new Gauge({
-    name: 'amalgam_pageserver_up',
-    help: '1 when the page server answers its health check (STAT).',
-    registers: [registry],
-  });
-  const open = new Gauge({
-    name: 'amalgam_pageserver_connections_open',
-    help: 'Connections open on the page server.',
-    registers: [registry],
-  });
-  const rangeStart = new Gauge({
-    name: 'amalgam_pageserver_range_start_bytes',
-    help: 'First address the page server serves.',
-    registers: [registry],
-  });
-  const rangeSize = new Gauge({
-    name: 'amalgam_pageserver_range_size_bytes',
-    help: 'Bytes the page server serves.',
-    registers: [registry],
-  });
+  const last = gauge(
+    registry,
+    'amalgam_agent_heartbeat_last_success_timestamp_seconds',
+    'When the last heartbeat was acknowledged.',
+  );
+  return {
+    heartbeat(outcome) {
+      heartbeats.inc({ outcome });
+      if (outcome === 'ok') last.set(Date.now() / 1000);
+    },
+  };
+}
+
+/** The page server's STAT counters, one prom-client counter per name. */
+function statCounters(registry: Registry): Map<string, Counter<'op'>> {
   const counters = new Map<string, Counter<'op'>>();
   for (const c of COUNTERS) {
     if (counters.has(c.name)) continue;
+    const labelNames = c.op ? (['op'] as const) : [];
+    const help = c.help || 'Page server requests, by operation.';
     counters.set(
       c.name,
-      new Counter({
-        name: c.name,
-        help: c.help || 'Page server requests, by operation.',
-        labelNames: c.op ? (['op'] as const) : [],
-        registers: [registry],
-      }) as Counter<'op'>,
+      new Counter({ name: c.name, help, labelNames, registers: [registry] }) as Counter<'op'>,
     );
   }
-  const deviceCounts = new Gauge({
-    name: 'amalgam_agent_devices',
-    help: "Devices: this machine's inventory (inventoried), those it exports (exported), those its /remotedev mount shows (mounted).",
-    labelNames: ['state'] as const,
-    registers: [registry],
-  });
-  const remotedevStarts = new Counter({
-    name: 'amalgam_remotedev_starts_total',
-    help: 'remotedev-fuse processes started (mounted) by the agent.',
-    registers: [registry],
-  });
-  const remotedevExits = new Counter({
-    name: 'amalgam_remotedev_exits_total',
-    help: 'remotedev-fuse processes that exited (stopped or crashed).',
-    registers: [registry],
-  });
-  const remotedevUp = new Gauge({
-    name: 'amalgam_remotedev_up',
-    help: "1 while the agent's remotedev-fuse is mounted.",
-    registers: [registry],
-  });
+  return counters;
+}
+
+function pageServerMetrics(registry: Registry): PageServerMetrics {
+  const p = 'amalgam_pageserver_';
+  const starts = counter(
+    registry,
+    `${p}starts_total`,
+    'Page server processes started by the agent.',
+  );
+  const exits = counter(
+    registry,
+    `${p}exits_total`,
+    'Page server processes that exited (stopped or crashed).',
+  );
+  const up = gauge(registry, `${p}up`, '1 when the page server answers its health check (STAT).');
+  const open = gauge(registry, `${p}connections_open`, 'Connections open on the page server.');
+  const rangeStart = gauge(
+    registry,
+    `${p}range_start_bytes`,
+    'First address the page server serves.',
+  );
+  const rangeSize = gauge(registry, `${p}range_size_bytes`, 'Bytes the page server serves.');
+  const counters = statCounters(registry);
   let last: PageServerStats | null = null;
   up.set(0);
-  remotedevUp.set(0);
   return {
-    registry,
-    heartbeat(outcome) {
-      heartbeats.inc({ outcome });
-      if (outcome === 'ok') lastHeartbeat.set(Date.now() / 1000);
-    },
     pageServerStarted: () => starts.inc(),
     pageServerExited() {
       exits.inc();
@@ -157,29 +143,61 @@ export function createAgentMetrics(registry = new Registry()): AgentMetrics {
         const now = stats[c.stat];
         const before = last?.[c.stat] ?? 0n;
         const delta = now >= before ? now - before : now;
-        const counter = counters.get(c.name);
-        if (counter && delta > 0n) {
-          if (c.op) counter.inc({ op: c.op }, Number(delta));
-          else counter.inc(Number(delta));
-        }
+        const target = counters.get(c.name);
+        if (!target || delta <= 0n) continue;
+        if (c.op) target.inc({ op: c.op }, Number(delta));
+        else target.inc(Number(delta));
       }
       open.set(Number(stats.connectionsOpen));
       rangeStart.set(Number(stats.rangeStart));
       rangeSize.set(Number(stats.rangeSize));
       last = stats;
     },
-    devices(counts) {
-      for (const [state, value] of Object.entries(counts)) {
-        if (value !== undefined) deviceCounts.set({ state }, value);
+  };
+}
+
+function deviceMetrics(registry: Registry): DeviceMetrics {
+  const counts = new Gauge({
+    name: 'amalgam_agent_devices',
+    help: "Devices: this machine's inventory (inventoried), those it exports (exported), those its /remotedev mount shows (mounted).",
+    labelNames: ['state'] as const,
+    registers: [registry],
+  });
+  const r = 'amalgam_remotedev_';
+  const starts = counter(
+    registry,
+    `${r}starts_total`,
+    'remotedev-fuse processes started (mounted) by the agent.',
+  );
+  const exits = counter(
+    registry,
+    `${r}exits_total`,
+    'remotedev-fuse processes that exited (stopped or crashed).',
+  );
+  const up = gauge(registry, `${r}up`, "1 while the agent's remotedev-fuse is mounted.");
+  up.set(0);
+  return {
+    devices(values) {
+      for (const [state, value] of Object.entries(values)) {
+        if (value !== undefined) counts.set({ state }, value);
       }
     },
     remotedevStarted() {
-      remotedevStarts.inc();
-      remotedevUp.set(1);
+      starts.inc();
+      up.set(1);
     },
     remotedevExited() {
-      remotedevExits.inc();
-      remotedevUp.set(0);
+      exits.inc();
+      up.set(0);
     },
+  };
+}
+
+export function createAgentMetrics(registry = new Registry()): AgentMetrics {
+  return {
+    registry,
+    ...heartbeatMetrics(registry),
+    ...pageServerMetrics(registry),
+    ...deviceMetrics(registry),
   };
 }

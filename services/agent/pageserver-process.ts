@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ChildExit, startNativeChild } from './native-child.ts';
-import type { Range } from './reconcile.ts';
+import type { Range } from './page-server-decision.ts';
 
 export interface PageServerOptions {
   /** Path of the pageserver binary; default native/build/pageserver of this repository. */

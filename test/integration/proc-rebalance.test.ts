@@ -73,10 +73,21 @@ t.test('9 processes on one node end 3/3/3 with their counters intact', async (t)
     'nothing moves once balanced',
   );
 
-  const events = (await readFile(counters, 'utf8'))
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { cpid: number; epoch: number; event: string; counter: number });
+  // The log is written by the processes themselves: wait until each has logged a start.
+  const events = await until(
+    'every process to have logged its start in counters.log',
+    async () => {
+      const all = (await readFile(counters, 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map(
+          (l) => JSON.parse(l) as { cpid: number; epoch: number; event: string; counter: number },
+        );
+      const started = new Set(all.filter((e) => e.event === 'start').map((e) => e.cpid));
+      return cpids.every((c) => started.has(c)) ? all : undefined;
+    },
+    60_000,
+  );
   for (const cpid of cpids) {
     const mine = events.filter((e) => e.cpid === cpid);
     let last = -1;

@@ -1,25 +1,15 @@
 /**
  * The process supervisor of clusteragent: runs this node's share of the
- * network process space, and carries out migrations with the fencing rules
- * of services/core/processes.ts.
+ * network process space and carries out migrations with the fencing rules of
+ * services/core/processes.ts.
  *
- * Desired state: the process records (watch of `processes/` plus a periodic
- * list), merged so that a view never goes back (epoch, then progress within
- * the epoch). Actual state: the copies this agent runs, each under a fence
- * shim (fence-shim.mjs). One reconcile pass per cluster PID at a time.
- *
- * For a record and this node:
- * - a copy runs and the record is ours at the copy's epoch: keep it;
- * - a copy runs and the record moved it away from us (migration from us):
- *   checkpoint (SIGTERM with AMALGAM_CHECKPOINT_DIR, wait for exit 0) or stop
- *   it, ship the directory to the target agent, then commit `source-stopped`;
- * - a copy runs for any other reason (killed, stale epoch): kill it;
- * - no copy and the record says home = us: start one, but only with a valid
- *   lease, after a fresh read of the record, and, when it migrates here, only
- *   once the source confirmed its copy is gone (or was fenced: the source's
- *   liveness lease expired and the fence margin passed);
- * - a node that comes back reads the records and never restarts what is no
- *   longer its own.
+ * Desired state: the process views (process-feed.ts: a watch of
+ * `processes/` plus a periodic list), merged so that a view never goes back
+ * (process-views.ts). Actual state: the copies this agent runs, each under a
+ * fence shim (shim-copy.ts). One pass per cluster PID at a time (a keyed
+ * queue): each pass asks copy-decision.ts `decideCopyAction` for ONE action
+ * and performs it; whatever changes (an event, an exit, a lease) adds the key
+ * again.
  *
  * Lease: each acknowledged heartbeat extends our lease to (its send time +
  * leaseSeconds); `leaseSeconds` must not exceed clusterd's nodeGraceSeconds,
@@ -27,59 +17,31 @@
  * holds the deadline and SIGKILLs its process when it passes, even if this
  * agent is frozen (SIGSTOP) or dead.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { loadavg } from 'node:os';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { ProcessView } from '../../api/contracts.ts';
 import type { ApiError } from '../../client/errors.ts';
-import type { ProcessesApi } from '../../client/index.ts';
-import { isTerminal, type ProcessRecord } from '../../core/processes.ts';
-import { type AgentEndpoint, pushCheckpoint, startAgentEndpoint, type Tls } from './transfer.ts';
+import { WorkQueue } from '../../reconcile/index.ts';
+import {
+  type CopyAction,
+  type CopyState,
+  decideCopyAction,
+  exitReport,
+  type Here,
+} from './copy-decision.ts';
+import { CopyDirs } from './copy-dirs.ts';
+import { startLoadReports } from './load-report.ts';
+import { type ShipDeps, shipCheckpoint } from './migration-source.ts';
+import type { ProcessAgentConfig } from './process-agent-config.ts';
+import { followProcesses } from './process-feed.ts';
+import { KeyedProcesses } from './process-queue.ts';
+import { ProcessViews } from './process-views.ts';
+import { ShimCopy } from './shim-copy.ts';
+import type { SupervisorClient } from './supervisor-client.ts';
+import { type AgentEndpoint, startAgentEndpoint, type Tls } from './transfer.ts';
 
-const SHIM = new URL('./fence-shim.mjs', import.meta.url).pathname;
-
-export interface ProcessAgentConfig {
-  /** Where copies keep their checkpoint, restore directory and logs. */
-  dataDir: string;
-  /** CPUs this node offers to cluster processes (default: the machine's). */
-  cpus?: number;
-  /** CPU speed score reported for placement (default 1). */
-  cpuSpeed?: number;
-  /** Copies run at once; more wait as pending (default unlimited). */
-  slots?: number;
-  /** Lease per acknowledged heartbeat; must not exceed clusterd's nodeGraceSeconds. Default 10. */
-  leaseSeconds?: number;
-  /** The agent's process endpoint (checkpoints, logs; mutual TLS). Default 127.0.0.1:0. */
-  listenHost?: string;
-  listenPort?: number;
-  /** Address published for other agents (default the bound one). */
-  advertiseAddress?: string;
-  /** Append an interval line per copy start and end here (tests). */
-  intervalLog?: string;
-  /** Process-load report period. Default 1000 ms. */
-  reportMs?: number;
-  /** How long a process has to write its checkpoint and exit. Default 10 s. */
-  checkpointTimeoutMs?: number;
-  /** Full re-list period. Default 3000 ms. */
-  resyncMs?: number;
-}
-
-interface Copy {
-  cpid: number;
-  epoch: number;
-  id: string;
-  shim: ChildProcess;
-  pid: number | null;
-  startedAt: number;
-  /** Why we are ending it, if we are. */
-  ending: 'checkpoint' | 'stop' | 'kill' | null;
-  exited: Promise<{ code: number | null; signal: string | null; fenced: boolean; error?: string }>;
-  done: boolean;
-  cpu: { ticks: number; at: number; use: number };
-}
+export type { ProcessAgentConfig, SupervisorClient };
 
 export interface ProcessSupervisor {
   /** A heartbeat sent at `sentAt` (ms) was acknowledged. */
@@ -90,571 +52,342 @@ export interface ProcessSupervisor {
   close(): Promise<void>;
 }
 
-function rank(r: ProcessRecord): number {
-  if (isTerminal(r.state)) return 4;
-  if (r.state === 'running') return 3;
-  if (r.state === 'migrating')
-    return r.migration?.sourceStopped ? 2 : r.migration?.sourceLostAt ? 1 : 0;
-  return 0;
-}
-
-/** Whether `next` is at least as new as `prev` (a view never goes back). */
-export function newer(prev: ProcessRecord | undefined, next: ProcessRecord): boolean {
-  if (!prev) return true;
-  if (next.epoch !== prev.epoch) return next.epoch > prev.epoch;
-  if (rank(next) !== rank(prev)) return rank(next) > rank(prev);
-  return next.starts >= prev.starts;
-}
-
-function codeOf(err: unknown): string | undefined {
-  return (err as ApiError | undefined)?.code;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function startProcessSupervisor(options: {
+export interface SupervisorOptions {
   node: string;
-  client: ProcessesApi;
+  client: SupervisorClient;
   tls: Tls;
   config: ProcessAgentConfig;
   logger: Logger;
   setpriv: string | null;
-}): Promise<ProcessSupervisor> {
-  const { node, client, tls, config } = options;
-  const logger = options.logger.child({ component: 'processes' });
-  const leaseMs = (config.leaseSeconds ?? 10) * 1000;
-  const slots = config.slots ?? Number.POSITIVE_INFINITY;
-  const checkpointTimeoutMs = config.checkpointTimeoutMs ?? 10_000;
-  const procDir = join(config.dataDir, 'proc');
-  await mkdir(procDir, { recursive: true });
-  const dirOf = (cpid: number) => join(procDir, String(cpid));
+}
 
-  const records = new Map<number, ProcessRecord>();
-  const copies = new Map<number, Copy>();
-  let deadline = 0;
-  let closed = false;
-  const timers = new Set<NodeJS.Timeout>();
-  const later = (ms: number, fn: () => void) => {
-    if (closed) return;
-    const t = setTimeout(() => {
-      timers.delete(t);
-      if (!closed) fn();
-    }, ms);
-    timers.add(t);
-  };
+const codeOf = (err: unknown): string | undefined => (err as ApiError | undefined)?.code;
+/** The record moved on under us: re-read it and decide again. */
+const isMovedOn = (err: unknown): boolean =>
+  codeOf(err) === 'STALE_EPOCH' || codeOf(err) === 'PROCESS_STATE_CONFLICT';
+const RETRY_MS = 1000;
 
-  // ---- copies left by an earlier run of this agent: their shims kill them on EOF; wait ----
-  await waitForOrphans();
+class Supervisor implements ProcessSupervisor {
+  readonly #o: SupervisorOptions;
+  readonly #logger: Logger;
+  readonly #dirs: CopyDirs;
+  readonly #views = new ProcessViews();
+  readonly #copies = new Map<number, ShimCopy>();
+  readonly #queue: KeyedProcesses;
+  #loads: { close(): void } | null = null;
+  #deadline = 0;
+  /** Starts under way (a slot is taken before the first await of a start). */
+  #starting = 0;
+  #closed = false;
+  #endpoint: AgentEndpoint | null = null;
+  #feed: { close(): Promise<void> } | null = null;
 
-  // ---- the endpoint other agents ship checkpoints to ----
-  const endpoint: AgentEndpoint = await startAgentEndpoint(
-    tls,
-    config.listenHost ?? '127.0.0.1',
-    config.listenPort ?? 0,
-    {
-      async receiveInto(cpid, epoch, from) {
-        let r = records.get(cpid);
-        if (!r || r.epoch < epoch) {
-          r = await client.get(cpid);
-          merge(r);
-        }
-        const current = records.get(cpid) as ProcessRecord;
-        if (current.epoch !== epoch || current.home !== node || current.migration?.from !== from) {
-          throw new Error(`not expecting a checkpoint of ${cpid} at epoch ${epoch} from ${from}`);
-        }
-        await mkdir(dirOf(cpid), { recursive: true });
-        return join(dirOf(cpid), `received-${epoch}`);
-      },
-      received(cpid, epoch) {
-        logger.info({ cpid, epoch }, 'checkpoint received');
-      },
-      logFile: (cpid) => {
-        const f = join(dirOf(cpid), 'output.log');
-        return existsSync(f) ? f : null;
-      },
-      running: (cpid) => copies.has(cpid),
-    },
-  );
-  const address = config.advertiseAddress ?? endpoint.address;
-
-  // ---- the view ----
-  function merge(r: ProcessRecord): boolean {
-    if (!newer(records.get(r.cpid), r)) return false;
-    records.set(r.cpid, r);
-    return true;
-  }
-  const relevant = (r: ProcessRecord) =>
-    r.home === node || r.migration?.from === node || copies.has(r.cpid);
-
-  // ---- one pass per cluster PID at a time ----
-  const passes = new Map<number, { running: boolean; dirty: boolean }>();
-  function kick(cpid: number): void {
-    if (closed) return;
-    let p = passes.get(cpid);
-    if (!p) {
-      p = { running: false, dirty: false };
-      passes.set(cpid, p);
-    }
-    p.dirty = true;
-    if (p.running) return;
-    p.running = true;
-    const state = p;
-    void (async () => {
-      try {
-        while (state.dirty && !closed) {
-          state.dirty = false;
-          try {
-            await reconcile(cpid);
-          } catch (err) {
-            logger.warn({ err, cpid }, 'process reconcile failed; retrying');
-            later(1000, () => kick(cpid));
-          }
-        }
-      } finally {
-        state.running = false;
-      }
-    })();
+  constructor(options: SupervisorOptions) {
+    this.#o = options;
+    this.#logger = options.logger.child({ component: 'processes' });
+    this.#dirs = new CopyDirs(options.config.dataDir);
+    this.#queue = new KeyedProcesses(
+      new WorkQueue<string>({
+        name: 'processes',
+        worker: (key) => this.#pass(Number(key)),
+        concurrency: 64,
+        baseDelayMs: RETRY_MS,
+        logger: this.#logger,
+      }),
+    );
   }
 
-  const leaseValid = (marginMs = 1000) => Date.now() + marginMs < deadline;
-  /** Copies running plus starts under way (a slot is taken before the first await of a start). */
-  let starting = 0;
-  const running = () => starting + [...copies.values()].filter((c) => !c.done).length;
+  async start(): Promise<void> {
+    await this.#dirs.waitForOrphans(this.#logger);
+    const { config } = this.#o;
+    this.#endpoint = await startAgentEndpoint(
+      this.#o.tls,
+      config.listenHost ?? '127.0.0.1',
+      config.listenPort ?? 0,
+      {
+        receiveInto: (cpid, epoch, from) => this.#receiveInto(cpid, epoch, from),
+        received: (cpid, epoch) => this.#logger.info({ cpid, epoch }, 'checkpoint received'),
+        logFile: (cpid) => {
+          const f = this.#dirs.logFile(cpid);
+          return existsSync(f) ? f : null;
+        },
+        running: (cpid) => this.#copies.get(cpid)?.done === false,
+      },
+    );
+    this.#feed = followProcesses({
+      client: this.#o.client,
+      logger: this.#logger,
+      resyncMs: config.resyncMs ?? 3000,
+      onChange: (cpid, view) => {
+        if (view) this.#views.merge(view);
+        const known = this.#views.get(cpid);
+        if ((known && this.#relevant(known)) || this.#copies.has(cpid)) this.#queue.add(cpid);
+      },
+    });
+    this.#loads = startLoadReports(
+      {
+        node: this.#o.node,
+        ...(config.cpus !== undefined ? { cpus: config.cpus } : {}),
+        ...(config.cpuSpeed !== undefined ? { cpuSpeed: config.cpuSpeed } : {}),
+        agentAddress: () => this.address(),
+        report: (node, report) => this.#o.client.reportLoad(node, report),
+        copies: () => this.#copies.values(),
+        logger: this.#logger,
+      },
+      config.reportMs ?? 1000,
+    );
+    this.#logger.info(
+      { address: this.address(), slots: config.slots ?? null },
+      'process supervisor started',
+    );
+  }
 
-  async function reconcile(cpid: number): Promise<void> {
-    const r = records.get(cpid);
-    const copy = copies.get(cpid);
-    if (copy && !copy.done) {
-      if (!r || isTerminal(r.state)) return void (await end(copy, 'kill'));
-      if (r.home === node && r.epoch === copy.epoch) {
-        if (r.state !== 'running') await reportRunning(r);
+  leaseRenewed(sentAt: number): void {
+    const next = sentAt + (this.#o.config.leaseSeconds ?? 10) * 1000;
+    if (next <= this.#deadline) return;
+    const wasValid = Date.now() + 1000 < this.#deadline;
+    this.#deadline = next;
+    for (const c of this.#copies.values()) if (!c.done) c.setDeadline(next);
+    if (!wasValid) this.#kickAll();
+  }
+
+  address(): string {
+    return this.#o.config.advertiseAddress ?? this.#endpoint?.address ?? '';
+  }
+
+  copies(): { cpid: number; epoch: number; pid: number | null }[] {
+    return [...this.#copies.values()]
+      .filter((c) => !c.done)
+      .map((c) => ({ cpid: c.cpid, epoch: c.epoch, pid: c.pid }));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue.close();
+    this.#loads?.close();
+    await this.#feed?.close().catch(() => {});
+    const live = [...this.#copies.values()];
+    for (const c of live) c.kill();
+    await Promise.all(live.map((c) => c.exited));
+    await this.#endpoint?.close();
+  }
+
+  // ---- one pass: decide, then perform ----
+
+  #here(): Here {
+    const slots = this.#o.config.slots ?? Number.POSITIVE_INFINITY;
+    return { node: this.#o.node, leaseDeadline: this.#deadline, slotFree: this.#busy() < slots };
+  }
+
+  #busy(): number {
+    return this.#starting + [...this.#copies.values()].filter((c) => !c.done).length;
+  }
+
+  #copyState(cpid: number): CopyState | undefined {
+    const c = this.#copies.get(cpid);
+    if (!c) return undefined;
+    if (c.outcome) return { phase: 'exited', epoch: c.epoch, outcome: c.outcome };
+    return { phase: c.ending ? 'ending' : 'running', epoch: c.epoch };
+  }
+
+  async #pass(cpid: number): Promise<void> {
+    const view = this.#views.get(cpid);
+    const action = decideCopyAction(view, this.#copyState(cpid), this.#here(), Date.now());
+    await this.#perform(cpid, view, action);
+  }
+
+  async #perform(cpid: number, view: ProcessView | undefined, action: CopyAction): Promise<void> {
+    switch (action.kind) {
+      case 'none':
         return;
-      }
-      if (r.migration?.from === node && r.state === 'migrating') {
-        const how = r.migratable === 'checkpoint' ? 'checkpoint' : 'stop';
-        await end(copy, how);
-        kick(cpid); // ship and confirm on the next pass
-        return;
-      }
-      // Stale: our epoch is over and nobody waits for our confirmation.
-      return void (await end(copy, 'kill'));
-    }
-    if (copy) return; // ending: the exit handler kicks again
-    if (!r || isTerminal(r.state)) return;
-    if (
-      r.state === 'migrating' &&
-      r.migration?.from === node &&
-      r.migration.sourceStopped === null
-    ) {
-      await shipAndConfirm(r);
-      return;
-    }
-    if (r.home !== node) return;
-    if (r.state === 'migrating') {
-      const m = r.migration;
-      if (!m) return;
-      if (m.sourceStopped === null) {
-        // Wait for the source; ask clusterd whether it is fenced (its lease gone).
-        try {
-          merge(await client.report(node, cpid, { epoch: r.epoch, event: 'fence-source' }));
-        } catch (err) {
-          if (codeOf(err) === 'STALE_EPOCH' || codeOf(err) === 'PROCESS_STATE_CONFLICT') {
-            merge(await client.get(cpid));
-          } else throw err;
-        }
-        const now = records.get(cpid) as ProcessRecord;
-        if (now.migration?.sourceStopped == null) {
-          later(500, () => kick(cpid));
-          return;
-        }
-      }
-    }
-    await startCopy(cpid);
-  }
-
-  async function reportRunning(r: ProcessRecord): Promise<void> {
-    try {
-      merge(await client.report(node, r.cpid, { epoch: r.epoch, event: 'running' }));
-    } catch (err) {
-      const code = codeOf(err);
-      if (code === 'STALE_EPOCH' || code === 'PROCESS_STATE_CONFLICT') {
-        merge(await client.get(r.cpid));
-        kick(r.cpid);
-      } else throw err;
+      case 'wait':
+        return this.#queue.addAfter(cpid, action.ms);
+      case 'start':
+        return this.#start(cpid);
+      case 'report-running':
+        return this.#reportRunning(view as ProcessView);
+      case 'report-exit':
+        return this.#reportExit(cpid);
+      case 'end':
+        return this.#end(cpid, action.how, action.why);
+      case 'ship':
+        return this.#shipAndConfirm(view as ProcessView);
+      case 'ask-fence':
+        return this.#askFence(view as ProcessView);
     }
   }
 
-  async function startCopy(cpid: number): Promise<void> {
-    if (!leaseValid()) {
-      later(500, () => kick(cpid));
-      return;
-    }
-    if (running() >= slots) return; // a slot frees: kickAll
-    starting++;
+  // ---- the actions ----
+
+  async #start(cpid: number): Promise<void> {
+    this.#starting++;
     try {
-      await startCopyInSlot(cpid);
+      // A fresh read: the decision to start is made on the process as it is now.
+      this.#views.merge(await this.#o.client.get(cpid));
+      const view = this.#views.get(cpid);
+      const again = decideCopyAction(
+        view,
+        undefined,
+        { ...this.#here(), slotFree: true },
+        Date.now(),
+      );
+      if (this.#closed || !view || again.kind !== 'start') return this.#queue.add(cpid);
+      await this.#spawn(view);
     } finally {
-      starting--;
+      this.#starting--;
     }
+    await this.#reportRunning(this.#views.get(cpid) as ProcessView);
   }
 
-  async function startCopyInSlot(cpid: number): Promise<void> {
-    // A fresh read: the decision to start is made on the record as it is now.
-    const r = await client.get(cpid);
-    merge(r);
-    const ok =
-      r.home === node &&
-      !isTerminal(r.state) &&
-      (r.state !== 'migrating' || r.migration?.sourceStopped != null);
-    if (!ok) {
-      kick(cpid);
-      return;
-    }
-    const dir = dirOf(cpid);
-    await mkdir(dir, { recursive: true });
-    // The state to resume from: what the source shipped for this epoch, else what we had.
-    const received = join(dir, `received-${r.epoch}`);
-    const restore = join(dir, 'restore');
-    if (r.state === 'migrating' && existsSync(received)) {
-      await rm(restore, { recursive: true, force: true });
-      await rename(received, restore);
-    } else if (r.state === 'migrating' && r.migration?.sourceStopped !== 'checkpointed') {
-      await rm(restore, { recursive: true, force: true }); // restart semantics: fresh
-    }
-    const checkpoint = join(dir, 'checkpoint');
-    await rm(checkpoint, { recursive: true, force: true });
-    await mkdir(checkpoint, { recursive: true });
+  async #spawn(view: ProcessView): Promise<void> {
+    const { node, config } = this.#o;
+    const { checkpoint, restore } = await this.#dirs.prepare(view);
     const env: Record<string, string> = {
       ...(process.env as Record<string, string>),
-      AMALGAM_CPID: String(cpid),
-      AMALGAM_EPOCH: String(r.epoch),
+      AMALGAM_CPID: String(view.cpid),
+      AMALGAM_EPOCH: String(view.epoch),
       AMALGAM_NODE: node,
       AMALGAM_CHECKPOINT_DIR: checkpoint,
+      ...(restore ? { AMALGAM_RESTORE_DIR: restore } : {}),
     };
     delete env.NODE_OPTIONS;
-    if (existsSync(restore)) env.AMALGAM_RESTORE_DIR = restore;
     const id = randomUUID();
-    const spec = {
-      command: r.command,
-      args: r.args,
-      env,
-      cwd: dir,
-      logFile: join(dir, 'output.log'),
-      intervalLog: config.intervalLog ?? null,
-      cpid,
-      epoch: r.epoch,
-      node,
-      copy: id,
-      deadline,
-      setpriv: options.setpriv,
-    };
-    const shim = spawn(process.execPath, [SHIM, JSON.stringify(spec)], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-    });
-    let resolveExit!: Copy['exited'] extends Promise<infer T> ? (v: T) => void : never;
-    const copy: Copy = {
-      cpid,
-      epoch: r.epoch,
-      id,
-      shim,
-      pid: null,
-      startedAt: Date.now(),
-      ending: null,
-      exited: new Promise((resolve) => {
-        resolveExit = resolve;
-      }),
-      done: false,
-      cpu: { ticks: 0, at: Date.now(), use: 0 },
-    };
-    copies.set(cpid, copy);
-    shim.stdin?.on('error', () => {});
-    let buffer = '';
-    let outcome: {
-      code: number | null;
-      signal: string | null;
-      fenced: boolean;
-      error?: string;
-    } | null = null;
-    shim.stdout?.setEncoding('utf8');
-    shim.stdout?.on('data', (d: string) => {
-      buffer += d;
-      for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-        const line = buffer.slice(0, i);
-        buffer = buffer.slice(i + 1);
-        try {
-          const msg = JSON.parse(line) as Record<string, unknown>;
-          if (typeof msg.pid === 'number') {
-            copy.pid = msg.pid;
-            void writeFile(
-              join(dir, 'copy.json'),
-              JSON.stringify({ shim: shim.pid, pid: msg.pid, epoch: r.epoch, id }),
-            ).catch(() => {});
-          } else if ('exit' in msg) {
-            outcome = {
-              code: msg.exit as number | null,
-              signal: msg.signal as string | null,
-              fenced: msg.fenced === true,
-              ...(typeof msg.error === 'string' ? { error: msg.error } : {}),
-            };
-          }
-        } catch {
-          // not ours
-        }
-      }
-    });
-    shim.once('exit', () => {
-      copy.done = true;
-      const o = outcome ?? { code: null, signal: 'SIGKILL', fenced: true, error: 'shim died' };
-      if (copies.get(cpid) === copy) copies.delete(cpid);
-      void rm(join(dir, 'copy.json'), { force: true });
-      resolveExit(o);
-      void onExit(copy, o);
-    });
-    logger.info({ cpid, epoch: r.epoch, restore: existsSync(restore) }, 'process copy started');
-    await reportRunning(r);
+    const copy: ShimCopy = new ShimCopy(
+      {
+        command: view.command,
+        args: view.args,
+        env,
+        cwd: this.#dirs.dir(view.cpid),
+        logFile: this.#dirs.logFile(view.cpid),
+        intervalLog: config.intervalLog ?? null,
+        cpid: view.cpid,
+        epoch: view.epoch,
+        node,
+        copy: id,
+        deadline: this.#deadline,
+        setpriv: this.#o.setpriv,
+      },
+      (pid) => this.#dirs.recordCopy(view.cpid, { shim: copy.shimPid, pid, epoch: view.epoch, id }),
+    );
+    this.#copies.set(view.cpid, copy);
+    void copy.exited.then(() => this.#onExit(copy));
+    this.#logger.info(
+      { cpid: view.cpid, epoch: view.epoch, restore: restore !== null },
+      'process copy started',
+    );
   }
 
-  async function onExit(
-    copy: Copy,
-    o: { code: number | null; signal: string | null; fenced: boolean; error?: string },
-  ): Promise<void> {
-    logger.info(
+  async #onExit(copy: ShimCopy): Promise<void> {
+    const o = copy.outcome;
+    this.#dirs.forgetCopy(copy.cpid);
+    this.#logger.info(
       { cpid: copy.cpid, epoch: copy.epoch, ...o, ending: copy.ending },
       'process copy ended',
     );
-    kickAll(); // a slot is free
-    if (copy.ending !== null || o.fenced || closed) return;
-    // It ended by itself: report it for its epoch (refused when the epoch is stale).
+    if (copy.ending === 'checkpoint' && o?.code === 0 && !o.fenced) {
+      await this.#dirs.markCheckpointComplete(copy.cpid, copy.epoch);
+    }
+    // Only a copy that ended by itself has an exit to report (for its epoch).
+    if ((copy.ending !== null || o?.fenced) && this.#copies.get(copy.cpid) === copy) {
+      this.#copies.delete(copy.cpid);
+    }
+    this.#kickAll(); // a slot is free
+  }
+
+  async #reportExit(cpid: number): Promise<void> {
+    const copy = this.#copies.get(cpid) as ShimCopy;
+    this.#copies.delete(cpid);
     try {
-      merge(
-        await client.report(
-          node,
-          copy.cpid,
-          o.error !== undefined
-            ? { epoch: copy.epoch, event: 'failed', failure: o.error.slice(0, 1000) }
-            : o.code !== null
-              ? { epoch: copy.epoch, event: 'exited', exitCode: o.code }
-              : { epoch: copy.epoch, event: 'failed', failure: `killed by ${o.signal}` },
-        ),
+      const report = exitReport(
+        copy.epoch,
+        copy.outcome ?? { code: null, signal: null, fenced: false },
       );
+      this.#views.merge(await this.#o.client.report(this.#o.node, cpid, report));
     } catch (err) {
-      logger.info({ err, cpid: copy.cpid }, 'exit not recorded (the record moved on)');
+      this.#logger.info({ err, cpid }, 'exit not recorded (the record moved on)');
     }
-    kick(copy.cpid);
+    this.#queue.add(cpid);
   }
 
-  /** Ends a copy and waits for it: checkpoint (signal, wait for exit 0), stop or kill. */
-  async function end(copy: Copy, how: 'checkpoint' | 'stop' | 'kill'): Promise<void> {
-    if (copy.ending === null) {
-      copy.ending = how;
-      logger.info({ cpid: copy.cpid, epoch: copy.epoch, how }, 'ending process copy');
-      if (how === 'kill') copy.shim.stdin?.write('kill\n');
-      else {
-        copy.shim.stdin?.write('signal SIGTERM\n');
-        const timer = setTimeout(() => copy.shim.stdin?.write('kill\n'), checkpointTimeoutMs);
-        void copy.exited.then(() => clearTimeout(timer));
-      }
-    }
-    const o = await copy.exited;
-    const dir = dirOf(copy.cpid);
-    // A checkpoint counts only when the process exited 0 after our signal.
-    if (how === 'checkpoint' && o.code === 0 && !o.fenced) {
-      await writeFile(join(dir, 'checkpoint', '.complete'), String(copy.epoch)).catch(() => {});
-    }
+  async #reportRunning(view: ProcessView): Promise<void> {
+    const report = { epoch: view.epoch, event: 'running' as const };
+    await this.#reportOrReread(view.cpid, report);
   }
 
-  async function shipAndConfirm(r: ProcessRecord): Promise<void> {
-    const m = r.migration;
-    if (!m) return;
-    const dir = dirOf(r.cpid);
-    const checkpoint = join(dir, 'checkpoint');
-    const restore = join(dir, 'restore');
-    let ship: string | null = null;
-    if (r.migratable === 'checkpoint') {
-      if (existsSync(join(checkpoint, '.complete'))) ship = checkpoint;
-      else if (existsSync(restore)) ship = restore; // the last state we resumed from
-    }
-    let how: 'checkpointed' | 'stopped' = 'stopped';
-    if (ship !== null) {
-      const loads = await client.listLoads();
-      const target = loads.find((l) => l.node === m.to)?.agentAddress;
-      if (!target) {
-        logger.warn({ cpid: r.cpid, to: m.to }, 'target agent address unknown; retrying');
-        later(1000, () => kick(r.cpid));
-        return;
-      }
-      try {
-        const files = await pushCheckpoint(tls, m.to, target, r.cpid, r.epoch, ship);
-        logger.info({ cpid: r.cpid, to: m.to, files }, 'checkpoint shipped');
-        how = 'checkpointed';
-      } catch (err) {
-        logger.warn({ err, cpid: r.cpid, to: m.to }, 'checkpoint transfer failed; retrying');
-        merge(await client.get(r.cpid).catch(() => r));
-        later(1000, () => kick(r.cpid));
-        return;
-      }
-    }
+  /** Sends a report; when the record moved on, re-reads it and decides again. */
+  async #reportOrReread(
+    cpid: number,
+    report: Parameters<SupervisorClient['report']>[2],
+  ): Promise<void> {
     try {
-      merge(await client.report(node, r.cpid, { epoch: r.epoch, event: 'source-stopped', how }));
-      logger.info({ cpid: r.cpid, to: m.to, how }, 'source stopped confirmed');
+      this.#views.merge(await this.#o.client.report(this.#o.node, cpid, report));
     } catch (err) {
-      if (codeOf(err) === 'STALE_EPOCH' || codeOf(err) === 'PROCESS_STATE_CONFLICT') {
-        merge(await client.get(r.cpid));
-        kick(r.cpid);
-        return;
-      }
-      throw err;
+      if (!isMovedOn(err)) throw err;
+      this.#views.merge(await this.#o.client.get(cpid));
+      this.#queue.add(cpid);
     }
   }
 
-  function kickAll(): void {
-    for (const r of records.values()) if (relevant(r)) kick(r.cpid);
-    for (const cpid of copies.keys()) kick(cpid);
+  #end(cpid: number, how: 'checkpoint' | 'stop' | 'kill', why: string): void {
+    const copy = this.#copies.get(cpid) as ShimCopy;
+    this.#logger.info({ cpid, epoch: copy.epoch, how, why }, 'ending process copy');
+    copy.end(how, this.#o.config.checkpointTimeoutMs ?? 10_000);
   }
 
-  async function waitForOrphans(): Promise<void> {
-    let names: string[] = [];
-    try {
-      names = await readdir(procDir);
-    } catch {
-      return;
-    }
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
+  async #askFence(view: ProcessView): Promise<void> {
+    // Waiting for the source; clusterd answers whether it is fenced (its lease gone).
+    await this.#reportOrReread(view.cpid, { epoch: view.epoch, event: 'fence-source' });
+    const now = this.#views.get(view.cpid);
+    if (now?.migration?.sourceStopped == null) this.#queue.addAfter(view.cpid, 500);
+    else this.#queue.add(view.cpid);
+  }
+
+  async #shipAndConfirm(view: ProcessView): Promise<void> {
+    const dir = view.migratable === 'checkpoint' ? this.#dirs.shippable(view.cpid) : null;
+    const shipped = dir === null ? null : await shipCheckpoint(this.#shipping(), view, dir);
+    if (shipped === false) return this.#queue.addAfter(view.cpid, RETRY_MS);
+    const how = shipped ? 'checkpointed' : 'stopped';
+    await this.#reportOrReread(view.cpid, { epoch: view.epoch, event: 'source-stopped', how });
+    this.#logger.info({ cpid: view.cpid, to: view.migration?.to, how }, 'source stop reported');
+  }
+
+  #shipping(): ShipDeps {
+    return {
+      tls: this.#o.tls,
+      client: this.#o.client,
+      logger: this.#logger,
+      merge: (view) => this.#views.merge(view),
     };
-    for (const name of names) {
-      const file = join(procDir, name, 'copy.json');
-      let info: { shim: number; pid: number } | null = null;
-      try {
-        info = JSON.parse(await readFile(file, 'utf8')) as { shim: number; pid: number };
-      } catch {
-        continue;
-      }
-      const until = Date.now() + 10_000;
-      while ((alive(info.shim) || alive(info.pid)) && Date.now() < until) await sleep(50);
-      for (const pid of [info.pid, info.shim]) {
-        if (alive(pid)) {
-          logger.warn({ pid }, 'killing a copy left by an earlier agent');
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // gone
-          }
-        }
-      }
-      await rm(file, { force: true });
-    }
   }
 
-  // ---- desired state: watch + resync ----
-  let watch: ReturnType<ProcessesApi['watch']> | null = null;
-  async function watchLoop(): Promise<void> {
-    while (!closed) {
-      watch = client.watch({ retryForMs: 60_000 });
-      try {
-        for await (const event of watch) {
-          if (event.type !== 'put' || event.value === null) continue;
-          const r = event.value as ProcessRecord;
-          if (merge(r) && relevant(r)) kick(r.cpid);
-        }
-      } catch (err) {
-        if (!closed) logger.warn({ err }, 'process watch ended; re-opening');
-      }
-      await sleep(500);
+  // ---- around the passes ----
+
+  async #receiveInto(cpid: number, epoch: number, from: string): Promise<string> {
+    const known = this.#views.get(cpid);
+    if (!known || known.epoch < epoch) this.#views.merge(await this.#o.client.get(cpid));
+    const view = this.#views.get(cpid);
+    if (view?.epoch !== epoch || view.home !== this.#o.node || view.migration?.from !== from) {
+      throw new Error(`not expecting a checkpoint of ${cpid} at epoch ${epoch} from ${from}`);
     }
-  }
-  async function resync(): Promise<void> {
-    try {
-      for (const r of await client.list())
-        if (merge(r) || relevant(r)) if (relevant(r)) kick(r.cpid);
-      for (const cpid of copies.keys()) kick(cpid);
-    } catch (err) {
-      logger.warn({ err }, 'cannot list processes');
-    }
-    later(config.resyncMs ?? 3000, () => void resync());
+    return this.#dirs.receiving(cpid, epoch);
   }
 
-  // ---- load reports ----
-  const cpus = config.cpus ?? (await import('node:os')).availableParallelism();
-  const ticksPerSecond = 100;
-  async function cpuOf(copy: Copy): Promise<number> {
-    if (copy.pid === null) return 0;
-    try {
-      const stat = await readFile(`/proc/${copy.pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ticks = Number(fields[11]) + Number(fields[12]);
-      const now = Date.now();
-      const dt = (now - copy.cpu.at) / 1000;
-      if (dt > 0 && copy.cpu.ticks > 0)
-        copy.cpu.use = (ticks - copy.cpu.ticks) / ticksPerSecond / dt;
-      copy.cpu.ticks = ticks;
-      copy.cpu.at = now;
-      return Math.max(0, Math.min(copy.cpu.use, 4096));
-    } catch {
-      return 0;
-    }
-  }
-  async function report(): Promise<void> {
-    try {
-      const procs = [];
-      for (const c of copies.values()) {
-        if (!c.done) procs.push({ cpid: c.cpid, epoch: c.epoch, cpu: await cpuOf(c) });
-      }
-      let runnable = 0;
-      try {
-        const text = await readFile('/proc/loadavg', 'utf8');
-        runnable = Number(text.split(' ')[3]?.split('/')[0] ?? 0);
-      } catch {
-        // not Linux
-      }
-      await client.reportLoad(node, {
-        cpus,
-        cpuSpeed: config.cpuSpeed ?? 1,
-        load1: Math.min(loadavg()[0] ?? 0, 1e6),
-        runnable,
-        agentAddress: address,
-        processes: procs.slice(0, 1024),
-      });
-    } catch (err) {
-      logger.warn({ err }, 'process-load report failed');
-    }
-    later(config.reportMs ?? 1000, () => void report());
+  #relevant(view: ProcessView): boolean {
+    const { node } = this.#o;
+    return view.home === node || view.migration?.from === node || this.#copies.has(view.cpid);
   }
 
-  void report();
-  void watchLoop();
-  void resync();
-  logger.info({ address, cpus, slots: config.slots ?? null }, 'process supervisor started');
+  #kickAll(): void {
+    for (const view of this.#views.all()) if (this.#relevant(view)) this.#queue.add(view.cpid);
+    for (const cpid of this.#copies.keys()) this.#queue.add(cpid);
+  }
+}
 
-  return {
-    leaseRenewed(sentAt) {
-      const next = sentAt + leaseMs;
-      if (next <= deadline) return;
-      const wasValid = leaseValid();
-      deadline = next;
-      for (const c of copies.values()) c.shim.stdin?.write(`deadline ${deadline}\n`);
-      if (!wasValid) kickAll();
-    },
-    address: () => address,
-    copies: () =>
-      [...copies.values()]
-        .filter((c) => !c.done)
-        .map((c) => ({ cpid: c.cpid, epoch: c.epoch, pid: c.pid })),
-    async close() {
-      if (closed) return;
-      closed = true;
-      for (const t of timers) clearTimeout(t);
-      await watch?.close().catch(() => {});
-      const live = [...copies.values()];
-      for (const c of live) c.shim.stdin?.write('kill\n');
-      await Promise.all(live.map((c) => c.exited));
-      await endpoint.close();
-    },
-  };
+export async function startProcessSupervisor(
+  options: SupervisorOptions,
+): Promise<ProcessSupervisor> {
+  const supervisor = new Supervisor(options);
+  await supervisor.start();
+  return supervisor;
 }

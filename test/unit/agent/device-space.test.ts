@@ -1,7 +1,7 @@
 /**
  * The agent's device space against a fake control plane (no socket, no
  * native process): it publishes the inventory only when it changed, follows
- * `devices/` and `heartbeats/` events into the two files (rewritten only when
+ * `devices/` (DeviceView[]) and `heartbeats/` (liveness) events into the two files (rewritten only when
  * their content changes, the page server told each time), keeps an owner's
  * last endpoint when its heartbeat lapses, and keeps /localdev in step
  * (touching nothing there but its own symlinks).
@@ -28,7 +28,6 @@ import type {
   ResourceEvent,
 } from '../../../services/api/contracts.ts';
 import type { AmalgamClient } from '../../../services/client/index.ts';
-import type { DeviceTable } from '../../../services/core/devices.ts';
 
 /** An async iterable the test pushes events into. */
 function channel() {
@@ -57,29 +56,24 @@ function channel() {
   };
 }
 
-const table = (node: string, devices: Record<string, Partial<DeviceTable['devices'][string]>>) => ({
-  node,
-  devices: Object.fromEntries(
-    Object.entries(devices).map(([name, d]) => [
-      name,
-      {
-        name,
-        kind: 'file',
-        path: `/img/${node}-${name}`,
-        sizeBytes: 1024,
-        readOnly: false,
-        major: null,
-        minor: null,
-        parent: null,
-        partitions: [],
-        exportPolicy: 'none',
-        present: true,
-        updatedAt: 0,
-        ...d,
-      },
-    ]),
-  ),
-});
+/** The `devices/<node>` watch value: the node's `DeviceView[]` (what GET /v1/devices?node= answers). */
+const views = (node: string, devices: Record<string, Partial<DeviceView>>): DeviceView[] =>
+  Object.entries(devices).map(([name, d]) => ({
+    name,
+    node,
+    kind: 'file',
+    path: `/img/${node}-${name}`,
+    sizeBytes: 1024,
+    readOnly: false,
+    major: null,
+    minor: null,
+    parent: null,
+    partitions: [],
+    exportPolicy: 'none',
+    present: true,
+    updatedAt: new Date(0).toISOString(),
+    ...d,
+  }));
 
 const until = async (what: string, check: () => Promise<boolean> | boolean): Promise<void> => {
   const deadline = Date.now() + 10_000;
@@ -172,12 +166,12 @@ t.test('files follow the control plane; the inventory is published when it chang
   devicesWatch.push({
     type: 'put',
     key: 'devices/a',
-    value: table('a', { disk0: { exportPolicy: 'rw' } }),
+    value: views('a', { disk0: { exportPolicy: 'rw' } }),
   });
   devicesWatch.push({
     type: 'put',
     key: 'devices/b',
-    value: table('b', { sdb: { exportPolicy: 'ro', sizeBytes: 512 }, hidden: {} }),
+    value: views('b', { sdb: { exportPolicy: 'ro', sizeBytes: 512 }, hidden: {} }),
   });
   await until('the page server file', async () => (await lines(space.devicesFile)).length === 1);
   t.same(await lines(space.devicesFile), ['disk0 rw /img/a-disk0']);
@@ -188,7 +182,11 @@ t.test('files follow the control plane; the inventory is published when it chang
   beatsWatch.push({
     type: 'put',
     key: 'heartbeats/b',
-    value: { at: 1, pageserver: { address: '127.0.0.1:7002', tls: true } },
+    value: {
+      name: 'b',
+      lastHeartbeatAt: new Date(1).toISOString(),
+      pageserver: { address: '127.0.0.1:7002', tls: true },
+    },
   });
   await until('b in the tree', async () => (await lines(space.treeFile)).length === 2);
   t.same(await lines(space.treeFile), [
@@ -199,7 +197,11 @@ t.test('files follow the control plane; the inventory is published when it chang
   beatsWatch.push({
     type: 'put',
     key: 'heartbeats/b',
-    value: { at: 1, pageserver: { address: 'localhost:7002', tls: true } },
+    value: {
+      name: 'b',
+      lastHeartbeatAt: new Date(1).toISOString(),
+      pageserver: { address: 'localhost:7002', tls: true },
+    },
   });
   await until('b by address', async () =>
     (await lines(space.treeFile)).some((l) => / (127\.0\.0\.1|\[::1\]):7002 tls$/.test(l)),
@@ -207,7 +209,11 @@ t.test('files follow the control plane; the inventory is published when it chang
   beatsWatch.push({
     type: 'put',
     key: 'heartbeats/b',
-    value: { at: 1, pageserver: { address: '127.0.0.1:7002', tls: true } },
+    value: {
+      name: 'b',
+      lastHeartbeatAt: new Date(1).toISOString(),
+      pageserver: { address: '127.0.0.1:7002', tls: true },
+    },
   });
   await until('b back', async () =>
     (await lines(space.treeFile)).includes('b sdb 512 ro 127.0.0.1:7002 tls'),
@@ -217,12 +223,16 @@ t.test('files follow the control plane; the inventory is published when it chang
   beatsWatch.push({
     type: 'put',
     key: 'heartbeats/a',
-    value: { at: 2, pageserver: { address: '127.0.0.1:7001', tls: false } },
+    value: {
+      name: 'a',
+      lastHeartbeatAt: new Date(2).toISOString(),
+      pageserver: { address: '127.0.0.1:7001', tls: false },
+    },
   });
   await new Promise((r) => setTimeout(r, 50));
   t.equal((await lines(space.treeFile)).length, 2, 'a lapsed heartbeat keeps the last endpoint');
 
-  devicesWatch.push({ type: 'put', key: 'devices/a', value: table('a', { disk0: {} }) });
+  devicesWatch.push({ type: 'put', key: 'devices/a', value: views('a', { disk0: {} }) });
   await until('unexported', async () => (await lines(space.devicesFile)).length === 0);
   t.equal(hups, 2, 'told again');
   t.same(await lines(space.treeFile), ['b sdb 512 ro 127.0.0.1:7002 tls']);
@@ -268,8 +278,8 @@ t.test("without a mount: only this node's devices, no heartbeats", async (t) => 
   await until('the watch', () => prefixes.length === 1 && listed.length === 1);
   t.same(prefixes, ['devices/a']);
   t.same(listed, ['a'], 'the list asks for this node only');
-  own.push({ type: 'put', key: 'devices/ab', value: table('ab', { x: { exportPolicy: 'rw' } }) });
-  own.push({ type: 'put', key: 'devices/a', value: table('a', { disk0: { exportPolicy: 'ro' } }) });
+  own.push({ type: 'put', key: 'devices/ab', value: views('ab', { x: { exportPolicy: 'rw' } }) });
+  own.push({ type: 'put', key: 'devices/a', value: views('a', { disk0: { exportPolicy: 'ro' } }) });
   await until('own device served', async () => (await lines(space.devicesFile)).length === 1);
   t.same(await lines(space.devicesFile), ['disk0 ro /img/a-disk0'], 'a node named ab is not a');
 });

@@ -1,4 +1,4 @@
-/** The agent's one hook for the process supervisor: start it when the config asks, on the agent's client. */
+/** Starts the process supervisor when the config asks, on the agent's client. */
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { AmalgamClient } from '../../client/index.ts';

@@ -4,7 +4,7 @@ import {
   backoffMs,
   decide,
   pageServerFailed,
-} from '../../../services/agent/reconcile.ts';
+} from '../../../services/agent/page-server-decision.ts';
 
 const R = { start: 2 * 1024 * 1024, size: 64 * 1024 * 1024 };
 const stopped: Actual = { state: 'stopped', failures: 0, retryAt: 0 };
