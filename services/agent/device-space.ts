@@ -3,10 +3,11 @@
  *
  * - publishes this machine's inventory (`devices.report`) whenever it differs
  *   from what was last acknowledged, and on every resync;
- * - follows the control plane (watches of `devices/` - each event a node's
- *   `DeviceView[]` - and `heartbeats/` - each a node's liveness with its page
- *   server endpoint - plus a full re-list every resync) and keeps the two files
- *   of the native data path current (device-files-writer.ts);
+ * - follows the control plane with two Informers of services/reconcile
+ *   (`devices/`, each key a node's `DeviceView[]`; `heartbeats/`, each a
+ *   node's liveness with its page server endpoint; each re-listed every
+ *   resync), whose changes enqueue one key on a WorkQueue that rewrites the
+ *   two files of the native data path (device-files-writer.ts);
  * - when configured (`remotedev.mount`), runs and supervises remotedev-fuse
  *   on that directory (remotedev-supervisor.ts);
  * - when configured (`remotedev.localdev`), keeps `<localdev>/<dev>` symlinks
@@ -21,16 +22,16 @@ import type { Logger } from 'pino';
 import type {
   DeviceInventoryItem,
   DeviceView,
+  NodeLiveness,
   PageServerEndpoint,
-  ResourceEvent,
 } from '../api/contracts.ts';
 import type { AmalgamClient } from '../client/index.ts';
-import { closableTimers } from './closable-timers.ts';
+import { Informer, WorkQueue } from '../reconcile/index.ts';
 import { DeviceFilesWriter } from './device-files-writer.ts';
 import { LocaldevLinks } from './localdev-links.ts';
 import type { AgentMetrics } from './metrics.ts';
-import { backoffMs } from './page-server-decision.ts';
 import { RemotedevSupervisor } from './remotedev-supervisor.ts';
+import { watchKeys } from './watch-source.ts';
 
 export interface RemotedevConfig {
   /** Where remotedev-fuse mounts the cluster's devices (`/remotedev`); absent: no mount. */
@@ -69,11 +70,18 @@ export interface DeviceSpace {
   close(): Promise<void>;
 }
 
-/** The liveness part of a node (`heartbeats/<name>` events): its page server endpoint. */
-type Liveness = { pageserver?: PageServerEndpoint | null } | null;
+const sameEndpoint = (a: PageServerEndpoint | null, b: PageServerEndpoint | null): boolean =>
+  a === null || b === null ? a === b : a.address === b.address && a.tls === b.tls;
 
-const sameEndpoint = (a: PageServerEndpoint | undefined, b: PageServerEndpoint): boolean =>
-  a !== undefined && a.address === b.address && a.tls === b.tls;
+/** The device views as `devices/<node>` keys, as the watch brings them. */
+function byNode(devices: DeviceView[]): [string, DeviceView[]][] {
+  const out = new Map<string, DeviceView[]>();
+  for (const d of devices)
+    out.set(`devices/${d.node}`, [...(out.get(`devices/${d.node}`) ?? []), d]);
+  return [...out.entries()];
+}
+
+type FilesKey = 'files' | 'resync';
 
 class DeviceSpaceAgent implements DeviceSpace {
   readonly devicesFile: string;
@@ -83,15 +91,13 @@ class DeviceSpaceAgent implements DeviceSpace {
   readonly #files: DeviceFilesWriter;
   readonly #fuse: RemotedevSupervisor | null;
   readonly #localdev: LocaldevLinks | null;
-  readonly #timers: ReturnType<typeof closableTimers>;
-  readonly #watches: { close(): Promise<void> }[] = [];
+  /** `devices/<node>` -> that node's devices (only this node's without a mount). */
+  readonly #devices: Informer<DeviceView[]>;
+  /** `heartbeats/<node>` -> its liveness; only with a mount (every node's endpoint). */
+  readonly #beats: Informer<NodeLiveness> | null;
+  /** 'files' rewrites the two files from the caches; 'resync' is the periodic pass. */
+  readonly #queue: WorkQueue<FilesKey>;
   #closed = false;
-  #refreshFailures = 0;
-  /**
-   * `devices/` events applied so far: a list or a report answer that was in
-   * flight while one came may be older than it, and must not overwrite it.
-   */
-  #deviceEvents = 0;
   #lastInventory: DeviceInventoryItem[] | undefined;
   #published: string | undefined;
   #publishing = false;
@@ -101,22 +107,9 @@ class DeviceSpaceAgent implements DeviceSpace {
     this.#logger = options.logger.child({ part: 'devices' });
     this.devicesFile = join(options.stateDir, 'pageserver-devices');
     this.treeFile = join(options.stateDir, 'remotedev-tree');
-    this.#timers = closableTimers(() => this.#closed);
-    const { remotedev } = options;
-    this.#fuse = remotedev?.mount
-      ? new RemotedevSupervisor({
-          mountDir: resolve(remotedev.mount),
-          treeFile: this.treeFile,
-          ...(remotedev.binary ? { binary: remotedev.binary } : {}),
-          ...(remotedev.extraArgs ? { extraArgs: remotedev.extraArgs } : {}),
-          ...(options.tls ? { tls: options.tls } : {}),
-          ...(options.metrics ? { metrics: options.metrics } : {}),
-          logger: this.#logger,
-          tree: () => this.#files.tree,
-        })
-      : null;
-    this.#localdev = remotedev?.localdev
-      ? new LocaldevLinks(resolve(remotedev.localdev), this.#logger)
+    this.#fuse = this.#remotedevSupervisor();
+    this.#localdev = options.remotedev?.localdev
+      ? new LocaldevLinks(resolve(options.remotedev.localdev), this.#logger)
       : null;
     this.#files = new DeviceFilesWriter({
       node: options.node,
@@ -127,14 +120,90 @@ class DeviceSpaceAgent implements DeviceSpace {
       onDevicesChanged: () => options.onPageServerDevicesChanged(),
       onTreeChanged: () => this.#fuse?.hup(),
     });
+    this.#queue = new WorkQueue<FilesKey>({
+      name: 'device-files',
+      worker: (key) => (key === 'files' ? this.#writeFiles() : this.#resync()),
+      logger: this.#logger,
+    });
+    this.#devices = this.#deviceInformer();
+    this.#beats = this.#fuse ? this.#liveness() : null;
+  }
+
+  #remotedevSupervisor(): RemotedevSupervisor | null {
+    const { remotedev, tls, metrics } = this.#o;
+    if (!remotedev?.mount) return null;
+    return new RemotedevSupervisor({
+      mountDir: resolve(remotedev.mount),
+      treeFile: this.treeFile,
+      ...(remotedev.binary ? { binary: remotedev.binary } : {}),
+      ...(remotedev.extraArgs ? { extraArgs: remotedev.extraArgs } : {}),
+      ...(tls ? { tls } : {}),
+      ...(metrics ? { metrics } : {}),
+      logger: this.#logger,
+      tree: () => this.#files.tree,
+    });
+  }
+
+  /**
+   * Every node's devices when this machine mounts the tree; else only
+   * `devices/<node>`: an agent without a mount needs no one else's.
+   */
+  #deviceInformer(): Informer<DeviceView[]> {
+    const { client, node } = this.#o;
+    const all = this.#fuse !== null;
+    const prefix = all ? 'devices/' : `devices/${node}`;
+    return new Informer<DeviceView[]>({
+      name: 'devices',
+      source: {
+        list: async () => ({
+          items: byNode(await (all ? client.devices.list() : client.devices.list(node))),
+        }),
+        watch: (from) => watchKeys(client, prefix, (k) => all || k === prefix, from),
+      },
+      onChange: () => this.#queue.add('files'),
+      resyncMs: this.#o.resyncMs,
+      baseDelayMs: 500,
+      logger: this.#logger,
+    });
+  }
+
+  /**
+   * Every node's liveness, for its page server endpoint. A node that the
+   * list no longer names loses its endpoint; one whose heartbeat lapsed keeps
+   * it (its files stay, their I/O fails with EIO).
+   */
+  #liveness(): Informer<NodeLiveness> {
+    const { client } = this.#o;
+    return new Informer<NodeLiveness>({
+      name: 'heartbeats',
+      source: {
+        list: async () => {
+          const nodes = await client.nodes.list();
+          this.#keepEndpointsOf(new Set(nodes.map((n) => n.name)));
+          return { items: nodes.map((n) => [`heartbeats/${n.name}`, n] as const) };
+        },
+        watch: (from) => watchKeys(client, 'heartbeats/', () => true, from),
+      },
+      onChange: () => this.#queue.add('files'),
+      // A heartbeat that only moves lastHeartbeatAt changes nothing here.
+      equals: (a, b) => sameEndpoint(a.pageserver ?? null, b.pageserver ?? null),
+      resyncMs: this.#o.resyncMs,
+      baseDelayMs: 500,
+      logger: this.#logger,
+    });
+  }
+
+  #keepEndpointsOf(names: Set<string>): void {
+    const { endpoints } = this.#files;
+    for (const name of [...endpoints.keys()]) if (!names.has(name)) endpoints.delete(name);
   }
 
   async start(): Promise<void> {
     await mkdir(this.#o.stateDir, { recursive: true });
     await this.#files.init();
-    void this.#follow('devices/');
-    if (this.#fuse) void this.#follow('heartbeats/');
-    this.#timers.later(this.#o.resyncMs, () => this.#resync());
+    this.#devices.start();
+    this.#beats?.start();
+    this.#queue.addAfter('resync', this.#o.resyncMs);
     await this.#fuse?.start();
   }
 
@@ -152,118 +221,47 @@ class DeviceSpaceAgent implements DeviceSpace {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#timers.clear();
-    await Promise.all(this.#watches.map((w) => w.close().catch(() => {})));
+    await Promise.all([this.#devices.close(), this.#beats?.close()]);
+    await this.#queue.close();
     await this.#fuse?.close();
     await this.#localdev?.settled();
   }
 
-  // ---- the control plane's view: a full list, then watch events ----
+  // ---- the control plane's view, from the two caches into the files ----
 
-  async #refresh(why: string): Promise<void> {
-    const { client, node } = this.#o;
-    const all = this.#fuse !== null; // without a mount only this node's own devices matter
-    try {
-      const seen = this.#deviceEvents;
-      const [devices, nodes] = await Promise.all([
-        all ? client.devices.list() : client.devices.list(node),
-        all ? client.nodes.list() : Promise.resolve([]),
-      ]);
-      if (this.#deviceEvents !== seen)
-        return this.#timers.later(0, () => void this.#refresh('raced a watch event'));
-      this.#files.devicesByNode.clear();
-      for (const d of devices) {
-        const list = this.#files.devicesByNode.get(d.node) ?? [];
-        list.push(d);
-        this.#files.devicesByNode.set(d.node, list);
-      }
-      if (all) this.#setEndpoints(nodes);
-      this.#refreshFailures = 0;
-      await this.#files.render();
-    } catch (err) {
-      this.#refreshFailures++;
-      this.#logger.warn({ err, why }, 'cannot read the device space; keeping the last files');
-      this.#timers.later(
-        backoffMs(this.#refreshFailures, 500, 30_000),
-        () => void this.#refresh('retry'),
-      );
+  /** Level based: the files from what the caches hold now (the last known state). */
+  async #writeFiles(): Promise<void> {
+    const { devicesByNode, endpoints } = this.#files;
+    devicesByNode.clear();
+    for (const [key, views] of this.#devices.entries())
+      devicesByNode.set(key.slice('devices/'.length), views);
+    for (const [key, liveness] of this.#beats?.entries() ?? []) {
+      const name = key.slice('heartbeats/'.length);
+      if (liveness.pageserver) endpoints.set(name, liveness.pageserver);
     }
+    await this.#files.render();
   }
 
-  #setEndpoints(nodes: { name: string; pageserver?: PageServerEndpoint | null }[]): void {
-    const { endpoints } = this.#files;
-    const names = new Set(nodes.map((n) => n.name));
-    for (const n of nodes) if (n.pageserver) endpoints.set(n.name, n.pageserver);
-    for (const name of [...endpoints.keys()]) if (!names.has(name)) endpoints.delete(name);
-  }
-
-  /**
-   * `devices/` and `heartbeats/` (every node's endpoint) when this machine
-   * mounts the tree; else only `devices/<node>`: an agent without a mount does
-   * not hear every heartbeat of the cluster.
-   */
-  async #follow(root: 'devices/' | 'heartbeats/', failures = 0): Promise<void> {
-    if (this.#closed) return;
-    const prefix = root === 'devices/' && !this.#fuse ? `${root}${this.#o.node}` : root;
-    const watch = this.#o.client.watch({ prefix, retryForMs: 60_000 });
-    this.#watches.push(watch);
-    try {
-      if (root === 'devices/') await this.#refresh('watch opened');
-      for await (const event of watch) {
-        failures = 0;
-        this.#apply(root, event);
-      }
-    } catch (err) {
-      if (!this.#closed) this.#logger.warn({ err, prefix }, 'a device-space watch ended');
-    }
-    if (this.#closed) return;
-    this.#timers.later(
-      backoffMs(failures + 1, 500, 30_000),
-      () => void this.#follow(root, failures + 1),
-    );
-  }
-
-  #apply(root: 'devices/' | 'heartbeats/', event: ResourceEvent): void {
-    const name = event.key.slice(root.length);
-    if (!this.#fuse && name !== this.#o.node) return;
-    if (root === 'devices/') {
-      this.#deviceEvents++;
-      if (event.type === 'delete' || event.value === null) this.#files.devicesByNode.delete(name);
-      else this.#files.devicesByNode.set(name, event.value as DeviceView[]);
-      void this.#files.render();
-      return;
-    }
-    const endpoint = event.type === 'put' ? (event.value as Liveness)?.pageserver : undefined;
-    if (endpoint && !sameEndpoint(this.#files.endpoints.get(name), endpoint)) {
-      this.#files.endpoints.set(name, endpoint);
-      void this.#files.render();
-    }
-  }
-
-  #resync(): void {
+  /** The periodic pass: resolve host names afresh, publish the inventory again. */
+  async #resync(): Promise<{ requeueAfterMs: number }> {
     this.#files.forgetAddresses();
-    void this.#refresh('resync');
+    this.#queue.add('files');
     if (this.#lastInventory !== undefined) void this.#publish(this.#lastInventory, true);
-    this.#timers.later(this.#o.resyncMs * (0.9 + Math.random() * 0.2), () => this.#resync());
+    return { requeueAfterMs: this.#o.resyncMs * (0.9 + Math.random() * 0.2) };
   }
 
   // ---- this machine's inventory ----
 
+  /** The answer is not applied: the `devices/` watch brings the same change. */
   async #publish(items: DeviceInventoryItem[], force = false): Promise<void> {
     const text = JSON.stringify(items);
     if ((!force && text === this.#published) || this.#publishing || this.#closed) return;
     this.#publishing = true;
     try {
-      const seen = this.#deviceEvents;
-      const views = await this.#o.client.devices.report(this.#o.node, items);
+      await this.#o.client.devices.report(this.#o.node, items);
       if (text !== this.#published)
         this.#logger.info({ devices: items.length }, 'device inventory published');
       this.#published = text;
-      // The watch brings the same change; the answer only saves waiting for it.
-      if (this.#deviceEvents === seen) {
-        this.#files.devicesByNode.set(this.#o.node, views);
-        void this.#files.render();
-      }
     } catch (err) {
       this.#published = undefined;
       this.#logger.warn({ err }, 'cannot publish the device inventory; the next probe retries');
