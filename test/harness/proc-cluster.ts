@@ -180,6 +180,17 @@ export async function startProcCluster(options: {
       },
       60_000,
     );
+    // Placement takes only nodes whose heartbeat is alive: wait for every
+    // node's first beat too (the load report may come first).
+    await until(
+      'every node to be Ready with a live heartbeat',
+      async () => {
+        const nodes = await adminNodes.nodes.list();
+        const live = nodes.filter((n) => n.state === 'Ready' && n.lastHeartbeatAt !== null);
+        return live.length === options.nodes.length || undefined;
+      },
+      60_000,
+    );
   } catch (err) {
     await cluster.destroy();
     throw err;
