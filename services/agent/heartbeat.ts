@@ -1,6 +1,8 @@
 /**
- * Heartbeats: every `heartbeatMs` (±10 % jitter, backing off on errors) the
- * node's fingerprint goes to clusterd with the page server's endpoint. Each
+ * Heartbeats: every `heartbeatMs` (±10 % jitter) the node's fingerprint goes
+ * to clusterd with the page server's endpoint. The loop is one WorkQueue key
+ * (services/reconcile) that requeues itself; a failed beat is retried with
+ * the queue's per-key back-off (250 ms doubling, capped at the period or 30 s). Each
  * answer is the NodeView: its range is desired state for the page-server
  * controller, and an acknowledged beat renews the process supervisor's lease.
  *
@@ -15,11 +17,10 @@
 import type { Logger } from 'pino';
 import type { DeviceInventoryItem, NodeView } from '../api/contracts.ts';
 import type { AmalgamClient } from '../client/index.ts';
-import { closableTimers } from './closable-timers.ts';
+import { WorkQueue } from '../reconcile/index.ts';
 import { type FingerprintEnv, fingerprint } from './fingerprint/index.ts';
 import type { AgentMetrics } from './metrics.ts';
 import type { PageServerController } from './page-server-controller.ts';
-import { backoffMs } from './page-server-decision.ts';
 
 export interface HeartbeatOptions {
   node: string;
@@ -42,23 +43,29 @@ const jitter = (ms: number): number => ms * (0.9 + Math.random() * 0.2);
 
 export class Heartbeat {
   readonly #o: HeartbeatOptions;
-  readonly #timers: ReturnType<typeof closableTimers>;
+  readonly #queue: WorkQueue<'beat'>;
   #closed = false;
   #failures = 0;
   #withholding = false;
 
   constructor(options: HeartbeatOptions) {
     this.#o = options;
-    this.#timers = closableTimers(() => this.#closed);
+    this.#queue = new WorkQueue<'beat'>({
+      name: 'heartbeat',
+      worker: () => this.#beat(),
+      baseDelayMs: 250,
+      maxDelayMs: Math.max(options.heartbeatMs, 30_000),
+      logger: options.logger,
+    });
   }
 
   start(): void {
-    void this.#beat();
+    this.#queue.add('beat');
   }
 
   close(): void {
     this.#closed = true;
-    this.#timers.clear();
+    void this.#queue.close();
   }
 
   /** One extra beat as soon as the page server is up, so clients find it without waiting. */
@@ -76,17 +83,10 @@ export class Heartbeat {
     }
   }
 
-  async #beat(): Promise<void> {
-    const withheld = this.#withhold();
-    if (!withheld) await this.#send();
-    const wait =
-      withheld || this.#failures === 0
-        ? jitter(this.#o.heartbeatMs)
-        : Math.min(
-            jitter(backoffMs(this.#failures, 250, 30_000)),
-            Math.max(this.#o.heartbeatMs, 30_000),
-          );
-    this.#timers.later(wait, () => void this.#beat());
+  /** One beat (unless withheld); the next is due one jittered period later, or after back-off on failure. */
+  async #beat(): Promise<{ requeueAfterMs: number }> {
+    if (!this.#withhold()) await this.#send();
+    return { requeueAfterMs: jitter(this.#o.heartbeatMs) };
   }
 
   /** Whether to withhold this beat (the page server cannot be restarted); logs each change. */
@@ -128,6 +128,7 @@ export class Heartbeat {
       metrics.heartbeat('error');
       this.#failures++;
       logger.warn({ err, failures: this.#failures }, 'heartbeat failed');
+      throw err; // the queue retries with back-off
     }
   }
 }
