@@ -14,6 +14,7 @@ import {
   netmemRoutes,
 } from '../../services/client/netmem-routes.ts';
 import { NATIVE_DIR, pageServerBinary } from '../harness/native.ts';
+import { patient } from '../harness/patience.ts';
 
 export const BUILD = join(NATIVE_DIR, 'build');
 export const NETMEM_RUN = join(BUILD, 'netmem-run');
@@ -98,7 +99,8 @@ export interface RunResult {
 /**
  * Runs a program to completion. When it prints `ready`, `onReady` runs, then
  * `go` is written to its stdin. A guard kills it after `guardMs` (the test
- * then fails on the signal): nothing hangs the suite.
+ * then fails on the signal): nothing hangs the suite. The guard is a hang
+ * guard, scaled by the machine's load (patient()).
  */
 export function runProgram(
   file: string,
@@ -136,7 +138,7 @@ export function runProgram(
       );
     }
   });
-  const guard = setTimeout(() => child.kill('SIGKILL'), options.guardMs ?? 120_000);
+  const guard = setTimeout(() => child.kill('SIGKILL'), patient(options.guardMs ?? 120_000));
   return new Promise((resolve) => {
     child.once('close', (code, signal) => {
       clearTimeout(guard);
