@@ -17,6 +17,7 @@ import { type ClusterdReplicas, startClusterdReplicas } from './clusterd.ts';
 import { tailFile } from './etcd-cluster.ts';
 import { pageServerBinary } from './native.ts';
 import { joinNode } from './node.ts';
+import { patient } from './patience.ts';
 import {
   findSetpriv,
   installHandlers,
@@ -59,7 +60,8 @@ export async function startProcCluster(options: {
   leaseSeconds?: number;
   processes?: Record<string, unknown>;
 }): Promise<ProcCluster> {
-  const grace = options.nodeGraceSeconds ?? 3;
+  // A grace that a loaded machine's heartbeats can keep (tests about NotReady set their own).
+  const grace = options.nodeGraceSeconds ?? Math.max(3, Math.round(patient(3000) / 1000));
   const cd = await startClusterdReplicas({
     count: 1,
     store: { backend: 'embedded' },

@@ -53,13 +53,21 @@ const { admin, names } = cluster;
 t.test(`${MIGRATIONS} migrations under agent SIGKILL and SIGSTOP (seed ${seed})`, async (t) => {
   const cpids: number[] = [];
   for (let i = 0; i < PROCS; i++) {
-    const p = await admin.create({
-      command: process.execPath,
-      // Mostly idle (20 ms of work, 180 ms of rest): 2 cores also run 3 agents and clusterd,
-      // whose heartbeats must keep their 3 s leases.
-      args: [COUNTER_FIXTURE, '--unit', '50000', '--sleep', '180'],
-      migratable: i % 3 === 2 ? 'restart' : 'checkpoint',
-    });
+    // NO_PLACEMENT is retryable: on a loaded machine a node can miss its 3 s grace for a moment.
+    const p = await until(`process ${i} to be placed`, () =>
+      admin
+        .create({
+          command: process.execPath,
+          // Mostly idle (20 ms of work, 180 ms of rest): 2 cores also run 3 agents and clusterd,
+          // whose heartbeats must keep their 3 s leases.
+          args: [COUNTER_FIXTURE, '--unit', '50000', '--sleep', '180'],
+          migratable: i % 3 === 2 ? 'restart' : 'checkpoint',
+        })
+        .catch((e: unknown) => {
+          if ((e as { code?: string }).code === 'NO_PLACEMENT') return undefined;
+          throw e;
+        }),
+    );
     cpids.push(p.cpid);
   }
   const settled = (what: string) =>
