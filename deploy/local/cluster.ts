@@ -59,6 +59,8 @@ const MARKER = 'AMALGAM_LOCAL_CLUSTER';
 
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
+/** etcd's plain-http listener for /metrics and /health only (no keys): Prometheus scrapes it. */
+export const ETCD_METRICS_PORT = 2381;
 export const CLUSTERD_PORT = 6443;
 export const AGENT_METRICS_PORT = 9464;
 export const PAGESERVER_PORT = 7070;
@@ -219,9 +221,27 @@ function sleep(ms: number): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // HTTP probes (from the host, through the bridge)
 
+/** The etcd CA and clusterd's etcd client certificate: etcd answers nobody without one. */
+export interface EtcdClientPem {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** The admin home's etcd client credential (`clusteradm init --store etcd` wrote it). */
+export function etcdClientPem(state: ClusterState): EtcdClientPem {
+  const dir = join(state.adminHome, 'pki', 'etcd');
+  const read = (f: string) => readFileSync(join(dir, f), 'utf8');
+  return {
+    ca: read('ca.crt'),
+    cert: read('clusterd-client.crt'),
+    key: read('clusterd-client.key'),
+  };
+}
+
 function httpGet(
   url: string,
-  ca?: string,
+  ca?: string | EtcdClientPem,
   timeoutMs = 2_000,
   body?: string,
 ): Promise<{ status: number; body: string }> {
@@ -233,7 +253,7 @@ function httpGet(
         method: body === undefined ? 'GET' : 'POST',
         agent: false,
         timeout: timeoutMs,
-        ...(ca ? { ca } : {}),
+        ...(typeof ca === 'string' ? { ca } : (ca ?? {})),
         headers: body === undefined ? {} : { 'content-type': 'application/json' },
       },
       (res) => {
@@ -281,9 +301,10 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-export async function etcdHealthy(ip: string): Promise<boolean> {
+export async function etcdHealthy(state: ClusterState, ip: string): Promise<boolean> {
   try {
-    const r = await httpGet(`http://${ip}:${ETCD_CLIENT_PORT}/health`, undefined, 1_500);
+    const pem = etcdClientPem(state);
+    const r = await httpGet(`https://${ip}:${ETCD_CLIENT_PORT}/health`, pem, 1_500);
     return r.status === 200 && (JSON.parse(r.body) as { health?: string }).health === 'true';
   } catch {
     return false;
@@ -292,12 +313,13 @@ export async function etcdHealthy(ip: string): Promise<boolean> {
 
 /** etcd's maintenance status of the member at `ip` (its id, and the leader it sees). */
 export async function etcdStatus(
+  state: ClusterState,
   ip: string,
 ): Promise<{ memberId: string; leader: string } | undefined> {
   try {
     const r = await httpGet(
-      `http://${ip}:${ETCD_CLIENT_PORT}/v3/maintenance/status`,
-      undefined,
+      `https://${ip}:${ETCD_CLIENT_PORT}/v3/maintenance/status`,
+      etcdClientPem(state),
       1_000,
       '{}',
     );
@@ -311,11 +333,12 @@ export async function etcdStatus(
 }
 
 export async function etcdMembers(
+  state: ClusterState,
   ip: string,
 ): Promise<{ ID: string; name: string; peerURLs: string[] }[]> {
   const r = await httpGet(
-    `http://${ip}:${ETCD_CLIENT_PORT}/v3/cluster/member/list`,
-    undefined,
+    `https://${ip}:${ETCD_CLIENT_PORT}/v3/cluster/member/list`,
+    etcdClientPem(state),
     2_000,
     '{}',
   );
@@ -374,7 +397,8 @@ function etcdFlagsFromEnvironment(text: string): string[] {
 
 /**
  * The control plane, machine by machine, as an operator builds it:
- *  - c0: a one-member etcd, `clusteradm init --store etcd --no-start`, clusterd;
+ *  - c0: `clusteradm init --store etcd --no-start` (the CAs, c0's etcd certificates and
+ *    etcd.env of a new one-member etcd), that etcd (https only, client certificates), clusterd;
  *  - each next machine: `clusteradm join --control-plane --no-start` inside its namespace (etcd
  *    `member add`, etcd.env, a server certificate, clusterd.json), then its etcd (flags from
  *    etcd.env, `--initial-cluster-state existing`) and its clusterd;
@@ -394,38 +418,8 @@ async function startControlPlane(state: ClusterState, timeoutMs: number): Promis
     '--log-outputs',
     'stderr',
   ];
-  const firstPeer = `http://${first.ip}:${ETCD_PEER_PORT}`;
-  startDaemon(state, first, 'etcd', [
-    'etcd',
-    '--name',
-    first.name,
-    '--data-dir',
-    join(first.dir, 'etcd'),
-    '--listen-client-urls',
-    `http://${first.ip}:${ETCD_CLIENT_PORT},http://127.0.0.1:${ETCD_CLIENT_PORT}`,
-    '--advertise-client-urls',
-    `http://${first.ip}:${ETCD_CLIENT_PORT}`,
-    '--listen-peer-urls',
-    firstPeer,
-    '--initial-advertise-peer-urls',
-    firstPeer,
-    '--initial-cluster',
-    `${first.name}=${firstPeer}`,
-    '--initial-cluster-state',
-    'new',
-    '--initial-cluster-token',
-    `amalgam-${state.id}`,
-    ...timing,
-  ]);
-  await waitFor(
-    `etcd on ${first.name}`,
-    () => etcdHealthy(first.ip),
-    timeoutMs,
-    () => tail(join(first.dir, 'etcd.log')),
-  );
-
-  // `clusteradm init` on c0, as its operator would run it (files only; we supervise clusterd).
-  const firstEndpoint = `http://${first.ip}:${ETCD_CLIENT_PORT}`;
+  // `clusteradm init` on c0, as its operator would run it (files only; we supervise the daemons):
+  // the cluster CA, the etcd CA and c0's etcd certificates, etcd.env for a new one-member etcd.
   const out = await clusteradm(state, first.ns, [
     'init',
     '--home',
@@ -438,12 +432,24 @@ async function startControlPlane(state: ClusterState, timeoutMs: number): Promis
     first.ip,
     '--store',
     'etcd',
+    '--etcd-name',
+    first.name,
     '--etcd-endpoints',
-    firstEndpoint,
+    `https://${first.ip}:${ETCD_CLIENT_PORT}`,
     '--no-start',
     '-o',
     'json',
   ]);
+  const firstFlags = etcdFlagsFromEnvironment(
+    readFileSync(join(state.adminHome, 'etcd.env'), 'utf8'),
+  );
+  startDaemon(state, first, 'etcd', ['etcd', ...firstFlags, ...timing]);
+  await waitFor(
+    `etcd on ${first.name}`,
+    () => etcdHealthy(state, first.ip),
+    timeoutMs,
+    () => tail(join(first.dir, 'etcd.log')),
+  );
   state.caCertHash = (JSON.parse(out) as { caCertHash: string }).caCertHash;
   const configFile = (m: MachineState) =>
     m === first ? join(state.adminHome, 'clusterd.json') : join(m.dir, 'home', 'clusterd.json');
@@ -487,7 +493,7 @@ async function startControlPlane(state: ClusterState, timeoutMs: number): Promis
       '--advertise-address',
       m.ip,
       '--etcd-endpoints',
-      members.map((x) => `http://${x.ip}:${ETCD_CLIENT_PORT}`).join(','),
+      members.map((x) => `https://${x.ip}:${ETCD_CLIENT_PORT}`).join(','),
       '--name',
       m.name,
       '--home',
@@ -500,7 +506,7 @@ async function startControlPlane(state: ClusterState, timeoutMs: number): Promis
     startDaemon(state, m, 'etcd', ['etcd', ...flags, ...timing]);
     await waitFor(
       `etcd on ${m.name}`,
-      () => etcdHealthy(m.ip),
+      () => etcdHealthy(state, m.ip),
       timeoutMs,
       () => tail(join(m.dir, 'etcd.log')),
     );
@@ -512,7 +518,7 @@ async function startControlPlane(state: ClusterState, timeoutMs: number): Promis
   }
   if (control.length > 1) {
     editConfig(first, (c) => {
-      c.store = { backend: 'etcd', endpoints: state.etcdEndpoints };
+      c.store = { ...(c.store as object), backend: 'etcd', endpoints: state.etcdEndpoints };
     });
     await kill(state, first.name, 'clusterd', 'SIGTERM');
     await startClusterd(first);
@@ -615,7 +621,7 @@ export async function up(options: CreateOptions): Promise<ClusterState> {
     adminHome: join(stateDir, 'admin'),
     caCertHash: '',
     controlUrls: control.map((m) => `https://${m.ip}:${CLUSTERD_PORT}`),
-    etcdEndpoints: control.map((m) => `http://${m.ip}:${ETCD_CLIENT_PORT}`),
+    etcdEndpoints: control.map((m) => `https://${m.ip}:${ETCD_CLIENT_PORT}`),
     options: { ...upOptions },
   };
   saveState(state);

@@ -9,7 +9,7 @@ import {
   AGENT_METRICS_PORT,
   CLUSTERD_PORT,
   type ClusterState,
-  ETCD_CLIENT_PORT,
+  ETCD_METRICS_PORT,
   REPO,
 } from './cluster.ts';
 
@@ -57,7 +57,7 @@ export function writePrometheusDir(
   writeFileSync(
     join(dir, 'targets/etcd.json'),
     targets(
-      control.map((m) => `${m.ip}:${ETCD_CLIENT_PORT}`),
+      control.map((m) => `${m.ip}:${ETCD_METRICS_PORT}`),
       (i) => ({ machine: control[i]?.name ?? '' }),
     ),
   );

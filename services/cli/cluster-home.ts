@@ -5,6 +5,9 @@
  *   <home>/pki/admin.crt admin.key      the admin client credential
  *   <home>/pki/clusterd.crt .key        clusterd's server certificate, followed by ca.crt
  *                                       (joining machines read the CA from the handshake)
+ *   <home>/pki/etcd/, etcd.env, etcd/    with --store etcd: the etcd CA, this machine's etcd
+ *                                       certificates and clusterd's etcd client certificate,
+ *                                       the first member's flags and data (etcd-files.ts)
  *   <home>/clusterd.json                clusterd's configuration
  *   <home>/admin.json                   clusteradm's configuration
  *   <home>/data/                        the embedded store
@@ -18,11 +21,14 @@ import { join } from 'node:path';
 import {
   caCertHash,
   createClusterCa,
+  createEtcdCa,
   createKeyAndCsr,
   issueAdminCredential,
   signCsr,
 } from '../pki/index.ts';
 import type { AdminConfig } from './config.ts';
+import { etcdPaths, etcdStoreTls, writeEtcdPki } from './etcd-files.ts';
+import { etcdUrls, writeEtcdEnvironment } from './etcd-member.ts';
 import { ensureDir, PRIVATE, PUBLIC, writeFileAtomic, writeJson } from './files.ts';
 
 export interface ClusterHome {
@@ -62,9 +68,12 @@ export function clusterHome(home: string): ClusterHome {
 
 /** What `init` owns in a home; `--force` removes exactly these, never the directory itself. */
 function ownedEntries(layout: ClusterHome): string[] {
+  const etcd = etcdPaths(layout.home);
   return [
     layout.pki,
     layout.dataDir,
+    etcd.env,
+    etcd.dataDir,
     layout.clusterdConfig,
     layout.adminConfig,
     layout.log,
@@ -92,7 +101,7 @@ export async function clearHome(layout: ClusterHome): Promise<void> {
 
 export type StoreConfig =
   | { backend: 'embedded'; dataDir: string }
-  | { backend: 'etcd'; endpoints: string[] };
+  | { backend: 'etcd'; endpoints: string[]; tls: { ca: string; cert: string; key: string } };
 
 /** clusterd's `--config` file. */
 export interface ClusterdConfig {
@@ -108,7 +117,8 @@ export interface InitSpec {
   listen: { host: string; port: number };
   /** The IP that other machines (and the admin configuration) reach clusterd at. */
   advertiseAddress: string;
-  store: { backend: 'embedded' } | { backend: 'etcd'; endpoints: string[] };
+  /** etcd: the endpoints clusterd uses, and the name of the member on this machine. */
+  store: { backend: 'embedded' } | { backend: 'etcd'; endpoints: string[]; memberName: string };
   hostname: string;
 }
 
@@ -175,8 +185,14 @@ export async function createClusterHome(layout: ClusterHome, spec: InitSpec): Pr
     store:
       spec.store.backend === 'embedded'
         ? { backend: 'embedded', dataDir: layout.dataDir }
-        : { backend: 'etcd', endpoints: spec.store.endpoints },
+        : {
+            backend: 'etcd',
+            endpoints: spec.store.endpoints,
+            tls: etcdStoreTls(etcdPaths(layout.home)),
+          },
   };
+  if (spec.store.backend === 'etcd')
+    await createFirstEtcdMember(layout, spec, spec.store.memberName);
   await writeJson(layout.clusterdConfig, clusterdConfig, PRIVATE);
 
   const url = `https://${urlHost(spec.advertiseAddress)}:${spec.listen.port}`;
@@ -188,4 +204,29 @@ export async function createClusterHome(layout: ClusterHome, spec: InitSpec): Pr
   };
   await writeJson(layout.adminConfig, adminConfig, PRIVATE);
   return { caCertHash: caCertHash(ca.certPem), server: url, adminConfig, clusterdConfig };
+}
+
+/**
+ * `init --store etcd`: the etcd CA, this machine's etcd certificates and clusterd's client
+ * certificate, and `<home>/etcd.env` for the first member of a new etcd cluster
+ * (`ETCD_INITIAL_CLUSTER_STATE=new`; later members come with `join --control-plane`).
+ */
+async function createFirstEtcdMember(
+  layout: ClusterHome,
+  spec: InitSpec,
+  name: string,
+): Promise<void> {
+  const paths = etcdPaths(layout.home);
+  const member = { name, address: spec.advertiseAddress, hostname: spec.hostname };
+  await writeEtcdPki(paths, await createEtcdCa(), member);
+  await writeEtcdEnvironment(
+    {
+      ...member,
+      dataDir: paths.dataDir,
+      cluster: `${name}=${etcdUrls(spec.advertiseAddress).peer}`,
+      state: 'new',
+      token: `amalgam-${spec.clusterName}`,
+    },
+    paths,
+  );
 }

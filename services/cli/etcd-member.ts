@@ -1,18 +1,30 @@
 /**
- * The etcd side of `clusteradm join --control-plane`: `member add` through
- * etcd's own v3 JSON gateway (etcd is the store, not the public API, so this
- * does not go through services/client), the environment file etcd starts
- * from, and starting the member and waiting until it is healthy.
+ * The etcd side of `clusteradm init --store etcd` and `join --control-plane`:
+ * `member add` through etcd's own v3 JSON gateway (etcd is the store, not the
+ * public API, so this does not go through services/client), the environment
+ * file etcd starts from, and starting the member and waiting until it is
+ * healthy. etcd speaks https only and asks every client and peer for a
+ * certificate of the etcd CA (etcd-files.ts): clusteradm presents clusterd's.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { isIP } from 'node:net';
 import { join as joinPath } from 'node:path';
-import { urlHost } from './cluster-home.ts';
 import { CliError } from './errors.ts';
+import type { EtcdClientPem, EtcdPaths } from './etcd-files.ts';
+import { PUBLIC, writeFileAtomic } from './files.ts';
 
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
+/** Plain http, /metrics and /health only (no keys): what Prometheus scrapes. */
+export const ETCD_METRICS_PORT = 2381;
+
+/** An address as a URL's host (IPv6 in brackets); cluster-home.ts's urlHost, without the cycle. */
+function urlHost(address: string): string {
+  return isIP(address) === 6 ? `[${address}]` : address;
+}
 
 interface EtcdMember {
   ID: string;
@@ -21,18 +33,45 @@ interface EtcdMember {
   clientURLs?: string[];
 }
 
-async function etcdCall(
+/** One call to etcd's JSON gateway over https, presenting the client certificate. */
+export function etcdCall(
   endpoint: string,
   path: string,
   body: unknown,
+  pem: EtcdClientPem,
+  timeoutMs = 10_000,
 ): Promise<{ status: number; json: Record<string, unknown> }> {
-  const r = await fetch(`${endpoint.replace(/\/$/, '')}${path}`, {
-    method: 'POST',
-    body: JSON.stringify(body),
-    headers: { 'content-type': 'application/json' },
-    signal: AbortSignal.timeout(10_000),
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${endpoint.replace(/\/$/, '')}${path}`,
+      {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { 'content-type': 'application/json' },
+        agent: false,
+        ca: pem.ca,
+        cert: pem.cert,
+        key: pem.key,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+        });
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) });
+          } catch (err) {
+            reject(err);
+          }
+        });
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
-  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
 }
 
 /**
@@ -43,16 +82,22 @@ export async function addEtcdMember(
   endpoints: string[],
   peerUrl: string,
   timeoutMs: number,
+  pem: EtcdClientPem,
 ): Promise<EtcdMember[]> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
     for (const endpoint of endpoints) {
       try {
-        const list = await etcdCall(endpoint, '/v3/cluster/member/list', {});
+        const list = await etcdCall(endpoint, '/v3/cluster/member/list', {}, pem);
         const members = (list.json.members ?? []) as EtcdMember[];
         if (members.some((m) => m.peerURLs?.includes(peerUrl))) return members;
-        const added = await etcdCall(endpoint, '/v3/cluster/member/add', { peerURLs: [peerUrl] });
+        const added = await etcdCall(
+          endpoint,
+          '/v3/cluster/member/add',
+          { peerURLs: [peerUrl] },
+          pem,
+        );
         if (added.status === 200) return (added.json.members ?? []) as EtcdMember[];
         // "unhealthy cluster": the last member added has not been up long enough yet.
         last = `${endpoint}: ${String(added.json.message ?? added.status)}`;
@@ -79,24 +124,64 @@ export function initialCluster(members: EtcdMember[], name: string, peerUrl: str
     .join(',');
 }
 
-/** The environment file etcd reads its flags from (systemd `EnvironmentFile=`). */
-export function etcdEnvironment(
-  name: string,
-  address: string,
-  dataDir: string,
-  cluster: string,
-): Record<string, string> {
+/** This member's client and peer URLs (https only). */
+export function etcdUrls(address: string): { client: string; peer: string; metrics: string } {
   const host = urlHost(address);
   return {
-    ETCD_NAME: name,
-    ETCD_DATA_DIR: dataDir,
-    ETCD_LISTEN_CLIENT_URLS: `http://${host}:${ETCD_CLIENT_PORT},http://127.0.0.1:${ETCD_CLIENT_PORT}`,
-    ETCD_ADVERTISE_CLIENT_URLS: `http://${host}:${ETCD_CLIENT_PORT}`,
-    ETCD_LISTEN_PEER_URLS: `http://${host}:${ETCD_PEER_PORT}`,
-    ETCD_INITIAL_ADVERTISE_PEER_URLS: `http://${host}:${ETCD_PEER_PORT}`,
-    ETCD_INITIAL_CLUSTER: cluster,
-    ETCD_INITIAL_CLUSTER_STATE: 'existing',
+    client: `https://${host}:${ETCD_CLIENT_PORT}`,
+    peer: `https://${host}:${ETCD_PEER_PORT}`,
+    metrics: `http://${host}:${ETCD_METRICS_PORT}`,
   };
+}
+
+export interface EtcdMemberSpec {
+  name: string;
+  address: string;
+  dataDir: string;
+  /** `--initial-cluster`: `name=peerURL,...`. */
+  cluster: string;
+  /** `new` for the first member (`clusteradm init`), `existing` after `member add`. */
+  state: 'new' | 'existing';
+  /** `--initial-cluster-token`, for a new cluster. */
+  token?: string;
+}
+
+/**
+ * The environment file etcd reads its flags from (systemd `EnvironmentFile=`): clients and peers
+ * on https only, each asked for a certificate of the etcd CA (`--client-cert-auth`,
+ * `--peer-client-cert-auth`); /metrics and /health alone on plain http.
+ */
+export function etcdEnvironment(spec: EtcdMemberSpec, pki: EtcdPaths): Record<string, string> {
+  const urls = etcdUrls(spec.address);
+  return {
+    ETCD_NAME: spec.name,
+    ETCD_DATA_DIR: spec.dataDir,
+    ETCD_LISTEN_CLIENT_URLS: `${urls.client},https://127.0.0.1:${ETCD_CLIENT_PORT}`,
+    ETCD_ADVERTISE_CLIENT_URLS: urls.client,
+    ETCD_LISTEN_PEER_URLS: urls.peer,
+    ETCD_INITIAL_ADVERTISE_PEER_URLS: urls.peer,
+    ETCD_LISTEN_METRICS_URLS: urls.metrics,
+    ETCD_INITIAL_CLUSTER: spec.cluster,
+    ETCD_INITIAL_CLUSTER_STATE: spec.state,
+    ...(spec.token ? { ETCD_INITIAL_CLUSTER_TOKEN: spec.token } : {}),
+    ETCD_CERT_FILE: pki.serverCert,
+    ETCD_KEY_FILE: pki.serverKey,
+    ETCD_CLIENT_CERT_AUTH: 'true',
+    ETCD_TRUSTED_CA_FILE: pki.caCert,
+    ETCD_PEER_CERT_FILE: pki.peerCert,
+    ETCD_PEER_KEY_FILE: pki.peerKey,
+    ETCD_PEER_CLIENT_CERT_AUTH: 'true',
+    ETCD_PEER_TRUSTED_CA_FILE: pki.caCert,
+  };
+}
+
+/** `<pki.env>` written from `etcdEnvironment`; its path. */
+export async function writeEtcdEnvironment(spec: EtcdMemberSpec, pki: EtcdPaths): Promise<string> {
+  const text = Object.entries(etcdEnvironment(spec, pki))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n');
+  await writeFileAtomic(pki.env, `${text}\n`, PUBLIC);
+  return pki.env;
 }
 
 export function parseEnvironmentFile(text: string): Record<string, string> {
@@ -108,10 +193,10 @@ export function parseEnvironmentFile(text: string): Record<string, string> {
   return env;
 }
 
-async function etcdHealthy(url: string): Promise<boolean> {
+async function etcdHealthy(url: string, pem: EtcdClientPem): Promise<boolean> {
   try {
-    const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) });
-    return ((await r.json()) as { health?: string }).health === 'true';
+    const r = await etcdCall(url, '/health', undefined, pem, 2_000);
+    return r.json.health === 'true';
   } catch {
     return false;
   }
@@ -134,15 +219,16 @@ export async function spawnEtcd(home: string, envFile: string): Promise<number |
   }
 }
 
-/** Waits until etcd at `host` says it is healthy. */
+/** Waits until etcd at `address` says it is healthy. */
 export async function waitForEtcd(
-  host: string,
+  address: string,
   name: string,
   home: string,
   timeoutMs: number,
+  pem: EtcdClientPem,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await etcdHealthy(`http://${host}:${ETCD_CLIENT_PORT}`))) {
+  while (!(await etcdHealthy(etcdUrls(address).client, pem))) {
     if (Date.now() > deadline) {
       throw new CliError(
         'ETCD_MEMBER_ADD_FAILED',

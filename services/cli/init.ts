@@ -27,6 +27,8 @@ import { resolveHome } from './config.ts';
 import { type CliContext, defineCommand } from './context.ts';
 import { runningPid } from './daemon-process.ts';
 import { CliError, usageError } from './errors.ts';
+import { etcdPaths } from './etcd-files.ts';
+import { spawnEtcd, waitForEtcd } from './etcd-member.ts';
 import { joinCommand } from './join-command.ts';
 import { type OutputFormat, outputOption, toJson } from './output.ts';
 import { parseDuration } from './units.ts';
@@ -38,6 +40,7 @@ interface Options {
   advertiseAddress?: string;
   store: 'embedded' | 'etcd';
   etcdEndpoints?: string[];
+  etcdName?: string;
   start: boolean;
   force?: boolean;
   waitTimeout: number;
@@ -73,8 +76,10 @@ function parseEndpoints(text: string): string[] {
     .map((s) => s.trim())
     .filter((s) => s !== '');
   for (const url of urls) {
-    if (!/^https?:\/\/[^/]+/.test(url)) {
-      throw new InvalidArgumentError(`not an etcd client URL: ${JSON.stringify(url)}`);
+    if (!/^https:\/\/[^/]+/.test(url)) {
+      throw new InvalidArgumentError(
+        `not an https:// etcd client URL: ${JSON.stringify(url)} (etcd serves clients over TLS only)`,
+      );
     }
   }
   if (urls.length === 0) throw new InvalidArgumentError('at least one URL is required');
@@ -132,10 +137,14 @@ async function makeRoom(
 
 /** What the cluster home is made from: the options, this machine's name and addresses. */
 export function initSpec(
-  options: Pick<Options, 'name' | 'listen' | 'advertiseAddress' | 'store' | 'etcdEndpoints'>,
+  options: Pick<
+    Options,
+    'name' | 'listen' | 'advertiseAddress' | 'store' | 'etcdEndpoints' | 'etcdName'
+  >,
   hostname: string,
   interfaces: ReturnType<typeof networkInterfaces>,
 ): InitSpec {
+  const label = hostname.toLowerCase().split('.')[0] ?? '';
   return {
     clusterName: options.name,
     listen: options.listen,
@@ -143,10 +152,32 @@ export function initSpec(
       options.advertiseAddress ?? defaultAdvertiseAddress(options.listen.host, interfaces),
     store:
       options.store === 'etcd'
-        ? { backend: 'etcd', endpoints: options.etcdEndpoints as string[] }
+        ? {
+            backend: 'etcd',
+            endpoints: options.etcdEndpoints as string[],
+            memberName: options.etcdName ?? (isValidNodeName(label) ? label : 'etcd0'),
+          }
         : { backend: 'embedded' },
     hostname,
   };
+}
+
+/** The first etcd member, from the `<home>/etcd.env` init wrote; waits until it is healthy. */
+async function startFirstEtcd(
+  layout: ClusterHome,
+  spec: InitSpec,
+  options: Options,
+  progress: (line: string) => void,
+): Promise<void> {
+  const paths = etcdPaths(layout.home);
+  const pid = await spawnEtcd(layout.home, paths.env);
+  progress(`started etcd (pid ${pid}) from ${paths.env}; waiting for it to be healthy`);
+  const [ca, cert, key] = await Promise.all(
+    [paths.caCert, paths.clientCert, paths.clientKey].map((f) => readFile(f, 'utf8')),
+  );
+  const pem = { ca: ca as string, cert: cert as string, key: key as string };
+  const name = spec.store.backend === 'etcd' ? spec.store.memberName : 'etcd';
+  await waitForEtcd(spec.advertiseAddress, name, layout.home, options.waitTimeout * 1000, pem);
 }
 
 /** A client with the admin credential just written. */
@@ -255,8 +286,13 @@ export const init = defineCommand<Options>({
       )
       .option(
         '--etcd-endpoints <urls>',
-        'comma-separated etcd client URLs (with --store etcd)',
+        'comma-separated https:// etcd client URLs (with --store etcd)',
         parseEndpoints,
+      )
+      .option(
+        '--etcd-name <name>',
+        "with --store etcd: this machine's etcd member name (default: the host name)",
+        parseClusterName,
       )
       .option('--no-start', 'write the files but do not start clusterd')
       .option('--force', 'replace a cluster this home already holds (its data is deleted)')
@@ -282,6 +318,7 @@ export const init = defineCommand<Options>({
       printConfigured(context, options.output, configured);
       return;
     }
+    if (spec.store.backend === 'etcd') await startFirstEtcd(layout, spec, options, progress);
     progress(
       `starting clusterd on ${urlHost(spec.listen.host)}:${spec.listen.port}, log ${layout.log}`,
     );

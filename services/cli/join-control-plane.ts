@@ -5,12 +5,15 @@
  *  1. The server's CA is pinned by `--ca-cert-hash` (as for a node join), and the CA in
  *     `--pki-dir` (ca.crt and ca.key, copied from the first control machine's `<home>/pki`, as
  *     kubeadm's manual certificate distribution) must be that same CA: clusterd signs node
- *     certificates with its key.
+ *     certificates with its key. `--pki-dir` also holds the etcd CA (etcd/ca.crt, etcd/ca.key):
+ *     this machine issues its own etcd server, peer and clusterd client certificates with it,
+ *     and etcd (https only, client certificates required) refuses a CA that is not its own.
  *  2. etcd grows by one: `member add` with this machine's peer URL on the existing members
  *     (retried while etcd says the cluster is not ready for one more), never a second cluster.
  *  3. `<home>/etcd.env` (the `EnvironmentFile` of deploy/systemd/amalgam-etcd.service:
- *     `ETCD_INITIAL_CLUSTER_STATE=existing` and every member so far), a server certificate for
- *     `--advertise-address`, and `<home>/clusterd.json` on every etcd member.
+ *     `ETCD_INITIAL_CLUSTER_STATE=existing`, every member so far, the TLS files), a server
+ *     certificate for `--advertise-address`, and `<home>/clusterd.json` on every etcd member
+ *     (https endpoints and `store.tls`).
  *  4. Unless `--no-start`: etcd and clusterd are started detached and waited for.
  * Re-running it after a failure is safe: a member already added with this peer URL is reused.
  */
@@ -32,13 +35,20 @@ import { startClusterd, waitUntilReady } from './clusterd-process.ts';
 import type { CliContext } from './context.ts';
 import { CliError, usageError } from './errors.ts';
 import {
+  type EtcdClientPem,
+  type EtcdPaths,
+  etcdPaths,
+  etcdStoreTls,
+  readEtcdCa,
+  writeEtcdPki,
+} from './etcd-files.ts';
+import {
   addEtcdMember,
-  ETCD_CLIENT_PORT,
-  ETCD_PEER_PORT,
-  etcdEnvironment,
+  etcdUrls,
   initialCluster,
   spawnEtcd,
   waitForEtcd,
+  writeEtcdEnvironment,
 } from './etcd-member.ts';
 import { ensureDir, PRIVATE, PUBLIC, writeFileAtomic, writeJson } from './files.ts';
 import { parseListen } from './init.ts';
@@ -71,8 +81,10 @@ function parseEndpoints(text: string): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  if (urls.length === 0 || !urls.every((u) => /^https?:\/\/[^/\s]+\/?$/.test(u))) {
-    throw new InvalidArgumentError('comma-separated etcd client URLs are required');
+  if (urls.length === 0 || !urls.every((u) => /^https:\/\/[^/\s]+\/?$/.test(u))) {
+    throw new InvalidArgumentError(
+      'comma-separated https:// etcd client URLs are required (etcd serves clients over TLS only)',
+    );
   }
   return urls;
 }
@@ -83,7 +95,10 @@ export function controlPlaneOptions(command: Command): void {
       '--control-plane',
       'join as one more control-plane machine (etcd member + clusterd) instead of as a node',
     )
-    .option('--pki-dir <dir>', 'with --control-plane: ca.crt and ca.key of the cluster CA')
+    .option(
+      '--pki-dir <dir>',
+      'with --control-plane: ca.crt and ca.key of the cluster CA, etcd/ca.crt and etcd/ca.key of the etcd CA',
+    )
     .option(
       '--advertise-address <ip>',
       "with --control-plane: this machine's address for etcd peers and clients",
@@ -169,21 +184,6 @@ async function askClusterInfo(server: string, ca: string, pair: CaPair): Promise
   }
 }
 
-/** `<home>/etcd.env`: this member's flags, and every member so far. */
-async function writeEtcdEnvironment(
-  layout: ClusterHome,
-  o: ControlPlaneJoinOptions,
-  cluster: string,
-): Promise<string> {
-  const envFile = joinPath(layout.home, 'etcd.env');
-  const env = etcdEnvironment(o.name, o.advertiseAddress, joinPath(layout.home, 'etcd'), cluster);
-  const text = Object.entries(env)
-    .map(([k, v]) => `${k}=${v}`)
-    .join('\n');
-  await writeFileAtomic(envFile, `${text}\n`, PUBLIC);
-  return envFile;
-}
-
 /** The CA, and a server certificate of clusterd for this machine's address. */
 async function writeServerCredential(
   layout: ClusterHome,
@@ -216,8 +216,7 @@ function clusterdConfigFor(
   o: ControlPlaneJoinOptions,
   clusterName: string,
 ): ClusterdConfig {
-  const host = urlHost(o.advertiseAddress);
-  const endpoints = [...new Set([...o.etcdEndpoints, `http://${host}:${ETCD_CLIENT_PORT}`])];
+  const endpoints = [...new Set([...o.etcdEndpoints, etcdUrls(o.advertiseAddress).client])];
   return {
     clusterName,
     listen: o.listen,
@@ -227,7 +226,7 @@ function clusterdConfigFor(
       caFile: layout.caCert,
       caKeyFile: layout.caKey,
     },
-    store: { backend: 'etcd', endpoints },
+    store: { backend: 'etcd', endpoints, tls: etcdStoreTls(etcdPaths(layout.home)) },
   };
 }
 
@@ -238,12 +237,13 @@ async function startMember(
   envFile: string,
   url: string,
   ca: string,
+  etcdPem: EtcdClientPem,
   progress: (line: string) => void,
 ): Promise<{ etcd: number; clusterd: number }> {
   const timeoutMs = o.waitTimeoutSeconds * 1000;
   const etcdPid = await spawnEtcd(layout.home, envFile);
   progress(`started etcd (pid ${etcdPid}); waiting for it to be healthy`);
-  await waitForEtcd(urlHost(o.advertiseAddress), o.name, layout.home, timeoutMs);
+  await waitForEtcd(o.advertiseAddress, o.name, layout.home, timeoutMs, etcdPem);
   const started = await startClusterd(layout);
   const client = createClient({ endpoints: [url], ca });
   try {
@@ -294,26 +294,35 @@ export async function joinControlPlane(
   // 1. The CA: pinned from the handshake, and the one whose key we were given.
   const ca = await pinServerCa(server, caCertHash, progress);
   const pair = await readPkiDir(o.pkiDir, caCertHash);
+  const etcdCa = await readEtcdCa(o.pkiDir);
   const info = await askClusterInfo(server, ca, pair);
 
-  // 2. One more etcd member.
+  // 2. This member's etcd certificates, then one more etcd member (asked with clusterd's).
   const layout = clusterHome(o.home);
   await ensureDir(layout.home);
   await ensureDir(layout.pki);
-  const host = urlHost(o.advertiseAddress);
-  const peerUrl = `http://${host}:${ETCD_PEER_PORT}`;
+  const etcd: EtcdPaths = etcdPaths(layout.home);
+  const member = { name: o.name, address: o.advertiseAddress, hostname: context.hostname() };
+  const etcdPem = await writeEtcdPki(etcd, etcdCa, member);
+  const peerUrl = etcdUrls(o.advertiseAddress).peer;
   progress(`etcd member add ${o.name} ${peerUrl}`);
-  const members = await addEtcdMember(o.etcdEndpoints, peerUrl, o.waitTimeoutSeconds * 1000);
+  const timeoutMs = o.waitTimeoutSeconds * 1000;
+  const members = await addEtcdMember(o.etcdEndpoints, peerUrl, timeoutMs, etcdPem);
   const cluster = initialCluster(members, o.name, peerUrl);
 
   // 3. Files: etcd.env, clusterd's certificate for this address, clusterd.json.
-  const envFile = await writeEtcdEnvironment(layout, o, cluster);
+  const envFile = await writeEtcdEnvironment(
+    { ...member, dataDir: etcd.dataDir, cluster, state: 'existing' },
+    etcd,
+  );
   await writeServerCredential(layout, o, pair, context.hostname());
   await writeJson(layout.clusterdConfig, clusterdConfigFor(layout, o, info.name), PRIVATE);
-  const url = `https://${host}:${o.listen.port}`;
+  const url = `https://${urlHost(o.advertiseAddress)}:${o.listen.port}`;
 
   // 4. Start etcd, then clusterd.
-  const started = o.start ? await startMember(layout, o, envFile, url, ca, progress) : null;
+  const started = o.start
+    ? await startMember(layout, o, envFile, url, ca, etcdPem, progress)
+    : null;
   printJoined(context, o.output, {
     controlPlane: o.name,
     server: url,

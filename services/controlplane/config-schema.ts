@@ -94,17 +94,36 @@ export const CLUSTERD_CONFIG_SCHEMA = {
             description: 'an http(s)://host:port URL is required',
           },
         },
+        // etcd asks every client for a certificate of the etcd CA (`--client-cert-auth`).
+        tls: {
+          type: 'object',
+          required: ['ca', 'cert', 'key'],
+          additionalProperties: false,
+          description:
+            "the etcd CA and clusterd's etcd client certificate and key: {ca, cert, key}",
+          properties: { ca: path, cert: path, key: path },
+        },
       },
       allOf: [
         {
           if: { properties: { backend: { const: 'embedded' } } },
           // biome-ignore lint/suspicious/noThenProperty: the JSON Schema keyword
-          then: { required: ['dataDir'], properties: { endpoints: false } },
+          then: { required: ['dataDir'], properties: { endpoints: false, tls: false } },
         },
         {
           if: { properties: { backend: { const: 'etcd' } } },
           // biome-ignore lint/suspicious/noThenProperty: the JSON Schema keyword
           then: { required: ['endpoints'], properties: { dataDir: false } },
+        },
+        {
+          // An https:// endpoint without the client certificate is a config error, not a
+          // connection that fails forever: etcd refuses every client without one.
+          if: {
+            required: ['endpoints'],
+            properties: { endpoints: { contains: { pattern: '^https://' } } },
+          },
+          // biome-ignore lint/suspicious/noThenProperty: the JSON Schema keyword
+          then: { required: ['tls'] },
         },
       ],
     },

@@ -14,7 +14,9 @@
  * }
  * ```
  * Relative paths are relative to the directory of the config file.
- * `store` may instead be `{ "backend": "etcd", "endpoints": ["http://127.0.0.1:2379"] }`.
+ * `store` may instead be `{ "backend": "etcd", "endpoints": ["https://127.0.0.1:2379"],
+ * "tls": { "ca": "pki/etcd/ca.crt", "cert": "pki/etcd/clusterd-client.crt",
+ * "key": "pki/etcd/clusterd-client.key" } }` (`tls` is required with https:// endpoints).
  * Optional: `nodeGraceSeconds` (heartbeat TTL, default 15), `bodyLimit` (bytes),
  * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files).
  */
@@ -23,6 +25,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { compileConfigSchema } from '../api/config-check.ts';
 import { AmalgamError } from '../core/errors.ts';
+import type { EtcdTlsFiles } from '../store/etcd-tls.ts';
 import { CLUSTERD_CONFIG_SCHEMA, LOG_LEVELS } from './config-schema.ts';
 import {
   type ProcessConfig,
@@ -35,7 +38,12 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export type StoreConfig =
   | { backend: 'embedded'; dataDir: string }
-  | { backend: 'etcd'; endpoints: string[] };
+  | {
+      backend: 'etcd';
+      endpoints: string[];
+      /** PEM files: the etcd CA, clusterd's etcd client certificate and key (https:// endpoints). */
+      tls?: EtcdTlsFiles;
+    };
 
 export interface ClusterdConfig {
   clusterName: string;
@@ -98,10 +106,22 @@ export function parseConfig(
     store:
       checked.store.backend === 'embedded'
         ? { backend: 'embedded', dataDir: path(checked.store.dataDir) }
-        : { backend: 'etcd', endpoints: [...checked.store.endpoints] },
+        : etcdStoreConfig(checked.store, path),
   };
   if (processes !== undefined) config.processes = processConfigFrom(processes);
   return config;
+}
+
+function etcdStoreConfig(
+  store: Extract<StoreConfig, { backend: 'etcd' }>,
+  path: (p: string) => string,
+): StoreConfig {
+  const { tls } = store;
+  return {
+    backend: 'etcd',
+    endpoints: [...store.endpoints],
+    ...(tls ? { tls: { ca: path(tls.ca), cert: path(tls.cert), key: path(tls.key) } } : {}),
+  };
 }
 
 /** Reads and checks a config file; INVALID_ARGUMENT (field `config`) when it is not JSON. */

@@ -17,6 +17,7 @@ import { ERRORS, isAmalgamError } from '../core/errors.ts';
 import { closeOnSignals, parseDaemonArgs } from '../daemon/daemon.ts';
 import { openEmbeddedStore } from '../store/embedded-store.ts';
 import { EtcdStore } from '../store/etcd-store.ts';
+import { loadEtcdCredentials } from '../store/etcd-tls.ts';
 import type { Store } from '../store/store.ts';
 import { type ClusterdConfig, loadConfig } from './config.ts';
 import { createControlPlane } from './control-plane.ts';
@@ -34,7 +35,8 @@ Options:
                        { "clusterName", "listen": {"host","port"},
                          "tls": {"certFile","keyFile","caFile","caKeyFile"},
                          "store": {"backend":"embedded","dataDir"} |
-                                  {"backend":"etcd","endpoints":[...]},
+                                  {"backend":"etcd","endpoints":["https://..."],
+                                   "tls":{"ca","cert","key"}},
                          "logLevel"?, "grpcListen"?: {"host","port"} }
   -h, --help           Show this help.
 
@@ -51,14 +53,23 @@ export interface RunningClusterd {
   close(): Promise<void>;
 }
 
-function openStore(config: ClusterdConfig, logger: Logger): Promise<Store> | Store {
+async function openStore(config: ClusterdConfig, logger: Logger): Promise<Store> {
   if (config.store.backend === 'embedded') {
     return openEmbeddedStore({
       dataDir: config.store.dataDir,
       logger: logger.child({ component: 'store' }),
     });
   }
-  return new EtcdStore({ endpoints: config.store.endpoints });
+  const { endpoints, tls } = config.store;
+  // A wrong certificate is a config error here, before any connection (etcd-tls.ts).
+  const credentials = tls ? await loadEtcdCredentials(tls) : undefined;
+  if (!credentials) {
+    logger.warn(
+      { endpoints },
+      'etcd over plain http without a client certificate: whoever reaches etcd bypasses clusterd',
+    );
+  }
+  return new EtcdStore({ endpoints, ...(credentials ? { credentials } : {}) });
 }
 
 function urlOf(host: string, port: number): string {
@@ -167,6 +178,15 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   try {
     running = await startClusterd(config, logger);
   } catch (err) {
+    if (isAmalgamError(err, 'INVALID_ARGUMENT') && typeof err.details.field === 'string') {
+      // A file the config names is wrong (e.g. store.tls.cert): say which, no stack trace,
+      // and exit 2 like any bad config (clusterd.service does not restart on 2).
+      const detail = err.message.replace(`${ERRORS.INVALID_ARGUMENT.message}: `, '');
+      logger.fatal({ code: err.code, field: err.details.field }, `bad config: ${detail}`);
+      process.stderr.write(`clusterd: bad config ${values.config}: ${detail}\n`);
+      process.exitCode = 2;
+      return;
+    }
     logger.fatal(
       { err, code: isAmalgamError(err) ? err.code : undefined },
       'clusterd did not start',

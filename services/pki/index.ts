@@ -16,6 +16,18 @@ export {
   DEFAULT_CA_VALIDITY_DAYS,
 } from './ca.ts';
 export { type CreateKeyAndCsrOptions, createKeyAndCsr, type KeyAndCsr } from './csr.ts';
+export {
+  createEtcdCa,
+  DEFAULT_ETCD_CERT_VALIDITY_DAYS,
+  ETCD_CA_COMMON_NAME,
+  ETCD_CLUSTERD_CLIENT_NAME,
+  ETCD_ORGANIZATION,
+  type EtcdCertKind,
+  type EtcdCertRequest,
+  type EtcdCredential,
+  etcdMemberAltNames,
+  issueEtcdCredential,
+} from './etcd-certs.ts';
 export { caCertHash, publicKeyHash, verifyCaCertHash } from './fingerprint.ts';
 export {
   ADMIN_COMMON_NAME,

@@ -28,6 +28,7 @@ import { AmalgamError, isAmalgamError } from '../core/errors.ts';
 import { isFutureRevision, writeOutcomeUnknown } from './etcd-errors.ts';
 import { EtcdLease, randomLeaseId } from './etcd-lease.ts';
 import { type Attempt, type RetryPolicy, retryUntilAnswered } from './etcd-retry.ts';
+import { checkEndpointSchemes, type EtcdCredentials } from './etcd-tls.ts';
 import {
   ALL_USER_KEYS,
   fromEtcdKv,
@@ -53,8 +54,13 @@ import type {
 import { INTERNAL_PREFIX, validateKey, validateLeaseTtl, validateTxn } from './validate.ts';
 
 export interface EtcdStoreOptions {
-  /** Client URLs of the etcd members, e.g. ["http://127.0.0.1:2379"]. */
+  /** Client URLs of the etcd members, e.g. ["https://127.0.0.1:2379"]. */
   endpoints: string[];
+  /**
+   * The etcd CA and the client certificate and key to present (etcd-tls.ts):
+   * required with `https://` endpoints, refused with `http://` ones.
+   */
+  credentials?: EtcdCredentials;
   /** Deadline of one attempt of one call (ms). Default 2000. */
   attemptTimeoutMs?: number;
   /** Time after which an operation that found no quorum fails with NO_QUORUM (ms). Default 6000. */
@@ -89,8 +95,10 @@ export class EtcdStore implements Store {
       isClosed: () => this.closed,
     };
     this.markerTtlSeconds = options.markerTtlSeconds ?? 600;
+    checkEndpointSchemes(options.endpoints, options.credentials !== undefined);
     this.client = new Etcd3({
       hosts: options.endpoints,
+      ...(options.credentials ? { credentials: options.credentials } : {}),
       dialTimeout: attemptTimeoutMs,
       faultHandling: { host: () => noopPolicy, global: noopPolicy },
     });

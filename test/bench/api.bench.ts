@@ -70,10 +70,13 @@ async function main(): Promise<void> {
   const etcd = await startEtcdCluster({ size: 3 });
   const cd = await startClusterdReplicas({
     count: REPLICAS,
-    store: { backend: 'etcd', endpoints: etcd.endpoints() },
+    store: etcd.storeConfig(),
     extraConfig: { logLevel: 'warn' },
   });
-  const raw = new Etcd3({ hosts: etcd.endpoints() });
+  const raw = new Etcd3({
+    hosts: etcd.endpoints(),
+    ...(etcd.tls ? { credentials: etcd.tls.credentials } : {}),
+  });
   const admin = createClient({ endpoints: cd.urls, ...cd.admin });
   try {
     const { token } = await admin.tokens.create({ ttlSeconds: 3600, description: 'bench' });

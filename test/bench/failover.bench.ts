@@ -103,7 +103,9 @@ async function settle(cluster: LocalCluster): Promise<void> {
   await until(
     'every etcd member healthy',
     async () => {
-      const health = await Promise.all(cluster.control.map((m) => etcdHealthy(m.ip)));
+      const health = await Promise.all(
+        cluster.control.map((m) => etcdHealthy(cluster.state, m.ip)),
+      );
       return health.every(Boolean);
     },
     60_000,
@@ -160,14 +162,14 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const victim = await until('an etcd leader', () => cluster.etcdLeader(), 30_000);
       const vm = cluster.control.find((m) => m.name === victim);
-      const oldLeader = (await etcdStatus(vm?.ip ?? ''))?.leader;
+      const oldLeader = (await etcdStatus(cluster.state, vm?.ip ?? ''))?.leader;
       const survivors = cluster.control.filter((m) => m.name !== victim);
       const pool = await csrPool(100);
       const t0 = performance.now();
       const killed = cluster.kill(victim, 'etcd');
       const elected = (async () => {
         for (;;) {
-          const views = await Promise.all(survivors.map((m) => etcdStatus(m.ip)));
+          const views = await Promise.all(survivors.map((m) => etcdStatus(cluster.state, m.ip)));
           if (views.some((s) => s && s.leader !== oldLeader && s.leader !== '0'))
             return performance.now() - t0;
           await sleep(20);

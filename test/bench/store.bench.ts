@@ -82,8 +82,11 @@ async function main(): Promise<void> {
   process.stderr.write('starting a 3-member etcd cluster ...\n');
   const cluster = await startEtcdCluster({ size: 3 });
   const dataDir = await mkdtemp(join(tmpdir(), 'amalgam-bench-embedded-'));
-  const raw = new Etcd3({ hosts: cluster.endpoints() });
-  const etcdStore = new EtcdStore({ endpoints: cluster.endpoints() });
+  const raw = new Etcd3({
+    hosts: cluster.endpoints(),
+    ...(cluster.tls ? { credentials: cluster.tls.credentials } : {}),
+  });
+  const etcdStore = new EtcdStore(cluster.storeOptions());
   const embedded = await openEmbeddedStore({ dataDir });
   try {
     const systems = {

@@ -16,7 +16,7 @@ t.test(
     t.teardown(() => cluster.destroy());
     const operationTimeoutMs = 3000;
     const store = new EtcdStore({
-      endpoints: cluster.endpoints(),
+      ...cluster.storeOptions(),
       attemptTimeoutMs: 1000,
       operationTimeoutMs,
     });
@@ -81,15 +81,19 @@ t.test('a txn whose reply is lost after commit is reported as won, 200 of 200', 
   t.teardown(() => cluster.destroy());
   const [endpoint] = cluster.endpoints();
   if (!endpoint) throw new Error('no endpoint');
-  const proxy = await startReplyDroppingProxy(endpoint);
+  const proxy = await startReplyDroppingProxy(endpoint, {
+    ...(cluster.tls ? { tls: cluster.tls } : {}),
+  });
   t.teardown(() => proxy.close());
+  const { credentials } = cluster.storeOptions();
   const store = new EtcdStore({
     endpoints: [proxy.url],
+    ...(credentials ? { credentials } : {}),
     attemptTimeoutMs: 1000,
     operationTimeoutMs: 10000,
   });
   t.teardown(() => store.close());
-  const direct = new EtcdStore({ endpoints: [endpoint] });
+  const direct = new EtcdStore(cluster.storeOptions());
   t.teardown(() => direct.close());
 
   const rounds = 200;
@@ -130,7 +134,7 @@ t.test('a lease is reported lost no later than its TTL when renewals stop', asyn
   const cluster = await startEtcdCluster({ size: 1 });
   t.teardown(() => cluster.destroy());
   const store = new EtcdStore({
-    endpoints: cluster.endpoints(),
+    ...cluster.storeOptions(),
     attemptTimeoutMs: 500,
     operationTimeoutMs: 1000,
   });

@@ -10,5 +10,5 @@ t.teardown(() => cluster.destroy());
 storeContract(t, {
   name: 'etcd (3 members)',
   concurrentClients: 20,
-  client: async () => new EtcdStore({ endpoints: cluster.endpoints() }),
+  client: async () => new EtcdStore(cluster.storeOptions()),
 });

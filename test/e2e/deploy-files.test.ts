@@ -19,6 +19,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { etcdPaths } from '../../services/cli/etcd-files.ts';
+import { etcdEnvironment, parseEnvironmentFile } from '../../services/cli/etcd-member.ts';
 import { createClusterCa } from '../../services/pki/index.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -66,6 +68,41 @@ t.test('systemd units pass systemd-analyze verify with no warning', (t) => {
     'broken.service',
   ]);
   t.not(broken.output, '', `a broken unit is reported: ${broken.output.split('\n')[0]}`);
+  t.end();
+});
+
+t.test('etcd.env.example is what clusteradm writes: https only, certificates required', (t) => {
+  const example = parseEnvironmentFile(readFileSync(join(SYSTEMD, 'etcd.env.example'), 'utf8'));
+  const written = etcdEnvironment(
+    {
+      name: 'c1',
+      address: '10.0.0.11',
+      dataDir: '/var/lib/amalgam-etcd',
+      cluster: 'c0=https://10.0.0.10:2380,c1=https://10.0.0.11:2380',
+      state: 'existing',
+    },
+    etcdPaths('/etc/amalgam'),
+  );
+  t.same(example, written, 'every variable, as `join --control-plane` writes it');
+  for (const key of [
+    'ETCD_LISTEN_CLIENT_URLS',
+    'ETCD_ADVERTISE_CLIENT_URLS',
+    'ETCD_LISTEN_PEER_URLS',
+    'ETCD_INITIAL_ADVERTISE_PEER_URLS',
+    'ETCD_INITIAL_CLUSTER',
+  ]) {
+    t.ok(
+      (example[key] ?? '').split(',').every((u) => /(^|=)https:\/\//.test(u)),
+      `${key}: https only`,
+    );
+  }
+  t.equal(example.ETCD_CLIENT_CERT_AUTH, 'true', 'clients need a certificate');
+  t.equal(example.ETCD_PEER_CLIENT_CERT_AUTH, 'true', 'peers need a certificate');
+  t.equal(example.ETCD_TRUSTED_CA_FILE, '/etc/amalgam/pki/etcd/ca.crt', 'of the etcd CA');
+  const clusterd = readFileSync(join(SYSTEMD, 'clusterd.service'), 'utf8');
+  t.match(clusterd, /^RestartPreventExitStatus=2$/m, 'a bad config (exit 2) is not restarted');
+  const prometheus = readFileSync(join(PROMETHEUS, 'prometheus.yml'), 'utf8');
+  t.match(prometheus, /targets\/etcd\.json +\[\{"targets": \["10\.0\.0\.10:2381"/);
   t.end();
 });
 

@@ -19,6 +19,7 @@ import {
   issueAdminCredential,
   signCsr,
 } from '../../services/pki/index.ts';
+import type { EtcdTlsFiles } from '../../services/store/etcd-tls.ts';
 import { tailFile } from './etcd-cluster.ts';
 import { patient } from './patience.ts';
 import {
@@ -35,7 +36,9 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const SERVER = join(REPO, 'services/controlplane/server.ts');
 const LOADER = join(REPO, 'scripts/ts-loader.mjs');
 
-export type StoreConfig = { backend: 'embedded' } | { backend: 'etcd'; endpoints: string[] };
+export type StoreConfig =
+  | { backend: 'embedded' }
+  | { backend: 'etcd'; endpoints: string[]; tls?: EtcdTlsFiles };
 
 export interface Credential {
   ca: string;
@@ -113,7 +116,7 @@ export async function startClusterdReplicas(
     const store =
       options.store.backend === 'embedded'
         ? { backend: 'embedded', dataDir: file('data') }
-        : { backend: 'etcd', endpoints: options.store.endpoints };
+        : options.store;
     const config = {
       clusterName: options.clusterName ?? 'test',
       listen: { host: '127.0.0.1', port: ports[i] },

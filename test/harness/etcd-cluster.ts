@@ -6,6 +6,11 @@
  * etcd's stderr (zap JSON, level warn) goes to a log file next to the member's data directory
  * (or into `logDir`), never to the test output.
  *
+ * By default the members serve clients and peers over https only, with `--client-cert-auth` and
+ * `--peer-client-cert-auth` against a fresh etcd CA (etcd-pki.ts), as `clusteradm` sets etcd up:
+ * `cluster.tls` holds the client credential (`storeOptions()` for an EtcdStore, `storeConfig()`
+ * for clusterd). `{ tls: false }` gives plain http members.
+ *
  * Cleanup is layered so that a crashed or killed test never leaves etcd running:
  *  1. `destroy()` (idempotent) SIGKILLs every member and removes the temp root;
  *  2. process `exit` / `SIGINT` / `SIGTERM` handlers SIGKILL every member still alive and remove
@@ -27,9 +32,12 @@ import {
   statSync,
 } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
+import { request as httpRequest, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import type { EtcdCredentials, EtcdTlsFiles } from '../../services/store/etcd-tls.ts';
+import { createEtcdTestPki, type EtcdPem, type EtcdTestPki } from './etcd-pki.ts';
 import { patient } from './patience.ts';
 import {
   findSetpriv,
@@ -57,8 +65,14 @@ export interface EtcdMember {
 
 export interface EtcdCluster {
   members: EtcdMember[];
-  /** Client URLs, e.g. `http://127.0.0.1:PORT`. */
+  /** Client URLs, e.g. `https://127.0.0.1:PORT` (`http://` with `tls: false`). */
   endpoints(): string[];
+  /** The etcd CA and the client credential etcd admits; undefined with `tls: false`. */
+  tls: EtcdTestPki | undefined;
+  /** What `new EtcdStore(...)` needs to reach these members. */
+  storeOptions(): { endpoints: string[]; credentials?: EtcdCredentials };
+  /** clusterd's `store` configuration for these members. */
+  storeConfig(): { backend: 'etcd'; endpoints: string[]; tls?: EtcdTlsFiles };
   /** Send `signal` (default SIGKILL) and wait until the process has exited. */
   kill(i: number, signal?: NodeJS.Signals): Promise<void>;
   /** Graceful SIGTERM (escalates to SIGKILL after 10 s); waits for exit. */
@@ -95,6 +109,8 @@ export interface StartEtcdClusterOptions {
   startTimeoutMs?: number;
   /** Extra etcd flags appended to every member's command line (benchmarks). */
   extraArgs?: string[];
+  /** https with client-certificate auth for clients and peers; default true. */
+  tls?: boolean;
 }
 
 const DEFAULT_HEARTBEAT_MS = 50;
@@ -171,48 +187,51 @@ interface HttpReply {
   body: string;
 }
 
+/** The client credential of the cluster being spoken to (https URLs only). */
+type ClientPem = EtcdPem | undefined;
+
 function httpCall(
   url: string,
   method: 'GET' | 'POST',
   body: string | undefined,
   timeoutMs: number,
+  pem: ClientPem,
 ) {
   return new Promise<HttpReply>((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method,
-        agent: false,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      },
-      (res) => {
-        let data = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          data += c;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
-        res.on('error', reject);
-      },
-    );
+    const options: RequestOptions & { ca?: string; cert?: string; key?: string } = {
+      method,
+      agent: false,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(pem ? { ca: pem.ca, cert: pem.cert, key: pem.key } : {}),
+    };
+    const request = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = request(url, options, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        data += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
+      res.on('error', reject);
+    });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end(body);
   });
 }
 
-async function isHealthy(clientUrl: string, timeoutMs = 1_000): Promise<boolean> {
+async function isHealthy(clientUrl: string, pem: ClientPem, timeoutMs = 1_000): Promise<boolean> {
   try {
-    const r = await httpCall(`${clientUrl}/health`, 'GET', undefined, timeoutMs);
+    const r = await httpCall(`${clientUrl}/health`, 'GET', undefined, timeoutMs, pem);
     return r.status === 200 && (JSON.parse(r.body) as { health?: string }).health === 'true';
   } catch {
     return false;
   }
 }
 
-async function acceptsConnections(clientUrl: string): Promise<boolean> {
+async function acceptsConnections(clientUrl: string, pem: ClientPem): Promise<boolean> {
   try {
-    await httpCall(`${clientUrl}/version`, 'GET', undefined, 1_000);
+    await httpCall(`${clientUrl}/version`, 'GET', undefined, 1_000, pem);
     return true;
   } catch {
     return false;
@@ -224,10 +243,10 @@ interface StatusReply {
   leader?: string;
 }
 
-async function memberStatus(clientUrl: string): Promise<StatusReply | undefined> {
+async function memberStatus(clientUrl: string, pem: ClientPem): Promise<StatusReply | undefined> {
   try {
     // grpc-gateway: uint64 fields come back as decimal strings.
-    const r = await httpCall(`${clientUrl}/v3/maintenance/status`, 'POST', '{}', 500);
+    const r = await httpCall(`${clientUrl}/v3/maintenance/status`, 'POST', '{}', 500, pem);
     if (r.status !== 200) return undefined;
     return JSON.parse(r.body) as StatusReply;
   } catch {
@@ -348,6 +367,9 @@ async function startOnce(
   const tracked: Tracked = { root, children: new Set() };
   ownedGroups.add(tracked);
   installHandlers();
+  const pki = opts.tls === false ? undefined : await createEtcdTestPki(await pkiDir(root));
+  const scheme = pki ? 'https' : 'http';
+  const pem = pki?.clientPem;
   const members: MemberState[] = [];
   for (let i = 0; i < size; i++) {
     const name = `m${i}`;
@@ -357,8 +379,8 @@ async function startOnce(
       name,
       clientPort,
       peerPort,
-      clientUrl: `http://127.0.0.1:${clientPort}`,
-      peerUrl: `http://127.0.0.1:${peerPort}`,
+      clientUrl: `${scheme}://127.0.0.1:${clientPort}`,
+      peerUrl: `${scheme}://127.0.0.1:${peerPort}`,
       // Not created here: etcd creates it with mode 0700 and would warn about a foreign log file
       // inside it ("found invalid file under data directory"), so the log lives next to it.
       dataDir: join(root, name),
@@ -400,6 +422,7 @@ async function startOnce(
     'stderr',
     '--log-level',
     'warn',
+    ...(pki?.memberArgs ?? []),
     ...(opts.extraArgs ?? []),
   ];
 
@@ -457,7 +480,7 @@ async function startOnce(
   const waitReady = async (
     m: MemberState,
     deadline: number,
-    check: (url: string) => Promise<boolean>,
+    check: (url: string, pem: ClientPem) => Promise<boolean>,
   ): Promise<void> => {
     const child = m.child;
     for (;;) {
@@ -469,7 +492,7 @@ async function startOnce(
           /address already in use/.test(tail),
         );
       }
-      if (await check(m.clientUrl)) return;
+      if (await check(m.clientUrl, pem)) return;
       if (Date.now() > deadline) {
         throw new StartupError(
           `etcd member ${m.name} (${m.clientUrl}) not healthy after ${startTimeout} ms. Log ${m.logFile}:\n${startupLog(m.logFile)}`,
@@ -523,6 +546,16 @@ async function startOnce(
       running: () => m.child !== undefined && isAlive(m.child),
     })),
     endpoints: () => members.map((m) => m.clientUrl),
+    tls: pki,
+    storeOptions: () => ({
+      endpoints: members.map((m) => m.clientUrl),
+      ...(pki ? { credentials: pki.credentials } : {}),
+    }),
+    storeConfig: () => ({
+      backend: 'etcd',
+      endpoints: members.map((m) => m.clientUrl),
+      ...(pki ? { tls: pki.clientFiles } : {}),
+    }),
     kill,
     stop: (i) => kill(i, 'SIGTERM'),
     pause(i) {
@@ -562,7 +595,7 @@ async function startOnce(
       for (;;) {
         const statuses = await Promise.all(
           members.map((m) =>
-            m.child && isAlive(m.child) && !m.paused ? memberStatus(m.clientUrl) : undefined,
+            m.child && isAlive(m.child) && !m.paused ? memberStatus(m.clientUrl, pem) : undefined,
           ),
         );
         const ids = statuses.map((s) => s?.header?.member_id);
@@ -600,6 +633,12 @@ async function startOnce(
     throw err;
   }
   return cluster;
+}
+
+async function pkiDir(root: string): Promise<string> {
+  const dir = join(root, 'pki');
+  await mkdir(dir, { mode: 0o700 });
+  return dir;
 }
 
 // Exported for the harness self-test.

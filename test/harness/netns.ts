@@ -141,7 +141,7 @@ export async function startLocalCluster(
     async etcdMembers() {
       for (const m of control) {
         try {
-          return await etcdMembers(m.ip);
+          return await etcdMembers(state, m.ip);
         } catch {
           // try the next member
         }
@@ -152,7 +152,7 @@ export async function startLocalCluster(
       const ids = new Map<string, string>();
       let leader: string | undefined;
       for (const m of control) {
-        const s = await etcdStatus(m.ip);
+        const s = await etcdStatus(state, m.ip);
         if (!s) continue;
         ids.set(BigInt(s.memberId).toString(), m.name);
         leader = BigInt(s.leader).toString();

@@ -1,8 +1,11 @@
 /**
  * A TCP proxy that can make "the reply was lost after the commit" happen on demand.
  *
- * Normally a transparent byte pipe between a client and ONE etcd client URL (gRPC over plain
- * HTTP/2, no TLS). After `armDropNextReply()`:
+ * Normally a transparent byte pipe between a client and ONE etcd client URL (gRPC over HTTP/2).
+ * For an `https://` member (the harness default) the proxy terminates TLS on both sides: it serves
+ * the members' own server certificate and asks for a client certificate of the etcd CA, and
+ * dials the member with the client credential, so it sees the HTTP/2 frames in the clear.
+ * After `armDropNextReply()`:
  *  - the next request on any connection is forwarded to etcd as usual. For HTTP/2 connections
  *    (recognised by the client connection preface) "the next request" is the next client HEADERS
  *    frame, i.e. a new call: stray PING/WINDOW_UPDATE/SETTINGS frames do not trigger the drop.
@@ -16,10 +19,12 @@
  * connections pass through normally. HTTP/2 multiplexes calls, so arm only while exactly one call
  * is in flight through the proxy.
  */
-import { createServer, type Socket, connect as tcpConnect } from 'node:net';
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
+import type { EtcdPem } from './etcd-pki.ts';
 
 export interface ReplyDroppingProxy {
-  /** `http://127.0.0.1:port` */
+  /** `http://127.0.0.1:port`, or `https://` for an https target. */
   url: string;
   armDropNextReply(): void;
   /** Whether an arm has not been consumed yet. */
@@ -34,6 +39,8 @@ export interface ReplyDroppingProxy {
 export interface ReplyDroppingProxyOptions {
   /** Upper bound between forwarding the armed request and cutting the connection. */
   dropAfterMs?: number;
+  /** Needed for an `https://` target: the members' server credential and the client one. */
+  tls?: { serverPem: EtcdPem; clientPem: EtcdPem };
 }
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -106,18 +113,42 @@ export async function startReplyDroppingProxy(
 ): Promise<ReplyDroppingProxy> {
   const dropAfterMs = opts.dropAfterMs ?? 150;
   const t = new URL(target);
-  if (t.protocol !== 'http:')
-    throw new Error(`only plain http:// targets are supported: ${target}`);
+  const tls = opts.tls;
+  if (t.protocol !== (tls ? 'https:' : 'http:')) {
+    throw new Error(`${target}: an https:// target needs opts.tls, an http:// one none`);
+  }
   const targetHost = t.hostname.replace(/^\[|\]$/g, '');
   const targetPort = Number(t.port || 80);
+  const dial = (): Socket =>
+    tls
+      ? tlsConnect({
+          host: targetHost,
+          port: targetPort,
+          ...tls.clientPem,
+          ALPNProtocols: ['h2'],
+        })
+      : tcpConnect({ host: targetHost, port: targetPort, allowHalfOpen: true });
+  const listen = (handler: (client: Socket) => void): Server =>
+    tls
+      ? createTlsServer(
+          {
+            allowHalfOpen: true,
+            ...tls.serverPem,
+            requestCert: true,
+            rejectUnauthorized: true,
+            ALPNProtocols: ['h2'],
+          },
+          handler,
+        )
+      : createServer({ allowHalfOpen: true }, handler);
 
   let armed = false;
   let drops = 0;
   let dropsAfterReply = 0;
   const sockets = new Set<Socket>();
 
-  const server = createServer({ allowHalfOpen: true }, (client) => {
-    const upstream = tcpConnect({ host: targetHost, port: targetPort, allowHalfOpen: true });
+  const server = listen((client) => {
+    const upstream = dial();
     sockets.add(client);
     sockets.add(upstream);
     const clientFrames = new H2FrameScanner(true);
@@ -218,7 +249,7 @@ export async function startReplyDroppingProxy(
 
   let closed: Promise<void> | undefined;
   return {
-    url: `http://127.0.0.1:${addr.port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${addr.port}`,
     armDropNextReply() {
       armed = true;
     },

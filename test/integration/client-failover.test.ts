@@ -169,7 +169,7 @@ t.test('REST and gRPC clients survive replicas SIGKILLed one at a time', async (
   t.teardown(() => etcd.destroy());
   const cd = await startClusterdReplicas({
     count: 3,
-    store: { backend: 'etcd', endpoints: etcd.endpoints() },
+    store: etcd.storeConfig(),
     grpc: true,
   });
   t.teardown(() => cd.destroy());

@@ -4,17 +4,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { request } from 'node:http';
+import { request } from 'node:https';
 import { dirname } from 'node:path';
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
 import t from 'tap';
-import { _internal, startEtcdCluster } from '../harness/etcd-cluster.ts';
+import { _internal, type EtcdCluster, startEtcdCluster } from '../harness/etcd-cluster.ts';
 import { startReplyDroppingProxy } from '../harness/reply-dropping-proxy.ts';
 
-function getJson(url: string): Promise<unknown> {
+/** The harness's members speak https with client-certificate auth: present its client credential. */
+function getJson(cluster: EtcdCluster, url: string): Promise<unknown> {
+  const pem = cluster.tls?.clientPem;
   return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false, timeout: 2_000 }, (res) => {
+    const req = request(url, { agent: false, timeout: 2_000, ...pem }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => {
@@ -56,12 +58,18 @@ t.test('3-member cluster: health, SIGKILL + restart, leader, destroy', async (t)
     cluster.members.map((m) => m.clientUrl),
   );
   for (const m of cluster.members) {
-    t.match(m.clientUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+    t.match(m.clientUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
     t.ok(m.running(), `${m.name} running`);
-    t.same(await getJson(`${m.clientUrl}/health`), { health: 'true' }, `${m.name} healthy`);
+    t.same(
+      await getJson(cluster, `${m.clientUrl}/health`),
+      { health: 'true' },
+      `${m.name} healthy`,
+    );
   }
 
-  const client = new Etcd3({ hosts: cluster.endpoints() });
+  const credentials = cluster.tls?.credentials;
+  t.ok(credentials, 'TLS with client certificates by default');
+  const client = new Etcd3({ hosts: cluster.endpoints(), ...(credentials ? { credentials } : {}) });
   t.teardown(() => client.close());
   await client.put('harness/a').value('1');
   t.equal(await client.get('harness/a').string(), '1');
@@ -90,9 +98,12 @@ t.test('3-member cluster: health, SIGKILL + restart, leader, destroy', async (t)
   const restarted = cluster.members[victim];
   t.ok(restarted?.running(), 'restarted member is running');
   t.not(restarted?.pid(), oldPid, 'new process');
-  t.same(await getJson(`${restarted?.clientUrl}/health`), { health: 'true' });
+  t.same(await getJson(cluster, `${restarted?.clientUrl}/health`), { health: 'true' });
 
-  const only = new Etcd3({ hosts: restarted?.clientUrl as string });
+  const only = new Etcd3({
+    hosts: restarted?.clientUrl as string,
+    ...(credentials ? { credentials } : {}),
+  });
   t.teardown(() => only.close());
   t.equal(await only.get('harness/b').string(), 'written while a member was down');
   await only.put('harness/c').value('via the restarted member');
@@ -128,15 +139,18 @@ t.test('reply-dropping proxy: the txn commits, the client sees a failure', async
   const cluster = await startEtcdCluster({ size: 1 });
   t.teardown(() => cluster.destroy());
   const endpoint = cluster.endpoints()[0] as string;
-  const proxy = await startReplyDroppingProxy(endpoint);
+  const proxy = await startReplyDroppingProxy(endpoint, {
+    ...(cluster.tls ? { tls: cluster.tls } : {}),
+  });
   t.teardown(() => proxy.close());
-
+  const credentials = cluster.tls?.credentials;
   const viaProxy = new Etcd3({
     hosts: proxy.url,
+    ...(credentials ? { credentials } : {}),
     faultHandling: { host: () => noop, global: noop },
   });
   t.teardown(() => viaProxy.close());
-  const direct = new Etcd3({ hosts: endpoint });
+  const direct = new Etcd3({ hosts: endpoint, ...(credentials ? { credentials } : {}) });
   t.teardown(() => direct.close());
 
   // Unarmed, the proxy is a transparent pipe.

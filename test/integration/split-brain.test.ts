@@ -88,7 +88,7 @@ async function fiftyJoinAtOnce(t: Test, cd: ClusterdReplicas): Promise<void> {
 t.test('etcd, 3 members, 3 clusterd replicas', async (t) => {
   const etcd = await startEtcdCluster({ size: 3 });
   t.teardown(() => etcd.destroy());
-  const store: StoreConfig = { backend: 'etcd', endpoints: etcd.endpoints() };
+  const store: StoreConfig = etcd.storeConfig();
   const cd = await startClusterdReplicas({ count: 3, store });
   t.teardown(() => cd.destroy());
 

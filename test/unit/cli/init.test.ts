@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { serverAltNames } from '../../../services/cli/cluster-home.ts';
 import { parseAdminConfig } from '../../../services/cli/config.ts';
+import { parseEnvironmentFile } from '../../../services/cli/etcd-member.ts';
 import { defaultAdvertiseAddress, parseListen } from '../../../services/cli/init.ts';
 import { runClusteradm } from '../../../services/cli/main.ts';
 import { parseConfig } from '../../../services/controlplane/config.ts';
@@ -93,7 +94,50 @@ t.test('init --no-start writes the CA, credentials and configurations', async (t
   });
 });
 
-t.test('etcd: the endpoints go into the store configuration', async (t) => {
+t.test('etcd: https endpoints, the etcd CA and certificates, the first member', async (t) => {
+  const home = join(await tempDir(t), 'home');
+  const result = await init([
+    '--home',
+    home,
+    '--advertise-address',
+    '10.1.2.3',
+    '--store',
+    'etcd',
+    '--etcd-name',
+    'c0',
+    '--etcd-endpoints',
+    'https://127.0.0.1:2379, https://127.0.0.1:22379',
+  ]);
+  t.equal(result.code, 0, result.stderr);
+  const config = JSON.parse(await readFile(join(home, 'clusterd.json'), 'utf8'));
+  const etcd = join(home, 'pki', 'etcd');
+  t.same(parseConfig(config, home).store, {
+    backend: 'etcd',
+    endpoints: ['https://127.0.0.1:2379', 'https://127.0.0.1:22379'],
+    tls: {
+      ca: join(etcd, 'ca.crt'),
+      cert: join(etcd, 'clusterd-client.crt'),
+      key: join(etcd, 'clusterd-client.key'),
+    },
+  });
+  // The etcd CA is not the cluster CA: a node certificate must never pass etcd's client check.
+  const clusterCa = new X509Certificate(await readFile(join(home, 'pki', 'ca.crt')));
+  const etcdCa = new X509Certificate(await readFile(join(etcd, 'ca.crt')));
+  t.not(etcdCa.fingerprint256, clusterCa.fingerprint256, 'a separate etcd CA');
+  const server = new X509Certificate(await readFile(join(etcd, 'server.crt')));
+  t.ok(server.checkIssued(etcdCa), 'the server certificate comes from the etcd CA');
+  t.match(server.subjectAltName, /IP Address:10\.1\.2\.3/, 'valid for the advertise address');
+  const client = new X509Certificate(await readFile(join(etcd, 'clusterd-client.crt')));
+  t.match(client.subject, /CN=clusterd/);
+  t.equal((await stat(join(etcd, 'ca.key'))).mode & 0o777, 0o600, 'the etcd CA key is private');
+  const env = parseEnvironmentFile(await readFile(join(home, 'etcd.env'), 'utf8'));
+  t.equal(env.ETCD_NAME, 'c0');
+  t.equal(env.ETCD_INITIAL_CLUSTER, 'c0=https://10.1.2.3:2380');
+  t.equal(env.ETCD_INITIAL_CLUSTER_STATE, 'new');
+  t.equal(env.ETCD_CLIENT_CERT_AUTH, 'true');
+});
+
+t.test('etcd: a plain http endpoint is refused', async (t) => {
   const home = join(await tempDir(t), 'home');
   const result = await init([
     '--home',
@@ -101,14 +145,10 @@ t.test('etcd: the endpoints go into the store configuration', async (t) => {
     '--store',
     'etcd',
     '--etcd-endpoints',
-    'http://127.0.0.1:2379, http://127.0.0.1:22379',
+    'http://127.0.0.1:2379',
   ]);
-  t.equal(result.code, 0, result.stderr);
-  const config = JSON.parse(await readFile(join(home, 'clusterd.json'), 'utf8'));
-  t.same(parseConfig(config, home).store, {
-    backend: 'etcd',
-    endpoints: ['http://127.0.0.1:2379', 'http://127.0.0.1:22379'],
-  });
+  t.not(result.code, 0);
+  t.match(result.stderr, /https:\/\/ etcd client URL/);
 });
 
 t.test('an existing cluster is kept unless --force', async (t) => {

@@ -79,7 +79,8 @@ t.test('usage errors exit 2 with a message on stderr', async (t) => {
     [['init', '--advertise-address', 'example.com'], /IP address/],
     [['init', '--store', 'sqlite'], /Allowed choices are embedded, etcd/],
     [['init', '--store', 'etcd'], /--store etcd needs --etcd-endpoints/],
-    [['init', '--etcd-endpoints', 'http://127.0.0.1:2379'], /only for --store etcd/],
+    [['init', '--etcd-endpoints', 'https://127.0.0.1:2379'], /only for --store etcd/],
+    [['init', '--store', 'etcd', '--etcd-endpoints', 'http://127.0.0.1:2379'], /https:\/\//],
   ];
   for (const [args, message] of cases) {
     const result = await run(args);
