@@ -16,7 +16,9 @@
  * Relative paths are relative to the directory of the config file.
  * `store` may instead be `{ "backend": "etcd", "endpoints": ["http://127.0.0.1:2379"] }`.
  * Optional: `nodeGraceSeconds` (heartbeat TTL, default 15), `bodyLimit` (bytes),
- * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files).
+ * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files),
+ * `join` ({ratePerSecond, burst, maxSources}: joins per source address, default 5/s with
+ * bursts of 50 over at most 10000 addresses; maxContributedBytes: per join, default 1 TiB).
  */
 
 import { readFile } from 'node:fs/promises';
@@ -24,6 +26,7 @@ import { dirname, resolve } from 'node:path';
 import { compileConfigSchema } from '../api/config-check.ts';
 import { AmalgamError } from '../core/errors.ts';
 import { CLUSTERD_CONFIG_SCHEMA, LOG_LEVELS } from './config-schema.ts';
+import type { JoinLimits } from './features/nodes/join-limits.ts';
 import {
   type ProcessConfig,
   type ProcessConfigFile,
@@ -57,6 +60,8 @@ export interface ClusterdConfig {
   bodyLimit?: number;
   /** The network process space (process-config.ts). */
   processes?: ProcessConfig;
+  /** Limits of join (features/nodes/join-limits.ts). */
+  join?: Partial<JoinLimits>;
 }
 
 const checkClusterdConfig = compileConfigSchema(CLUSTERD_CONFIG_SCHEMA);

@@ -35,7 +35,9 @@ Options:
                          "tls": {"certFile","keyFile","caFile","caKeyFile"},
                          "store": {"backend":"embedded","dataDir"} |
                                   {"backend":"etcd","endpoints":[...]},
-                         "logLevel"?, "grpcListen"?: {"host","port"} }
+                         "logLevel"?, "grpcListen"?: {"host","port"},
+                         "join"?: {"ratePerSecond","burst","maxSources",
+                                   "maxContributedBytes"} }
   -h, --help           Show this help.
 
 Logs are JSON lines on stdout; one of them, msg "clusterd listening", carries
@@ -93,6 +95,7 @@ export async function startClusterd(
         ? { nodeGraceSeconds: config.nodeGraceSeconds }
         : {}),
       ...(config.processes !== undefined ? { processes: config.processes } : {}),
+      ...(config.join !== undefined ? { join: config.join } : {}),
     });
     cleanups.push(() => runtime.close());
     const app = buildApp({
