@@ -81,8 +81,12 @@ const DAY_MS = 24 * 3600 * 1000;
 /** Expired tombstones a removal deletes in its own CAS (beyond, the next removal goes on). */
 const PRUNE_PER_REMOVAL = 32;
 
-/** Joins per CAS: 1 + N compares and N + 1 puts stay within etcd's 128 operations per txn. */
-const JOIN_BATCH = 50;
+/**
+ * Joins per CAS. Worst case (a token per join): 1 + 3N compares (layout,
+ * nodes, tokens, key tombstones) and 2N + 1 puts stay within etcd's 128
+ * operations per txn.
+ */
+const JOIN_BATCH = 25;
 
 interface Claimed {
   node: NodeRecord;
