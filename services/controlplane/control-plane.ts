@@ -193,6 +193,7 @@ async function statsOf(services: Services, leader: boolean): Promise<ControlPlan
     addressSpaceAllocatedBytes: space.allocatedBytes,
     addressSpaceFreeBytes: space.freeBytes,
     leader,
+    joinRate: services.nodes.joinRateStats(),
   };
 }
 

@@ -247,6 +247,25 @@ function joinFrom(
   });
 }
 
+function scrape(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      new URL('/metrics', cd.urls[0]),
+      { ca: cd.admin.ca, servername: 'localhost' },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve(text));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 t.test(
   'a flood of joins from one address: 429 with Retry-After, others still served',
   async (t) => {
@@ -266,5 +285,8 @@ t.test(
     // Members' calls are not joins: served meanwhile.
     t.ok((await admin.nodes.list()).length > 0);
     await until('a log line names the limit', () => logMentions('"code":"RATE_LIMITED"'));
+    const metrics = await scrape();
+    t.match(metrics, /^amalgam_join_rate_limited_total [1-9]/m, 'counted in /metrics');
+    t.match(metrics, /^amalgam_join_rate_limiter_sources [1-9]/m);
   },
 );

@@ -146,6 +146,8 @@ export interface ControlPlaneStats {
   addressSpaceAllocatedBytes: number;
   addressSpaceFreeBytes: number;
   leader: boolean;
+  /** The join rate limiter of this replica (features/nodes/join-limits.ts). */
+  joinRate?: { sources: number; refusedTotal: number; evictedTotal: number };
 }
 
 /** The composition root's product (services/controlplane/control-plane.ts). */
