@@ -28,6 +28,7 @@ import {
   processFromProto,
   processLoadFromProto,
   segmentFromProto,
+  tokenFromProto,
   withoutNulls,
 } from './grpc-messages.ts';
 import {
@@ -92,8 +93,9 @@ class Rpc {
 
 function tokens(rpc: Rpc): AmalgamClient['tokens'] {
   return {
-    create: (request = {}) => rpc.write<CreatedToken>('Tokens', 'Create', request),
-    list: async () => items(await rpc.read('Tokens', 'List')) as unknown as TokenView[],
+    create: async (request = {}) =>
+      tokenFromProto<CreatedToken>(await rpc.write<Message>('Tokens', 'Create', request)),
+    list: async () => items(await rpc.read('Tokens', 'List')).map(tokenFromProto<TokenView>),
     delete: async (id) => {
       await rpc.write('Tokens', 'Delete', { id });
     },

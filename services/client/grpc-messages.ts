@@ -26,6 +26,11 @@ export function items(value: unknown): Message[] {
   return Array.isArray(list) ? (list as Message[]) : [];
 }
 
+/** Token: `maxUses` unset -> null (any number of joins), as REST answers. */
+export function tokenFromProto<T extends { maxUses: number | null }>(value: Message): T {
+  return { ...value, maxUses: absent(value.maxUses) ? null : value.maxUses } as T;
+}
+
 /** Node: `lastHeartbeatAt` and `load` unset -> null, as REST answers. */
 export function nodeFromProto(value: Message): NodeView {
   const { lastHeartbeatAt, load, pageserver, labels, ...rest } = value;

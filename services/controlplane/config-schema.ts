@@ -36,6 +36,18 @@ const endpoint = {
   },
 };
 
+/** The `join` block (features/nodes/join-limits.ts): all optional. */
+const JOIN_CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ratePerSecond: number(0.001, 10_000),
+    burst: integer(1, 100_000),
+    maxSources: integer(1, 10_000_000),
+    maxContributedBytes: integer(2 * 1024 * 1024, 2 ** 52),
+  },
+};
+
 /** The `processes` block (features/processes/process-config.ts): all optional. */
 export const PROCESS_CONFIG_SCHEMA = {
   type: 'object',
@@ -136,5 +148,6 @@ export const CLUSTERD_CONFIG_SCHEMA = {
     bodyLimit: integer(1024, 16 * 1024 * 1024),
     grpcListen: endpoint,
     processes: PROCESS_CONFIG_SCHEMA,
+    join: JOIN_CONFIG_SCHEMA,
   },
 } satisfies ConfigSchema;

@@ -18,7 +18,9 @@
  * "tls": { "ca": "pki/etcd/ca.crt", "cert": "pki/etcd/clusterd-client.crt",
  * "key": "pki/etcd/clusterd-client.key" } }` (`tls` is required with https:// endpoints).
  * Optional: `nodeGraceSeconds` (heartbeat TTL, default 15), `bodyLimit` (bytes),
- * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files).
+ * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files),
+ * `join` ({ratePerSecond, burst, maxSources}: joins per source address, default 5/s with
+ * bursts of 50 over at most 10000 addresses; maxContributedBytes: per join, default 1 TiB).
  */
 
 import { readFile } from 'node:fs/promises';
@@ -27,6 +29,7 @@ import { compileConfigSchema } from '../api/config-check.ts';
 import { AmalgamError } from '../core/errors.ts';
 import type { EtcdTlsFiles } from '../store/etcd-tls.ts';
 import { CLUSTERD_CONFIG_SCHEMA, LOG_LEVELS } from './config-schema.ts';
+import type { JoinLimits } from './features/nodes/join-limits.ts';
 import {
   type ProcessConfig,
   type ProcessConfigFile,
@@ -65,6 +68,8 @@ export interface ClusterdConfig {
   bodyLimit?: number;
   /** The network process space (process-config.ts). */
   processes?: ProcessConfig;
+  /** Limits of join (features/nodes/join-limits.ts). */
+  join?: Partial<JoinLimits>;
 }
 
 const checkClusterdConfig = compileConfigSchema(CLUSTERD_CONFIG_SCHEMA);

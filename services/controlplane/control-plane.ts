@@ -16,6 +16,7 @@ import { startRebalancer } from './controllers/rebalancer.ts';
 import { startTokenCleanupController } from './controllers/token-cleanup.ts';
 import { DeviceService } from './features/devices/device-service.ts';
 import { MemoryService } from './features/memory/memory-service.ts';
+import type { JoinLimits } from './features/nodes/join-limits.ts';
 import { NodeService } from './features/nodes/node-service.ts';
 import type { ProcessConfig } from './features/processes/process-config.ts';
 import {
@@ -25,6 +26,7 @@ import {
 import { TokenService } from './features/tokens/token-service.ts';
 import { requireMember } from './service/authz.ts';
 import type { Caller, ControlPlaneRuntime, ControlPlaneStats } from './service/contracts.ts';
+import { Credentials } from './service/credentials.ts';
 import { keys } from './service/keys.ts';
 import { readJson } from './service/optimistic.ts';
 import { ResourceWatchService } from './service/watch-service.ts';
@@ -43,6 +45,8 @@ export interface ControlPlaneOptions {
   controllers?: boolean;
   /** The network process space: rebalancer and fencing settings (process-config.ts). */
   processes?: ProcessConfig;
+  /** Limits of join (features/nodes/join-limits.ts); each field defaults. */
+  join?: Partial<JoinLimits>;
 }
 
 interface ClusterRecord {
@@ -99,7 +103,15 @@ function createServices(
   const tokens = new TokenService(store, now);
   return {
     tokens,
-    nodes: new NodeService({ store, ca: options.ca, tokens, now, nodeGraceSeconds, mirror }),
+    nodes: new NodeService({
+      store,
+      ca: options.ca,
+      tokens,
+      now,
+      nodeGraceSeconds,
+      mirror,
+      ...(options.join === undefined ? {} : { join: options.join }),
+    }),
     memory: new MemoryService({ store, mirror, now }),
     devices: new DeviceService({ store, now, mirror }),
     processes: createProcessService({
@@ -181,6 +193,7 @@ async function statsOf(services: Services, leader: boolean): Promise<ControlPlan
     addressSpaceAllocatedBytes: space.allocatedBytes,
     addressSpaceFreeBytes: space.freeBytes,
     leader,
+    joinRate: services.nodes.joinRateStats(),
   };
 }
 
@@ -229,6 +242,11 @@ export async function createControlPlane(
         };
       },
     },
+    // One checker per kind of credential; a `user` kind plugs in here.
+    credentials: new Credentials(
+      { node: nodes.credentialChecker() },
+      logger.child({ component: 'credentials' }),
+    ),
     tokens,
     watch: new ResourceWatchService(store),
     nodes,

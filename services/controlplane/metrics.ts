@@ -134,6 +134,45 @@ export function registerRuntimeMetrics(
       if (stats) this.set(stats.leader ? 1 : 0);
     },
   });
+  registerJoinRateMetrics(registry, read);
+}
+
+/** The join rate limiter's bounded map and its refusals (features/nodes/join-limits.ts). */
+function registerJoinRateMetrics(
+  registry: Registry,
+  read: () => Promise<ControlPlaneStats | undefined>,
+): void {
+  new Gauge({
+    name: 'amalgam_join_rate_limiter_sources',
+    help: 'Source addresses the join rate limiter holds a bucket for (bounded by join.maxSources).',
+    registers: [registry],
+    async collect() {
+      const rate = (await read())?.joinRate;
+      if (rate) this.set(rate.sources);
+    },
+  });
+  new Counter({
+    name: 'amalgam_join_rate_limited_total',
+    help: 'Joins refused with RATE_LIMITED by this replica.',
+    registers: [registry],
+    async collect() {
+      const rate = (await read())?.joinRate;
+      if (!rate) return;
+      this.reset();
+      this.inc(rate.refusedTotal);
+    },
+  });
+  new Counter({
+    name: 'amalgam_join_rate_limiter_evicted_total',
+    help: 'Source addresses evicted (least recently seen) to keep the limiter bounded.',
+    registers: [registry],
+    async collect() {
+      const rate = (await read())?.joinRate;
+      if (!rate) return;
+      this.reset();
+      this.inc(rate.evictedTotal);
+    },
+  });
 }
 
 /**

@@ -37,7 +37,9 @@ Options:
                          "store": {"backend":"embedded","dataDir"} |
                                   {"backend":"etcd","endpoints":["https://..."],
                                    "tls":{"ca","cert","key"}},
-                         "logLevel"?, "grpcListen"?: {"host","port"} }
+                         "logLevel"?, "grpcListen"?: {"host","port"},
+                         "join"?: {"ratePerSecond","burst","maxSources",
+                                   "maxContributedBytes"} }
   -h, --help           Show this help.
 
 Logs are JSON lines on stdout; one of them, msg "clusterd listening", carries
@@ -104,6 +106,7 @@ export async function startClusterd(
         ? { nodeGraceSeconds: config.nodeGraceSeconds }
         : {}),
       ...(config.processes !== undefined ? { processes: config.processes } : {}),
+      ...(config.join !== undefined ? { join: config.join } : {}),
     });
     cleanups.push(() => runtime.close());
     const app = buildApp({

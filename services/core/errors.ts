@@ -245,6 +245,28 @@ export const ERRORS = {
     retryable: false,
     message: 'the process was started with --migratable never',
   },
+  // 401 like every other credential failure: the certificate itself is no
+  // longer good (its node was removed, or its name now belongs to another key);
+  // the fix is a new credential, not other permissions.
+  CREDENTIAL_REVOKED: {
+    http: 401,
+    grpc: GrpcStatus.UNAUTHENTICATED,
+    retryable: false,
+    message:
+      'the credential was revoked (its node was removed, or its name now belongs to another key); join again with a new key',
+  },
+  TOKEN_EXHAUSTED: {
+    http: 401,
+    grpc: GrpcStatus.UNAUTHENTICATED,
+    retryable: false,
+    message: 'the bootstrap token has been used as many times as its --max-uses allows',
+  },
+  RATE_LIMITED: {
+    http: 429,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    retryable: true,
+    message: 'too many requests from this source address; retry after details.retryAfterSeconds',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -40,6 +40,10 @@ const DEFINITE = new Set([
   'CSR_INVALID',
   'CONTENDED',
   'PID_SPACE_EXHAUSTED',
+  // Refused before anything is written (join's limit, its claim's CAS, the door).
+  'RATE_LIMITED',
+  'TOKEN_EXHAUSTED',
+  'CREDENTIAL_REVOKED',
 ]);
 
 export function outcomeOf(err: unknown): {

@@ -678,7 +678,7 @@ export interface components {
              * @description The stable error code; the catalogue is services/core/errors.ts.
              * @enum {string}
              */
-            code: "NO_QUORUM" | "WATCH_COMPACTED" | "LEASE_NOT_FOUND" | "INVALID_ARGUMENT" | "STORE_CLOSED" | "WAL_CORRUPT" | "DATA_DIR_LOCKED" | "RANGE_EXHAUSTED" | "NODE_NOT_FOUND" | "SEGMENT_NOT_FOUND" | "TOKEN_INVALID" | "TOKEN_MALFORMED" | "TOKEN_NOT_FOUND" | "TOKEN_EXPIRED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NODE_IN_USE" | "CSR_INVALID" | "CONTENDED" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL" | "NAME_TAKEN" | "ADDRESS_UNMAPPED" | "LOCK_TIMEOUT" | "LOCK_NOT_HELD" | "DEVICE_NOT_FOUND" | "PROCESS_NOT_FOUND" | "PID_SPACE_EXHAUSTED" | "NO_PLACEMENT" | "STALE_EPOCH" | "PROCESS_STATE_CONFLICT" | "PROCESS_NOT_MIGRATABLE";
+            code: "NO_QUORUM" | "WATCH_COMPACTED" | "LEASE_NOT_FOUND" | "INVALID_ARGUMENT" | "STORE_CLOSED" | "WAL_CORRUPT" | "DATA_DIR_LOCKED" | "RANGE_EXHAUSTED" | "NODE_NOT_FOUND" | "SEGMENT_NOT_FOUND" | "TOKEN_INVALID" | "TOKEN_MALFORMED" | "TOKEN_NOT_FOUND" | "TOKEN_EXPIRED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NODE_IN_USE" | "CSR_INVALID" | "CONTENDED" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL" | "NAME_TAKEN" | "ADDRESS_UNMAPPED" | "LOCK_TIMEOUT" | "LOCK_NOT_HELD" | "DEVICE_NOT_FOUND" | "PROCESS_NOT_FOUND" | "PID_SPACE_EXHAUSTED" | "NO_PLACEMENT" | "STALE_EPOCH" | "PROCESS_STATE_CONFLICT" | "PROCESS_NOT_MIGRATABLE" | "CREDENTIAL_REVOKED" | "TOKEN_EXHAUSTED" | "RATE_LIMITED";
             detail: string;
             instance?: string;
             requestId: string;
@@ -731,6 +731,10 @@ export interface components {
             usages: components["schemas"]["TokenUsage"][];
             createdAt: components["schemas"]["Timestamp"];
             expiresAt: components["schemas"]["Timestamp"];
+            /** @description Successful joins with this token so far. */
+            uses: number;
+            /** @description How many joins the token allows; null for any number until it expires. */
+            maxUses: number | null;
         };
         /** @description A TokenView plus the whole token, shown this once. */
         CreatedToken: {
@@ -739,6 +743,10 @@ export interface components {
             usages: components["schemas"]["TokenUsage"][];
             createdAt: components["schemas"]["Timestamp"];
             expiresAt: components["schemas"]["Timestamp"];
+            /** @description Successful joins with this token so far. */
+            uses: number;
+            /** @description How many joins the token allows; null for any number until it expires. */
+            maxUses: number | null;
             /** @description `<id>.<secret>`; pass it to `clusteradm join --token`. */
             token: string;
         };
@@ -751,6 +759,11 @@ export interface components {
             description?: string;
             /** @description Default [join]. */
             usages?: components["schemas"]["TokenUsage"][];
+            /**
+             * @description How many joins the token allows. Default: any number until it expires, as kubeadm's
+             *     bootstrap tokens (one token joins a whole rack); set 1 for a token per machine.
+             */
+            maxUses?: number;
         };
         /** @enum {string} */
         NodeState: "Joining" | "Ready" | "NotReady" | "Draining" | "Removed";
@@ -1085,7 +1098,11 @@ export interface components {
                 };
             };
         };
-        /** @description The call needs a client certificate signed by the cluster CA. */
+        /**
+         * @description The call needs a client certificate signed by the cluster CA (UNAUTHENTICATED), still
+         *     bound to its node: a removed node's certificate, or one whose name was joined again by
+         *     another key, is CREDENTIAL_REVOKED.
+         */
         Unauthenticated: {
             headers: {
                 [name: string]: unknown;
@@ -1093,7 +1110,7 @@ export interface components {
             content: {
                 "application/problem+json": components["schemas"]["Problem"] & {
                     /** @enum {unknown} */
-                    code?: "UNAUTHENTICATED";
+                    code?: "UNAUTHENTICATED" | "CREDENTIAL_REVOKED";
                 };
             };
         };
@@ -1462,7 +1479,11 @@ export interface operations {
                     };
                 };
             };
-            /** @description The bootstrap token is malformed, unknown (or deleted), expired, or its secret does not match. */
+            /**
+             * @description The bootstrap token is malformed, unknown (or deleted), expired, used up (its
+             *     maxUses), or its secret does not match; or the CSR's key belonged to a removed node
+             *     (CREDENTIAL_REVOKED: a freed name is joined again only with a new key).
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1470,7 +1491,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {unknown} */
-                        code?: "TOKEN_MALFORMED" | "TOKEN_NOT_FOUND" | "TOKEN_EXPIRED" | "TOKEN_INVALID";
+                        code?: "TOKEN_MALFORMED" | "TOKEN_NOT_FOUND" | "TOKEN_EXPIRED" | "TOKEN_INVALID" | "TOKEN_EXHAUSTED" | "CREDENTIAL_REVOKED";
                     };
                 };
             };
@@ -1500,6 +1521,22 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            /**
+             * @description Too many joins from this source address; retry after the `Retry-After` header's
+             *     seconds (also `retryAfterSeconds`).
+             */
+            429: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "RATE_LIMITED";
+                    };
+                };
+            };
             500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailableWrite"];
         };

@@ -10,11 +10,12 @@
  */
 import type { Caller, ControlPlaneRuntime } from '../service/contracts.ts';
 
-/** What a unary handler gets: the caller from TLS and the decoded request. */
+/** What a unary handler gets: the caller from TLS, the decoded request and the client's address. */
 export type UnaryHandler = (
   runtime: ControlPlaneRuntime,
   caller: Caller,
   request: Record<string, unknown>,
+  source: string,
 ) => Promise<unknown>;
 
 export interface UnaryMethod {

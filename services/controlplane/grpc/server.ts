@@ -27,8 +27,8 @@ import { loadAmalgamProto, SERVICE_NAMES } from '../../api/grpc-proto.ts';
 import { AmalgamError } from '../../core/errors.ts';
 import { loadRestApi } from '../rest/openapi.ts';
 import { type RequestValidators, requestValidatorsFor } from '../rest/request-validators.ts';
-import type { ControlPlaneRuntime, ResourceWatch } from '../service/contracts.ts';
-import { callerFromCall } from './caller.ts';
+import type { Caller, ControlPlaneRuntime, ResourceWatch } from '../service/contracts.ts';
+import { callerFromCall, peerAddress } from './caller.ts';
 import { unaryMethods } from './handlers.ts';
 import { GRPC_OPERATIONS } from './operations.ts';
 
@@ -98,30 +98,27 @@ function unaryHandler(
   const path = `${service}/${name}`;
   const check = requestCheck(validators, path);
   return (call, callback) => {
-    const caller = callerFromCall(call);
     // The service's result is dropped when the client went away (cancelled or
     // past its deadline): grpc-js has already answered for it.
     const answer: grpc.sendUnaryData<unknown> = (err, value) => {
       if (call.cancelled) return;
       callback(err, value);
     };
-    if (caller.kind === 'anonymous' && !method.anonymous) {
-      answer(toGrpcError(new AmalgamError('UNAUTHENTICATED'), logger, path));
-      return;
-    }
-    const invalid = check(call.request);
-    if (invalid) {
-      logger.debug({ method: path, caller, detail: invalid.message }, 'gRPC call refused');
-      answer(toGrpcError(invalid, logger, path));
-      return;
-    }
-    method.handle(runtime, caller, call.request).then(
-      (value) => answer(null, value),
-      (err) => {
-        logger.debug({ err, method: path, caller }, 'gRPC call refused');
-        answer(toGrpcError(err, logger, path));
-      },
-    );
+    const refuse = (err: unknown, caller?: Caller) => {
+      logger.debug({ err, method: path, caller }, 'gRPC call refused');
+      answer(toGrpcError(err, logger, path));
+    };
+    callerFromCall(call, runtime.credentials).then((caller) => {
+      if (caller.kind === 'anonymous' && !method.anonymous) {
+        return answer(toGrpcError(new AmalgamError('UNAUTHENTICATED'), logger, path));
+      }
+      const invalid = check(call.request);
+      if (invalid) return refuse(invalid, caller);
+      method.handle(runtime, caller, call.request, peerAddress(call.getPeer())).then(
+        (value) => answer(null, value),
+        (err) => refuse(err, caller),
+      );
+    }, refuse);
   };
 }
 
@@ -144,7 +141,12 @@ function watchHandler(
     const fail = (err: unknown) => {
       if (!call.cancelled) call.emit('error', toGrpcError(err, logger, path));
     };
-    const caller = callerFromCall(call);
+    let caller: Caller;
+    try {
+      caller = await callerFromCall(call, runtime.credentials);
+    } catch (err) {
+      return fail(err);
+    }
     if (caller.kind === 'anonymous') return fail(new AmalgamError('UNAUTHENTICATED'));
     const request: WatchRequest = { prefix: String(call.request.prefix ?? '') };
     const from = call.request.fromRevision;

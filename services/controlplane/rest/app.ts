@@ -55,8 +55,11 @@ export interface BuildAppOptions {
   registry: Registry;
   /** Largest request body in bytes; default DEFAULT_BODY_LIMIT. */
   bodyLimit?: number;
-  /** Who is calling. Default: the verified TLS client certificate (callerFromTls). Tests inject one. */
-  identify?: (request: FastifyRequest) => Caller;
+  /**
+   * Who is calling. Default: the verified TLS client certificate, still bound
+   * to its record (callerFromTls). Tests inject one.
+   */
+  identify?: (request: FastifyRequest) => Caller | Promise<Caller>;
   /** Serve HTTPS with these options (server.ts). Default: plain HTTP, for `inject`. */
   https?: HttpsServerOptions;
 }
@@ -203,7 +206,7 @@ function installLifecycle(app: FastifyInstance, ctx: RouteContext, registry: Reg
 interface RouteContext {
   runtime: ControlPlaneRuntime;
   registry: Registry;
-  identify: (request: FastifyRequest) => Caller;
+  identify: (request: FastifyRequest) => Caller | Promise<Caller>;
   pages: { openApiJson: string; docsHtml: string };
   callers: WeakMap<FastifyRequest, Caller>;
   /** Validated, serialized answers, by body object (see sendResult). */
@@ -233,7 +236,7 @@ function routeFor(op: Operation, ctx: RouteContext): RouteOptions {
     schema: schemaFor(op),
     config: { operationId: op.operationId },
     onRequest: async (request: FastifyRequest) => {
-      const caller = ctx.identify(request);
+      const caller = await ctx.identify(request);
       ctx.callers.set(request, caller);
       if (op.secured && caller.kind === 'anonymous') throw new AmalgamError('UNAUTHENTICATED');
     },
@@ -248,6 +251,7 @@ function routeFor(op: Operation, ctx: RouteContext): RouteOptions {
       const result = await handler({
         runtime: ctx.runtime,
         caller: ctx.callers.get(request) ?? ANONYMOUS,
+        source: request.ip,
         params: (request.params ?? {}) as Record<string, string>,
         query: op.query ? ((request.query ?? {}) as Record<string, string>) : {},
         body: request.body,
@@ -304,7 +308,8 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   const ctx: RouteContext = {
     runtime: options.runtime,
     registry: options.registry,
-    identify: options.identify ?? callerFromTls,
+    identify:
+      options.identify ?? ((request) => callerFromTls(request, options.runtime.credentials)),
     pages: { openApiJson: api.documentJson, docsHtml: renderDocsPage(api) },
     callers: new WeakMap(),
     serialized: new WeakMap(),

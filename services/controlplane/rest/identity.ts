@@ -4,17 +4,26 @@
  * joining machine has none yet), so a certificate counts only when Node
  * verified its chain against the cluster CA (`socket.authorized`). No
  * certificate, a certificate from another CA, or a subject that is neither
- * the admin's nor a node's: anonymous.
+ * the admin's nor a node's: anonymous. A certificate whose key is no longer
+ * bound to its subject (a removed node, a name joined again by another key)
+ * is CREDENTIAL_REVOKED (service/credentials.ts).
  */
 import { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import { identityOf } from '../../pki/index.ts';
-import type { Caller } from '../service/contracts.ts';
+import type { Caller, CredentialVerifier } from '../service/contracts.ts';
+import { peerKeyHash } from '../service/credentials.ts';
 
 export const ANONYMOUS: Caller = Object.freeze({ kind: 'anonymous' }) as Caller;
 
-export function callerFromTls(request: FastifyRequest): Caller {
+export async function callerFromTls(
+  request: FastifyRequest,
+  credentials: CredentialVerifier,
+): Promise<Caller> {
   const socket = request.raw.socket;
   if (!(socket instanceof TLSSocket) || !socket.authorized) return ANONYMOUS;
-  return identityOf(socket.getPeerCertificate()) ?? ANONYMOUS;
+  const peer = socket.getPeerCertificate();
+  const caller = identityOf(peer);
+  if (caller === undefined) return ANONYMOUS;
+  return credentials.verify(caller, peerKeyHash(peer));
 }

@@ -165,6 +165,10 @@ export function sendProblem(
     body = JSON.stringify({ type, title, status, code, detail, instance, requestId });
   }
   if (error.code === 'NO_QUORUM' || error.code === 'CONTENDED') reply.header('retry-after', '1');
+  if (error.code === 'RATE_LIMITED') {
+    const seconds = Number(error.details.retryAfterSeconds);
+    reply.header('retry-after', String(Number.isSafeInteger(seconds) && seconds > 0 ? seconds : 1));
+  }
   // Also for errors met before the onRequest hook that sets it (a malformed URL).
   reply.header('x-request-id', problem.requestId);
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(body);

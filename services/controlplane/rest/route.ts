@@ -12,6 +12,8 @@ import type { Caller, ControlPlaneRuntime } from '../service/contracts.ts';
 export interface HandlerContext {
   runtime: ControlPlaneRuntime;
   caller: Caller;
+  /** The client's address (what join's rate limit counts by). */
+  source: string;
   /** Path parameters, schema-checked. */
   params: Record<string, string>;
   /** Query parameters, schema-checked (strings; absent when not given). */

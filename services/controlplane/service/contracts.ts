@@ -40,6 +40,15 @@ import type { PidBlock } from '../../core/pid-blocks.ts';
 /** Who is calling, as proven by mutual TLS. Join is the only call open to anonymous callers. */
 export type Caller = { kind: 'admin' } | { kind: 'node'; name: string } | { kind: 'anonymous' };
 
+/**
+ * Whether a certificate's Caller still holds (service/credentials.ts): the
+ * doors call it right after working out the Caller; CREDENTIAL_REVOKED when
+ * the key is no longer the one recorded for its subject.
+ */
+export interface CredentialVerifier {
+  verify(caller: Caller, keyHash: string | undefined): Promise<Caller>;
+}
+
 export interface ClusterApi {
   info(caller: Caller): Promise<ClusterInfo>;
 }
@@ -51,8 +60,12 @@ export interface TokenApi {
 }
 
 export interface NodeApi {
-  /** Token-authenticated. Atomically: claim the name, take a range, record the node; then sign its CSR. */
-  join(request: JoinRequest): Promise<JoinResult>;
+  /**
+   * Token-authenticated. Atomically: claim the name, take a range, record the
+   * node, spend a use of the token; then sign its CSR. `source` (the client's
+   * address, from the door) is rate-limited.
+   */
+  join(request: JoinRequest, source?: string): Promise<JoinResult>;
   list(caller: Caller): Promise<NodeView[]>;
   get(caller: Caller, name: string): Promise<NodeView>;
   /** Only the node itself. Renews its liveness lease; a NotReady node becomes Ready. */
@@ -116,6 +129,8 @@ export interface WatchService {
 }
 
 export interface ControlPlane {
+  /** Checks that a certificate's Caller is still bound to its record (both doors). */
+  credentials: CredentialVerifier;
   watch: WatchService;
   processes: ProcessService;
   cluster: ClusterApi;
@@ -131,6 +146,8 @@ export interface ControlPlaneStats {
   addressSpaceAllocatedBytes: number;
   addressSpaceFreeBytes: number;
   leader: boolean;
+  /** The join rate limiter of this replica (features/nodes/join-limits.ts). */
+  joinRate?: { sources: number; refusedTotal: number; evictedTotal: number };
 }
 
 /** The composition root's product (services/controlplane/control-plane.ts). */

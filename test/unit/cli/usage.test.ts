@@ -40,6 +40,7 @@ t.test('usage errors exit 2 with a message on stderr', async (t) => {
     [['mem', 'alloc', '12X'], /not a size: "12X"/],
     [['mem', 'alloc', '0'], /at least 1 byte/],
     [['token', 'create', '--ttl', 'forever'], /not a duration/],
+    [['token', 'create', '--max-uses', '0'], /whole number from 1/],
     [['join', 'https://127.0.0.1:1', '--ca-cert-hash', HASH], /required option '--token <token>'/],
     [['join', 'https://127.0.0.1:1', '--token', TOKEN], /required option '--ca-cert-hash/],
     [['join', 'https://127.0.0.1:1', '--token', 'nope', '--ca-cert-hash', HASH], /bootstrap token/],

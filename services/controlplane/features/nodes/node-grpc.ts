@@ -22,7 +22,10 @@ function joinRequest(request: Record<string, unknown>): JoinRequest {
 }
 
 export const nodeMethods: ServiceMethods = {
-  Join: { anonymous: true, handle: (runtime, _caller, r) => runtime.nodes.join(joinRequest(r)) },
+  Join: {
+    anonymous: true,
+    handle: (runtime, _caller, r, source) => runtime.nodes.join(joinRequest(r), source),
+  },
   List: { handle: async (runtime, caller) => items(await runtime.nodes.list(caller)) },
   Get: { handle: (runtime, caller, r) => runtime.nodes.get(caller, str(r.name)) },
   Heartbeat: {

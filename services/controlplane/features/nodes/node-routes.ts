@@ -3,8 +3,8 @@ import type { HeartbeatRequest, JoinRequest } from '../../../api/contracts.ts';
 import { items, json, noContent, param, type Routes } from '../../rest/route.ts';
 
 export const nodeRoutes: Routes = {
-  joinCluster: async ({ runtime, body }) =>
-    json(201, await runtime.nodes.join(body as JoinRequest)),
+  joinCluster: async ({ runtime, body, source }) =>
+    json(201, await runtime.nodes.join(body as JoinRequest, source)),
   listNodes: async ({ runtime, caller }) => json(200, items(await runtime.nodes.list(caller))),
   getNode: async (context) =>
     json(200, await context.runtime.nodes.get(context.caller, param(context, 'name'))),

@@ -1,9 +1,13 @@
 /**
  * Nodes: join (claim a unique name and a range of the network memory space
- * in one compare-and-swap), heartbeats (liveness through store leases),
- * drain and removal (the only way a range is ever freed). The decisions are
- * core/nodes.ts's; this service reads the records, decides with the time and
- * writes the result in one CAS (service/optimistic.ts).
+ * and spend a use of the token in one compare-and-swap; rate-limited per
+ * source address; at most `maxContributedBytes` per join), heartbeats
+ * (liveness through store leases), drain and removal (the only way a range is
+ * ever freed; it leaves a tombstone of the node's key, so the key's
+ * certificates are refused and the key never joins again while they could be
+ * valid). The decisions are core/nodes.ts's and join-claims.ts's; this
+ * service reads the records, decides with the time and writes the result in
+ * one CAS (service/optimistic.ts).
  */
 
 import type {
@@ -18,7 +22,6 @@ import { AmalgamError } from '../../../core/errors.ts';
 import { createMemoryLayout, type MemoryLayout } from '../../../core/memory-layout.ts';
 import { validateNodeName } from '../../../core/names.ts';
 import {
-  decideClaims,
   decideRemoval,
   type NodeClaim,
   stateAfterHeartbeat,
@@ -34,17 +37,29 @@ import type { Store } from '../../../store/store.ts';
 import { requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
 import { createBatcher, type Outcome } from '../../service/batcher.ts';
 import type { Caller, NodeApi } from '../../service/contracts.ts';
+import type { CredentialChecker } from '../../service/credentials.ts';
 import { putJson, readJson, updateAtomically } from '../../service/optimistic.ts';
 import { storeSource } from '../../service/store-source.ts';
 import { deviceKeys } from '../devices/records.ts';
 import { memoryKeys, parseLayout, type SegmentsRecord } from '../memory/records.ts';
+import { type TokenRecord, tokenKeys } from '../tokens/records.ts';
 import type { TokenService } from '../tokens/token-service.ts';
+import { decideJoins, type JoinClaim } from './join-claims.ts';
+import {
+  checkContribution,
+  DEFAULT_JOIN_LIMITS,
+  type JoinLimits,
+  JoinRateLimiter,
+} from './join-limits.ts';
+import { nodeCredentialChecker } from './node-credentials.ts';
 import {
   type HeartbeatRecord,
   type NodeRecord,
   nodeKeys,
   parseHeartbeat,
   parseNode,
+  parseRevoked,
+  type RevokedRecord,
   toNodeView,
 } from './records.ts';
 
@@ -58,10 +73,20 @@ export interface NodeServiceOptions {
   certificateValidityDays?: number;
   /** A mirror of the control plane's keys: lists are served from it (linearizable, see Mirror). */
   mirror: Mirror;
+  /** Limits of the door open to anyone (join); defaults: DEFAULT_JOIN_LIMITS. */
+  join?: Partial<JoinLimits>;
 }
 
-/** Joins per CAS: 1 + N compares and N + 1 puts stay within etcd's 128 operations per txn. */
-const JOIN_BATCH = 50;
+const DAY_MS = 24 * 3600 * 1000;
+/** Expired tombstones a removal deletes in its own CAS (beyond, the next removal goes on). */
+const PRUNE_PER_REMOVAL = 32;
+
+/**
+ * Joins per CAS. Worst case (a token per join): 1 + 3N compares (layout,
+ * nodes, tokens, key tombstones) and 2N + 1 puts stay within etcd's 128
+ * operations per txn.
+ */
+const JOIN_BATCH = 25;
 
 interface Claimed {
   node: NodeRecord;
@@ -72,24 +97,33 @@ interface Claimed {
 const nodeMissing = (name: string) => new AmalgamError('NODE_NOT_FOUND', name, { field: 'name' });
 
 /**
- * Claims a name and a range for every join of a batch in ONE CAS over the
- * layout and those nodes' keys (core/nodes.ts `decideClaims`). Each join
- * keeps its own outcome: one taken name does not fail its neighbours.
+ * Claims a name and a range and spends a token use for every join of a batch
+ * in ONE CAS over the layout and those nodes', tokens' and keys' records
+ * (join-claims.ts `decideJoins`). Each join keeps its own outcome: one taken
+ * name does not fail its neighbours.
  */
 function claimNodes(
   options: NodeServiceOptions,
-  claims: readonly NodeClaim[],
+  joins: readonly JoinClaim[],
 ): Promise<Outcome<Claimed>[]> {
-  const nodeKeysRead = [...new Set(claims.map((c) => nodeKeys.node(c.name)))];
+  const unique = (list: string[]) => [...new Set(list)];
+  const nodeKeysRead = unique(joins.map((j) => nodeKeys.node(j.claim.name)));
+  const tokenKeysRead = unique(joins.map((j) => tokenKeys.token(j.tokenId)));
+  const revokedRead = unique(joins.map((j) => nodeKeys.revokedKey(j.claim.identity)));
   return updateAtomically(
     options.store,
-    [memoryKeys.layout, ...nodeKeysRead],
+    [memoryKeys.layout, ...nodeKeysRead, ...tokenKeysRead, ...revokedRead],
     (current) => {
-      const layout = current.get<MemoryLayout>(memoryKeys.layout) ?? createMemoryLayout();
-      const stored = (name: string) => current.get<NodeRecord>(nodeKeys.node(name));
-      const decision = decideClaims(layout, stored, claims, options.now());
+      const state = {
+        layout: current.get<MemoryLayout>(memoryKeys.layout) ?? createMemoryLayout(),
+        node: (name: string) => current.get<NodeRecord>(nodeKeys.node(name)),
+        token: (id: string) => current.get<TokenRecord>(tokenKeys.token(id)),
+        revoked: (hash: string) => current.get<RevokedRecord>(nodeKeys.revokedKey(hash)),
+      };
+      const decision = decideJoins(state, joins, options.now());
       const writes = decision.created.map((node) => putJson(nodeKeys.node(node.name), node));
       if (decision.layoutChanged) writes.push(putJson(memoryKeys.layout, decision.layout));
+      for (const token of decision.spent) writes.push(putJson(tokenKeys.token(token.id), token));
       const result = decision.outcomes.map(
         (o): Outcome<Claimed> =>
           o.ok
@@ -108,7 +142,9 @@ export class NodeService implements NodeApi {
   readonly #mirror: Mirror;
   /** Parsing the CA and importing its key is most of the cost of signing: once per process. */
   readonly #csrSigner: Promise<CsrSigner>;
-  readonly #claim: (claim: NodeClaim) => Promise<Claimed>;
+  readonly #claim: (join: JoinClaim) => Promise<Claimed>;
+  readonly #limits: JoinLimits;
+  readonly #rate: JoinRateLimiter;
   #listCache: { generation: number; views: NodeView[] } | undefined;
 
   constructor(options: NodeServiceOptions) {
@@ -117,12 +153,17 @@ export class NodeService implements NodeApi {
     this.#mirror = options.mirror;
     this.#csrSigner = loadCsrSigner(options.ca);
     this.#csrSigner.catch(() => {}); // surfaced on first use
-    this.#claim = createBatcher((claims: NodeClaim[]) => claimNodes(options, claims), JOIN_BATCH);
+    this.#claim = createBatcher((joins: JoinClaim[]) => claimNodes(options, joins), JOIN_BATCH);
+    this.#limits = { ...DEFAULT_JOIN_LIMITS, ...options.join };
+    this.#rate = new JoinRateLimiter(this.#limits);
   }
 
-  async join(request: JoinRequest): Promise<JoinResult> {
+  /** `source`: the client's address (the doors give it; in-process callers have none). */
+  async join(request: JoinRequest, source?: string): Promise<JoinResult> {
+    if (source !== undefined) this.#rate.admit(source);
     validateClaim(request);
-    await this.#options.tokens.authenticate(request.token, 'join');
+    checkContribution(request, this.#limits.maxContributedBytes);
+    const token = await this.#options.tokens.authenticate(request.token, 'join');
     // Verify the CSR before claiming anything: a bad CSR must leave no trace.
     const signer = await this.#csrSigner;
     const csr = await signer.verify(request.csr);
@@ -130,14 +171,14 @@ export class NodeService implements NodeApi {
     const claim: NodeClaim = { name, identity: csr.publicKeyHash, capacity: request.capacity };
     if (request.roles !== undefined) claim.roles = request.roles;
     if (request.labels !== undefined) claim.labels = request.labels;
-    const outcome = await this.#claim(claim);
+    const outcome = await this.#claim({ claim, tokenId: token.id });
     const subject = nodeSubject(name);
     const certificate = await signer.issue(csr, {
       commonName: subject.commonName,
       organization: subject.organization,
       dnsNames: [name],
       usages: ['client', 'server'],
-      validityDays: this.#options.certificateValidityDays ?? 365,
+      validityDays: this.#validityDays(),
     });
     const heartbeat = await readJson<HeartbeatRecord>(this.#store, nodeKeys.heartbeat(name));
     return {
@@ -186,7 +227,6 @@ export class NodeService implements NodeApi {
     requireSelf(caller, name);
     validateLoad(load);
     const endpoint = pageserver === undefined ? undefined : validatePageServerEndpoint(pageserver);
-    await this.#readNode(name);
     // Each beat puts the liveness key on a fresh lease; the previous lease
     // then holds nothing and expires by itself. A beat without a page server
     // clears it: the node reports what is up now.
@@ -198,9 +238,12 @@ export class NodeService implements NodeApi {
       load,
       ...(endpoint === undefined ? {} : { pageserver: endpoint }),
     };
-    await this.#store.txn({
-      compares: [{ key: nodeKeys.node(name), target: 'version', op: '>', value: 0 }],
-      onSuccess: [putJson(nodeKeys.heartbeat(name), beat, lease.id)],
+    // Only while the node exists: a beat racing its removal leaves nothing
+    // (the unused lease expires by itself).
+    const key = nodeKeys.node(name);
+    await updateAtomically(this.#store, [key], (current) => {
+      if (!current.get<NodeRecord>(key)) throw nodeMissing(name);
+      return { writes: [putJson(nodeKeys.heartbeat(name), beat, lease.id)], result: undefined };
     });
     await this.#transition(name, stateAfterHeartbeat);
     return this.#viewOf(name);
@@ -216,26 +259,50 @@ export class NodeService implements NodeApi {
   async remove(caller: Caller, name: string): Promise<void> {
     requireAdmin(caller);
     validateNodeName(name, 'name');
+    const now = this.#options.now();
+    const expired = this.#expiredTombstones(now);
     const read = [nodeKeys.node(name), memoryKeys.layout, memoryKeys.segments];
     await updateAtomically(this.#store, read, (current) => {
-      if (!current.get<NodeRecord>(nodeKeys.node(name))) throw nodeMissing(name);
+      const node = current.get<NodeRecord>(nodeKeys.node(name));
+      if (!node) throw nodeMissing(name);
       const layout = decideRemoval(
         name,
         current.get<MemoryLayout>(memoryKeys.layout),
         current.get<SegmentsRecord>(memoryKeys.segments)?.table,
       );
+      // Every certificate of its key is refused until the last one could expire.
+      const tombstoneKey = nodeKeys.revokedKey(node.identity);
+      const tombstone: RevokedRecord = {
+        name,
+        removedAt: now,
+        expiresAt: now + this.#validityDays() * DAY_MS,
+      };
       const writes = [
         { type: 'delete' as const, key: nodeKeys.node(name) },
         { type: 'delete' as const, key: nodeKeys.heartbeat(name) },
         // Its devices go with it: `/remotedev/<name>/...` must not outlive the name.
         { type: 'delete' as const, key: deviceKeys.deviceTable(name) },
         ...(layout ? [putJson(memoryKeys.layout, layout)] : []),
+        putJson(tombstoneKey, tombstone),
+        ...expired
+          .filter((key) => key !== tombstoneKey)
+          .map((key) => ({ type: 'delete' as const, key })),
       ];
       return { writes, result: undefined };
     });
   }
 
-  // ---- for the controllers and the composition root (not part of the API) ----
+  // ---- for the doors and the composition root (not part of the API) ----
+
+  /** The `node` credential checker (node-credentials.ts), over this service's mirror. */
+  credentialChecker(): CredentialChecker {
+    return nodeCredentialChecker(this.#mirror);
+  }
+
+  /** Counts of the join rate limiter, for /metrics. */
+  joinRateStats() {
+    return this.#rate.stats();
+  }
 
   /** Every node record, by name: what the node lifecycle controller's informer follows. */
   nodeSource(): InformerSource<NodeRecord> {
@@ -284,6 +351,20 @@ export class NodeService implements NodeApi {
   async count(): Promise<number> {
     const { kvs } = await this.#store.range(nodeKeys.nodes);
     return kvs.length;
+  }
+
+  #validityDays(): number {
+    return this.#options.certificateValidityDays ?? 365;
+  }
+
+  /** Tombstones past their expiry, from the mirror: a removal deletes a few in its CAS. */
+  #expiredTombstones(now: number): string[] {
+    const expired: string[] = [];
+    for (const kv of this.#mirror.range(nodeKeys.revoked)) {
+      if (expired.length >= PRUNE_PER_REMOVAL) break;
+      if (now >= parseRevoked(kv.value).expiresAt) expired.push(kv.key);
+    }
+    return expired;
   }
 
   async #readNode(name: string): Promise<NodeRecord> {

@@ -21,7 +21,23 @@ export const nodeKeys = {
   /** Liveness: one key per node, on a lease that each heartbeat replaces. */
   heartbeats: `${STORE_ROOT}/heartbeats/`,
   heartbeat: (name: string) => `${STORE_ROOT}/heartbeats/${name}`,
+  /** Tombstones of removed nodes' keys, by key hash (never watchable). */
+  revoked: `${STORE_ROOT}/revoked/`,
+  revokedKey: (keyHash: string) => `${STORE_ROOT}/revoked/${keyHash}`,
 } as const;
+
+/**
+ * What `node remove` leaves of a node's key: a certificate of that key is
+ * refused, and a join with that key too, until `expiresAt` (the removal plus
+ * the longest validity of a node certificate: no certificate of the key can
+ * outlive it). Removals prune expired tombstones, so there are at most as
+ * many as removals within one certificate lifetime.
+ */
+export interface RevokedRecord {
+  name: string;
+  removedAt: number;
+  expiresAt: number;
+}
 
 /** A node as stored: core's ClusterNode. */
 export type NodeRecord = ClusterNode;
@@ -34,6 +50,10 @@ export interface HeartbeatRecord {
 
 export function parseNode(raw: string): NodeRecord {
   return JSON.parse(raw) as NodeRecord;
+}
+
+export function parseRevoked(raw: string): RevokedRecord {
+  return JSON.parse(raw) as RevokedRecord;
 }
 
 export function parseHeartbeat(raw: string): HeartbeatRecord {

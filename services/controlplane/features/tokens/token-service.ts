@@ -1,8 +1,12 @@
 /**
  * Bootstrap tokens: `<id>.<secret>`, shown once at creation, stored only as a
  * salted hash of the secret. A join presents one; each failure has its own
- * code (malformed, unknown or deleted, expired, wrong secret). Long-expired
- * tokens are deleted by the token cleanup controller (`deleteExpired`).
+ * code (malformed, unknown or deleted, expired, wrong secret, used up). A
+ * token allows `maxUses` joins (default: any number until it expires, as
+ * kubeadm's bootstrap tokens); the join's claim spends one in its own CAS
+ * (features/nodes/join-claims.ts). Long-expired tokens are deleted by the
+ * token cleanup controller (`deleteExpired`). Every write is a CAS through
+ * service/optimistic.ts.
  */
 import { randomBytes } from 'node:crypto';
 import type {
@@ -23,8 +27,14 @@ import { hashTokenSecret, verifyTokenSecret } from '../../../pki/index.ts';
 import type { Store } from '../../../store/store.ts';
 import { requireAdmin } from '../../service/authz.ts';
 import type { Caller, TokenApi } from '../../service/contracts.ts';
-import { putJson } from '../../service/optimistic.ts';
-import { parseToken, type TokenRecord, tokenKeys, toTokenView } from './records.ts';
+import { putJson, updateAtomically } from '../../service/optimistic.ts';
+import {
+  isTokenExhausted,
+  parseToken,
+  type TokenRecord,
+  tokenKeys,
+  toTokenView,
+} from './records.ts';
 
 export const DEFAULT_TOKEN_TTL_SECONDS = 24 * 3600;
 export const MAX_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
@@ -34,13 +44,21 @@ export const MAX_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
  */
 export const EXPIRED_TOKEN_RETENTION_MS = 24 * 3600 * 1000;
 const MAX_DESCRIPTION = 256;
+const MAX_USES = 1_000_000;
 const USAGES: readonly TokenUsage[] = ['join'];
 
 function invalid(field: string, message: string): AmalgamError {
   return new AmalgamError('INVALID_ARGUMENT', `${field}: ${message}`, { field });
 }
 
-function validateCreate(request: CreateTokenRequest): Required<CreateTokenRequest> {
+interface ValidCreate {
+  ttlSeconds: number;
+  description: string;
+  usages: TokenUsage[];
+  maxUses: number | undefined;
+}
+
+function validateCreate(request: CreateTokenRequest): ValidCreate {
   const ttlSeconds = request.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
   if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TOKEN_TTL_SECONDS) {
     throw invalid('ttlSeconds', `1 to ${MAX_TOKEN_TTL_SECONDS}`);
@@ -53,7 +71,14 @@ function validateCreate(request: CreateTokenRequest): Required<CreateTokenReques
   if (!Array.isArray(usages) || usages.length === 0 || !usages.every((u) => USAGES.includes(u))) {
     throw invalid('usages', `a non-empty list of ${USAGES.join(', ')}`);
   }
-  return { ttlSeconds, description, usages: [...new Set(usages)] };
+  const { maxUses } = request;
+  if (
+    maxUses !== undefined &&
+    (!Number.isSafeInteger(maxUses) || maxUses < 1 || maxUses > MAX_USES)
+  ) {
+    throw invalid('maxUses', `1 to ${MAX_USES}`);
+  }
+  return { ttlSeconds, description, usages: [...new Set(usages)], maxUses };
 }
 
 export class TokenService implements TokenApi {
@@ -67,7 +92,7 @@ export class TokenService implements TokenApi {
 
   async create(caller: Caller, request: CreateTokenRequest): Promise<CreatedToken> {
     requireAdmin(caller);
-    const { ttlSeconds, description, usages } = validateCreate(request);
+    const { ttlSeconds, description, usages, maxUses } = validateCreate(request);
     for (;;) {
       const token = generateBootstrapToken((n) => randomBytes(n));
       const createdAt = this.#now();
@@ -78,13 +103,17 @@ export class TokenService implements TokenApi {
         usages,
         createdAt,
         expiresAt: tokenExpiresAt(createdAt, ttlSeconds),
+        uses: 0,
+        ...(maxUses === undefined ? {} : { maxUses }),
       };
+      const key = tokenKeys.token(token.id);
       // Ids are random; a collision (1 in 2e9 per pair) just draws again.
-      const res = await this.#store.txn({
-        compares: [{ key: tokenKeys.token(token.id), target: 'version', op: '==', value: 0 }],
-        onSuccess: [putJson(tokenKeys.token(token.id), record)],
-      });
-      if (res.succeeded) return { ...toTokenView(record), token: formatBootstrapToken(token) };
+      const created = await updateAtomically(this.#store, [key], (current) =>
+        current.get<TokenRecord>(key) === undefined
+          ? { writes: [putJson(key, record)], result: true }
+          : { writes: [], result: false },
+      );
+      if (created) return { ...toTokenView(record), token: formatBootstrapToken(token) };
     }
   }
 
@@ -99,11 +128,13 @@ export class TokenService implements TokenApi {
     if (typeof id !== 'string' || !/^[a-z0-9]{6}$/.test(id)) {
       throw invalid('id', '6 characters of [a-z0-9]');
     }
-    const res = await this.#store.txn({
-      compares: [{ key: tokenKeys.token(id), target: 'version', op: '>', value: 0 }],
-      onSuccess: [{ type: 'delete', key: tokenKeys.token(id) }],
+    const key = tokenKeys.token(id);
+    await updateAtomically(this.#store, [key], (current) => {
+      if (current.get<TokenRecord>(key) === undefined) {
+        throw new AmalgamError('NOT_FOUND', `token ${id}`, { field: 'id' });
+      }
+      return { writes: [{ type: 'delete', key }], result: undefined };
     });
-    if (!res.succeeded) throw new AmalgamError('NOT_FOUND', `token ${id}`, { field: 'id' });
   }
 
   /** The record of a valid token for `usage` (a join's proof); each failure has its own code. */
@@ -119,25 +150,32 @@ export class TokenService implements TokenApi {
     if (!record.usages.includes(usage)) {
       throw new AmalgamError('FORBIDDEN', `the token is not valid for ${usage}`);
     }
+    // Early answer only: the join's claim spends the use by CAS and checks again.
+    if (isTokenExhausted(record)) {
+      throw new AmalgamError('TOKEN_EXHAUSTED', `token ${record.id} allowed ${record.maxUses}`);
+    }
     return record;
   }
 
   /**
    * Deletes every token expired for longer than EXPIRED_TOKEN_RETENTION_MS
-   * (the token cleanup controller). Each delete is a CAS on the revision read,
-   * so a token changed meanwhile is left for the next pass. Returns how many went.
+   * (the token cleanup controller). Each delete is a CAS that decides again on
+   * the token as it reads it. Returns how many went.
    */
   async deleteExpired(): Promise<number> {
     const { kvs } = await this.#store.range(tokenKeys.tokens);
+    const due = (token: TokenRecord | undefined) =>
+      token !== undefined && this.#now() >= token.expiresAt + EXPIRED_TOKEN_RETENTION_MS;
     let removed = 0;
     for (const kv of kvs) {
-      const token = parseToken(kv.value);
-      if (this.#now() < token.expiresAt + EXPIRED_TOKEN_RETENTION_MS) continue;
-      const res = await this.#store.txn({
-        compares: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }],
-        onSuccess: [{ type: 'delete', key: kv.key }],
-      });
-      if (res.succeeded) removed++;
+      if (!due(parseToken(kv.value))) continue;
+      // Decided again on what the CAS reads: a token changed meanwhile is judged anew.
+      const deleted = await updateAtomically(this.#store, [kv.key], (current) =>
+        due(current.get<TokenRecord>(kv.key))
+          ? { writes: [{ type: 'delete', key: kv.key }], result: true }
+          : { writes: [], result: false },
+      );
+      if (deleted) removed++;
     }
     return removed;
   }

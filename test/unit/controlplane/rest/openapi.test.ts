@@ -256,6 +256,8 @@ const mirrors: [string, Record<string, 'required' | 'optional'>][] = [
       usages: 'required',
       createdAt: 'required',
       expiresAt: 'required',
+      uses: 'required',
+      maxUses: 'required',
     } satisfies Fields<TokenView>,
   ],
   [
@@ -266,6 +268,8 @@ const mirrors: [string, Record<string, 'required' | 'optional'>][] = [
       usages: 'required',
       createdAt: 'required',
       expiresAt: 'required',
+      uses: 'required',
+      maxUses: 'required',
       token: 'required',
     } satisfies Fields<CreatedToken>,
   ],
@@ -275,6 +279,7 @@ const mirrors: [string, Record<string, 'required' | 'optional'>][] = [
       ttlSeconds: 'optional',
       description: 'optional',
       usages: 'optional',
+      maxUses: 'optional',
     } satisfies Fields<CreateTokenRequest>,
   ],
   [

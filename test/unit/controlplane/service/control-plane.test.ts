@@ -29,7 +29,11 @@ const ca = await createClusterCa();
 
 async function setup(
   t: Test,
-  opts: { now?: () => number; nodeGraceSeconds?: number } = {},
+  opts: {
+    now?: () => number;
+    nodeGraceSeconds?: number;
+    join?: { maxContributedBytes?: number };
+  } = {},
 ): Promise<{ cp: ControlPlaneRuntime; store: Store }> {
   const dir = await mkdtemp(join(tmpdir(), 'amalgam-cp-'));
   const store = await openEmbeddedStore({ dataDir: dir });
@@ -119,7 +123,8 @@ t.test('token failures each have their own code', async (t) => {
 });
 
 t.test('bad CSRs and bad fields are refused before anything is claimed', async (t) => {
-  const { cp } = await setup(t);
+  // The per-join quota as large as the space: the space itself refuses what it cannot hold.
+  const { cp } = await setup(t, { join: { maxContributedBytes: 2 ** 52 } });
   const { token } = await cp.tokens.create(admin, {});
   const req = await joinRequest(token, 'n1');
   await t.rejects(cp.nodes.join({ ...req, csr: 'garbage' }), { code: 'CSR_INVALID' });
