@@ -15,6 +15,7 @@
 import { lstat, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { isLoopbackHost } from '../core/endpoints.ts';
 import {
   caCertHash,
   createClusterCa,
@@ -101,6 +102,8 @@ export interface ClusterdConfig {
   tls: { certFile: string; keyFile: string; caFile: string; caKeyFile: string };
   store: StoreConfig;
   logLevel?: string;
+  /** Set when clusterd listens on loopback: only this machine can join (core/endpoints.ts). */
+  singleMachine?: boolean;
 }
 
 export interface InitSpec {
@@ -176,6 +179,8 @@ export async function createClusterHome(layout: ClusterHome, spec: InitSpec): Pr
       spec.store.backend === 'embedded'
         ? { backend: 'embedded', dataDir: layout.dataDir }
         : { backend: 'etcd', endpoints: spec.store.endpoints },
+    // A clusterd on loopback serves this machine only: its page server may publish loopback.
+    ...(isLoopbackHost(spec.listen.host) ? { singleMachine: true } : {}),
   };
   await writeJson(layout.clusterdConfig, clusterdConfig, PRIVATE);
 

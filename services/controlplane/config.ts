@@ -16,6 +16,8 @@
  * Relative paths are relative to the directory of the config file.
  * `store` may instead be `{ "backend": "etcd", "endpoints": ["http://127.0.0.1:2379"] }`.
  * Optional: `nodeGraceSeconds` (heartbeat TTL, default 15), `bodyLimit` (bytes),
+ * `singleMachine` (default false: every node is this machine, so page servers may
+ * publish loopback endpoints; otherwise a heartbeat with one is INVALID_ARGUMENT),
  * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files).
  */
 
@@ -55,6 +57,8 @@ export interface ClusterdConfig {
   logLevel?: LogLevel;
   nodeGraceSeconds?: number;
   bodyLimit?: number;
+  /** One machine only: loopback page-server endpoints are allowed (npm start, tests). */
+  singleMachine?: boolean;
   /** The network process space (process-config.ts). */
   processes?: ProcessConfig;
 }

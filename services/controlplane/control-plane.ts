@@ -43,6 +43,8 @@ export interface ControlPlaneOptions {
   controllers?: boolean;
   /** The network process space: rebalancer and fencing settings (process-config.ts). */
   processes?: ProcessConfig;
+  /** Every node is this machine: loopback page-server endpoints are allowed in heartbeats. */
+  singleMachine?: boolean;
 }
 
 interface ClusterRecord {
@@ -99,7 +101,15 @@ function createServices(
   const tokens = new TokenService(store, now);
   return {
     tokens,
-    nodes: new NodeService({ store, ca: options.ca, tokens, now, nodeGraceSeconds, mirror }),
+    nodes: new NodeService({
+      store,
+      ca: options.ca,
+      tokens,
+      now,
+      nodeGraceSeconds,
+      mirror,
+      singleMachine: options.singleMachine === true,
+    }),
     memory: new MemoryService({ store, mirror, now }),
     devices: new DeviceService({ store, now, mirror }),
     processes: createProcessService({

@@ -93,6 +93,7 @@ export async function startClusterd(
         ? { nodeGraceSeconds: config.nodeGraceSeconds }
         : {}),
       ...(config.processes !== undefined ? { processes: config.processes } : {}),
+      singleMachine: config.singleMachine === true,
     });
     cleanups.push(() => runtime.close());
     const app = buildApp({

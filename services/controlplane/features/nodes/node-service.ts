@@ -14,6 +14,7 @@ import type {
   NodeView,
   PageServerEndpoint,
 } from '../../../api/contracts.ts';
+import { checkPublishedEndpoint } from '../../../core/endpoints.ts';
 import { AmalgamError } from '../../../core/errors.ts';
 import { createMemoryLayout, type MemoryLayout } from '../../../core/memory-layout.ts';
 import { validateNodeName } from '../../../core/names.ts';
@@ -58,6 +59,8 @@ export interface NodeServiceOptions {
   certificateValidityDays?: number;
   /** A mirror of the control plane's keys: lists are served from it (linearizable, see Mirror). */
   mirror: Mirror;
+  /** The cluster is one machine: page servers may publish loopback endpoints (core/endpoints.ts). */
+  singleMachine?: boolean;
 }
 
 /** Joins per CAS: 1 + N compares and N + 1 puts stay within etcd's 128 operations per txn. */
@@ -186,6 +189,8 @@ export class NodeService implements NodeApi {
     requireSelf(caller, name);
     validateLoad(load);
     const endpoint = pageserver === undefined ? undefined : validatePageServerEndpoint(pageserver);
+    if (endpoint)
+      checkPublishedEndpoint(endpoint, { singleMachine: this.#options.singleMachine === true });
     await this.#readNode(name);
     // Each beat puts the liveness key on a fresh lease; the previous lease
     // then holds nothing and expires by itself. A beat without a page server

@@ -65,6 +65,7 @@ export async function startHarness(
   const store = await openEmbeddedStore({ dataDir: dir });
   const runtime = await createControlPlane({
     store,
+    singleMachine: true, // every node of this test is on loopback
     ca,
     clusterName: 'rest-test',
     logger,
