@@ -203,6 +203,33 @@ static int tls_handshake(struct conn *c) {
           vr != X509_V_OK ? "; " : "", vr != X509_V_OK ? detail : "");
   return st < 0 ? (int)st : -ECONNRESET;
 }
+/*
+ * The handshake's certificate check: the chain and the member subject
+ * (amc_tls_verify_member), then, at the leaf, the --peers list: a node whose
+ * (CN, key) is not listed fails the handshake itself (the client gets an
+ * alert; nothing is read from it).
+ */
+static int verify_listed_peer(int ok, X509_STORE_CTX *store) {
+  ok = amc_tls_verify_member(ok, store);
+  if (!ok || X509_STORE_CTX_get_error_depth(store) != 0) return ok;
+  SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+  struct conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+  X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+  if (!c || !c->srv->peers || !leaf) return ok;
+  char cn[PEER_CN_MAX + 1] = "", hash[PEER_HASH_MAX] = "";
+  X509_NAME *subject = X509_get_subject_name(leaf);
+  if (subject) X509_NAME_get_text_by_NID(subject, NID_commonName, cn, sizeof cn);
+  if (strcmp(cn, "admin") == 0) return 1; /* the member rule checked its O */
+  if (amc_tls_key_hash(leaf, hash, sizeof hash) == 0 && peertable_allows(c->srv->peers, cn, hash))
+    return 1;
+  fprintf(stderr,
+          "pageserver: TLS client refused: %s with key %s is not an allowed peer in --peers %s "
+          "(removed, or another key)\n",
+          cn, hash, c->srv->peers_file);
+  X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+  return 0;
+}
+
 /* After the handshake: who is it, and is it listed? 0, or -EACCES (logged). */
 static int tls_check_peer(struct server *srv, struct conn *c) {
   char err[128];
@@ -555,6 +582,8 @@ static void accept_event(ae_loop *loop, int fd, void *data, int mask) {
         continue;
       }
       SSL_set_accept_state(ssl);
+      SSL_set_app_data(ssl, c);
+      SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_listed_peer);
       c->ssl = ssl;
       c->io = &tls_io;
       c->state = CONN_HANDSHAKE;
