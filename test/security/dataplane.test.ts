@@ -12,6 +12,9 @@
  *    its new ones once a SIGHUP'd file no longer lists it.
  * 5. 10,000 idle connections are bounded by the connection cap and the
  *    handshake timeout while a legitimate client's request still succeeds.
+ * 6. a node removed from a real cluster: the agent of another node rewrites
+ *    its page server's --peers from its watch, and the removed node's open
+ *    connection is closed and its new one refused within seconds.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -21,9 +24,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { certificateKeyHash } from '../../services/agent/page-server-peers.ts';
+import { createClient } from '../../services/client/index.ts';
 import { PageServerClient } from '../../services/client/pageserver-client.ts';
 import { createClusterCa, issueAdminCredential } from '../../services/pki/index.ts';
+import { startClusterdReplicas } from '../harness/clusterd.ts';
 import { type NativePageServer, startNativePageServer } from '../harness/native.ts';
+import { joinNode, joinNodeWithAgent } from '../harness/node.ts';
 import { nodeCertificateFiles, writePrivateFile } from '../harness/pki.ts';
 import { until } from '../harness/until.ts';
 import {
@@ -292,4 +298,77 @@ t.test('10,000 idle connections are bounded; a member is still served', async (t
   );
   t.match(server.stderr(), /connection cap reached \(\d+ open, --max-connections 1000\)/);
   t.match(server.stderr(), /closed \d+ connection\(s\) whose handshake took over 2000 ms/);
+});
+
+t.test("a removed node's certificate is refused by a live agent's page server", async (t) => {
+  const cd = await startClusterdReplicas({ count: 1, store: { backend: 'embedded' } });
+  t.teardown(() => cd.destroy());
+  const admin = createClient({ endpoints: cd.urls, ...cd.admin });
+  t.teardown(() => admin.close());
+  const nodeA = await joinNodeWithAgent(cd, 'a', {
+    home: join(dir, 'cluster-a'),
+    contributedBytes: SIZE,
+    pageserver: { binary: bins.pageserver },
+  });
+  t.teardown(async () => {
+    await nodeA.agent.close();
+    await nodeA.client.close();
+  });
+  const nodeB = await joinNode(cd, 'b', { home: join(dir, 'cluster-b'), contributedBytes: SIZE });
+  const asB = {
+    ca: nodeB.joined.caCertificate,
+    cert: nodeB.joined.certificate,
+    key: nodeB.keyPem,
+    node: 'a',
+  };
+  const ps = await until('a runs its page server', () => nodeA.agent.pageServer() ?? undefined);
+  const start = ps.range.start;
+  const connectB = () => PageServerClient.connect('127.0.0.1', ps.port, { tls: asB });
+  // b joined after a's agent started: a learns b's key from its watch of nodes/.
+  const held = await until("b is in a's peers", async () => {
+    const client = await connectB();
+    try {
+      await client.read(start, 8);
+      return client;
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+  });
+  t.teardown(() => held.close());
+  const keyB = certificateKeyHash(nodeB.joined.certificate);
+  t.ok(nodeA.agent.peers?.allows('node:b', keyB), "the agent's allowed set has b with its key");
+
+  await admin.nodes.remove('b');
+  const removedAt = Date.now();
+  await until(
+    "b's open connection to a's page server is closed",
+    async () => {
+      try {
+        await held.read(start, 8);
+        return false;
+      } catch {
+        return true;
+      }
+    },
+    5000,
+  );
+  await t.rejects(
+    (async () => {
+      const client = await connectB();
+      try {
+        await client.read(start, 8);
+      } finally {
+        await client.close();
+      }
+    })(),
+    "b's new connection is refused",
+  );
+  t.notOk(nodeA.agent.peers?.allows('node:b', keyB), 'the allowed set no longer has b');
+  t.comment(`b refused ${Date.now() - removedAt} ms after its removal`);
+  const own = await PageServerClient.connect('127.0.0.1', ps.port, {
+    tls: { ...nodeA.tls, node: 'a' },
+  });
+  t.equal((await own.read(start, 8)).length, 8, 'a itself is still served');
+  await own.close();
 });
