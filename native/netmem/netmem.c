@@ -291,7 +291,16 @@ int netmem_set_timeout_ms(struct netmem *nm, int ms) {
 
 /* Non-blocking connect bounded by the timeout (then the TLS handshake). */
 static int route_connect(struct netmem *nm, struct nm_route *r) {
-  if (r->fd >= 0) return 0;
+  if (r->fd >= 0) {
+    /*
+     * A page server never speaks unasked: between calls, a readable socket is
+     * one it closed (its idle timeout, a restart, a revoked peer). Reconnect
+     * now rather than fail this call on a dead connection.
+     */
+    struct pollfd p = {.fd = r->fd, .events = POLLIN};
+    if (poll(&p, 1, 0) == 0) return 0;
+    route_disconnect(r);
+  }
   char port[8];
   snprintf(port, sizeof port, "%u", (unsigned)r->port);
   int err = amc_dial(r->host, port, nm->timeout_ms, &r->fd);
