@@ -15,6 +15,9 @@
  * 6. a node removed from a real cluster: the agent of another node rewrites
  *    its page server's --peers from its watch, and the removed node's open
  *    connection is closed and its new one refused within seconds.
+ * 7. a heartbeat that publishes a loopback or unspecified page-server address
+ *    is 400 INVALID_ARGUMENT naming pageserver.host (logged), unless the
+ *    cluster is configured single-machine.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,6 +25,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import t from 'tap';
 import { certificateKeyHash } from '../../services/agent/page-server-peers.ts';
 import { createClient } from '../../services/client/index.ts';
@@ -47,6 +51,7 @@ import {
   startMount,
   stopMount,
 } from '../integration/remotedev-fixtures.ts';
+import { startHarness } from '../unit/controlplane/rest/rest-harness.ts';
 
 const MiB = 1024 * 1024;
 const START = 0x4000_0000;
@@ -372,3 +377,42 @@ t.test("a removed node's certificate is refused by a live agent's page server", 
   t.equal((await own.read(start, 8)).length, 8, 'a itself is still served');
   await own.close();
 });
+
+t.test(
+  'a heartbeat publishing a loopback page server is refused unless single-machine',
+  async (t) => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const h = await startHarness(t, { singleMachine: false, logger });
+    await h.join('node-a');
+    const load = { load1: 0.1, load5: 0.1, load15: 0.1, memoryUsedBytes: 1, processes: 1 };
+    const beat = (address: string) =>
+      h.call('node:node-a', {
+        method: 'POST',
+        url: '/v1/nodes/node-a/heartbeat',
+        payload: { ...load, pageserver: { address, tls: true } },
+      });
+    for (const address of ['127.0.0.1:7070', '[::1]:7070', 'localhost:7070', '0.0.0.0:7070']) {
+      const r = await beat(address);
+      t.equal(r.statusCode, 400, `${address}: 400`);
+      t.equal(r.json().code, 'INVALID_ARGUMENT');
+      t.match(r.json().detail ?? r.body, /pageserver\.host/, 'the problem names pageserver.host');
+    }
+    t.ok(
+      lines.some((l) => /INVALID_ARGUMENT/.test(l) && /pageserver\.host/.test(l)),
+      'a log line names the refusal',
+    );
+    const ok = await beat('10.0.0.7:7070');
+    t.equal(ok.statusCode, 200, 'a routable address is accepted');
+    t.equal(ok.json().pageserver?.address, '10.0.0.7:7070');
+
+    const single = await startHarness(t, { singleMachine: true });
+    await single.join('node-a');
+    const local = await single.call('node:node-a', {
+      method: 'POST',
+      url: '/v1/nodes/node-a/heartbeat',
+      payload: { ...load, pageserver: { address: '127.0.0.1:7070', tls: true } },
+    });
+    t.equal(local.statusCode, 200, 'singleMachine: true allows loopback');
+  },
+);
