@@ -10,7 +10,7 @@
  * Ctrl-C stops both; the state survives in .amalgam-local/ for the next start.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +39,12 @@ if (!existsSync(join(home, 'clusterd.json'))) {
 }
 
 const config = join(home, 'clusterd.json');
+// One machine: its page server listens on loopback, which clusterd refuses in
+// heartbeats unless the config says every node is this machine.
+const settings = JSON.parse(readFileSync(config, 'utf8'));
+if (settings.singleMachine !== true) {
+  writeFileSync(config, `${JSON.stringify({ ...settings, singleMachine: true }, null, 2)}\n`);
+}
 say('starting clusterd (Ctrl-C stops it)');
 const clusterd = spawn(process.execPath, [join(repo, 'bin/clusterd.mjs'), '--config', config], {
   stdio: ['ignore', 'inherit', 'inherit'],

@@ -1,6 +1,20 @@
 /* tls_peer.c - see tls_peer.h. */
 #include "tls_peer.h"
 
+#include <string.h>
+
+/* A node name is an RFC 1123 label: [a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?. */
+int amc_node_name_valid(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 63) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char ch = s[i];
+    int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || (ch == '-' && i > 0 && i < n - 1);
+    if (!ok) return 0;
+  }
+  return 1;
+}
+
 #ifndef AMALGAM_NO_TLS
 #include <errno.h>
 #include <poll.h>
@@ -8,6 +22,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -29,22 +44,11 @@ void amc_tls_last_error(char *buf, size_t len) {
   ERR_clear_error();
 }
 
-/* A node name is an RFC 1123 label: [a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?. */
-static int valid_node_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 63) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char ch = s[i];
-    int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || (ch == '-' && i > 0 && i < n - 1);
-    if (!ok) return 0;
-  }
-  return 1;
-}
 
 int amc_tls_subject_is_node(const char *cn, const char *o) {
   if (!cn || !o || strcmp(o, NODE_O) != 0) return 0;
   if (strncmp(cn, NODE_CN_PREFIX, strlen(NODE_CN_PREFIX)) != 0) return 0;
-  return valid_node_name(cn + strlen(NODE_CN_PREFIX));
+  return amc_node_name_valid(cn + strlen(NODE_CN_PREFIX));
 }
 
 int amc_tls_subject_is_member(const char *cn, const char *o) {
@@ -141,8 +145,8 @@ static int handshake_failure(SSL *ssl, char *err, size_t errlen) {
   return -ECONNREFUSED;
 }
 
-int amc_tls_handshake(SSL_CTX *ctx, int fd, const char *sni, int timeout_ms, SSL **out,
-                      char *err, size_t errlen) {
+int amc_tls_handshake(SSL_CTX *ctx, int fd, const char *sni, const char *expect_node,
+                      int timeout_ms, SSL **out, char *err, size_t errlen) {
   *out = NULL;
   SSL *ssl = SSL_new(ctx);
   if (!ssl || SSL_set_fd(ssl, fd) != 1) {
@@ -167,10 +171,51 @@ int amc_tls_handshake(SSL_CTX *ctx, int fd, const char *sni, int timeout_ms, SSL
       return rc;
     }
   }
+  if (expect_node) {
+    int rc = amc_tls_expect_node(ssl, expect_node, err, errlen);
+    if (rc) {
+      SSL_free(ssl); /* no close_notify, no request: the peer gets nothing */
+      return rc;
+    }
+  }
   *out = ssl;
   return 0;
 }
 
-#else
-typedef int tls_unavailable; /* ISO C: a translation unit must not be empty */
+int amc_tls_peer_cn(SSL *ssl, char *cn, size_t len) {
+  X509 *peer = SSL_get1_peer_certificate(ssl);
+  if (!peer) return -ENOENT;
+  X509_NAME *subject = X509_get_subject_name(peer);
+  int rc = subject ? single_entry(subject, NID_commonName, cn, len) : -ENOENT;
+  X509_free(peer);
+  return rc;
+}
+
+int amc_tls_expect_node(SSL *ssl, const char *node, char *err, size_t errlen) {
+  char cn[128];
+  if (amc_tls_peer_cn(ssl, cn, sizeof cn) < 0) snprintf(cn, sizeof cn, "(none)");
+  if (strncmp(cn, NODE_CN_PREFIX, strlen(NODE_CN_PREFIX)) == 0 &&
+      strcmp(cn + strlen(NODE_CN_PREFIX), node) == 0)
+    return 0;
+  snprintf(err, errlen, "expected node:%s, the certificate of %s answered; refused", node, cn);
+  return -EACCES;
+}
+
+int amc_tls_key_hash(X509 *cert, char *out, size_t len) {
+  if (!cert || len < AMC_KEY_HASH_LEN + 1) return -EINVAL;
+  EVP_PKEY *key = X509_get0_pubkey(cert);
+  if (!key) return -EINVAL;
+  unsigned char *der = NULL;
+  int n = i2d_PUBKEY(key, &der);
+  if (n <= 0) return -ENOMEM;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  int ok = EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL);
+  OPENSSL_free(der);
+  if (!ok || mdlen != 32) return -ENOMEM;
+  memcpy(out, "sha256:", 7);
+  for (unsigned int i = 0; i < mdlen; i++) snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+  return 0;
+}
+
 #endif

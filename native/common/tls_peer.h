@@ -15,6 +15,9 @@
 /* Hidden: libnetmem-preload.so is injected into programs and exports none of these. */
 #pragma GCC visibility push(hidden)
 
+/* 1 if s is a node name: an RFC 1123 label [a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?. */
+int amc_node_name_valid(const char *s);
+
 #ifndef AMALGAM_NO_TLS
 struct ssl_ctx_st;        /* SSL_CTX */
 struct ssl_st;            /* SSL */
@@ -45,14 +48,38 @@ int amc_tls_client_ctx(struct ssl_ctx_st **out, const char *cert_file, const cha
                        const char *ca_file, enum amc_peer peer, char *err, size_t errlen);
 /*
  * The client handshake on the connected socket fd (blocking or not), each
- * wait bounded by timeout_ms; sni: the server name to send, or NULL. *out: the
- * session (the caller frees it with SSL_free; fd stays the caller's).
- * -EACCES: the server's certificate was refused; -ETIMEDOUT; -ECONNREFUSED:
- * the handshake failed otherwise (the server refused ours); -ENOMEM. err says
- * why in one line.
+ * wait bounded by timeout_ms; sni: the server name to send, or NULL.
+ * expect_node: when not NULL, the server's certificate must name exactly that
+ * node (CN `node:<expect_node>`), else the session is dropped before any byte
+ * of a request is sent. *out: the session (the caller frees it with SSL_free;
+ * fd stays the caller's).
+ * -EACCES: the server's certificate was refused (chain, subject, or another
+ * node's: err then says `expected node:B, the certificate of node:A
+ * answered`); -ETIMEDOUT; -ECONNREFUSED: the handshake failed otherwise (the
+ * server refused ours); -ENOMEM. err says why in one line.
  */
-int amc_tls_handshake(struct ssl_ctx_st *ctx, int fd, const char *sni, int timeout_ms,
-                      struct ssl_st **out, char *err, size_t errlen);
+int amc_tls_handshake(struct ssl_ctx_st *ctx, int fd, const char *sni, const char *expect_node,
+                      int timeout_ms, struct ssl_st **out, char *err, size_t errlen);
+/*
+ * The common name of the verified peer certificate of ssl into cn: 0, or
+ * -ENOENT (no certificate, or no single plain-text CN).
+ */
+int amc_tls_peer_cn(struct ssl_st *ssl, char *cn, size_t len);
+/*
+ * 0 when the peer certificate of an established session names exactly node
+ * (CN `node:<node>`); else -EACCES with err saying which node was expected
+ * and which certificate answered.
+ */
+int amc_tls_expect_node(struct ssl_st *ssl, const char *node, char *err, size_t errlen);
+
+struct x509_st; /* X509 */
+#define AMC_KEY_HASH_LEN 71 /* "sha256:" + 64 hex digits */
+/*
+ * The identity of a certificate's key as the control plane records it
+ * (NodeRecord.identity): `sha256:<hex>` of the DER SubjectPublicKeyInfo, into
+ * out (at least AMC_KEY_HASH_LEN + 1 bytes). 0, -EINVAL or -ENOMEM.
+ */
+int amc_tls_key_hash(struct x509_st *cert, char *out, size_t len);
 #endif
 
 #pragma GCC visibility pop

@@ -62,7 +62,7 @@ static int parse_routes(const char *text, struct netmem_route **out, char ***hos
     int rc = netmem_parse_route(spec, &(*out)[*n], hb, 300);
     (*n)++;
     if (rc) {
-      nmm_log("netmem: bad route \"%s\" (want START:SIZE@HOST:PORT)", spec);
+      nmm_log("netmem: bad route \"%s\" (want START:SIZE=NODE@HOST:PORT)", spec);
       return rc;
     }
     p = e;

@@ -21,6 +21,7 @@
 
 #include "../common/conn.h"
 #include "../common/numparse.h"
+#include "../common/tls_peer.h"
 #include "amalgam_wire.h"
 
 #ifndef AMALGAM_NO_TLS
@@ -29,14 +30,13 @@
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <signal.h>
-
-#include "../common/tls_peer.h"
 #endif
 
 struct nm_route {
   uint64_t start, size;
   char *host;
   uint16_t port;
+  char node[64]; /* the owner: its page server must present node:<node> */
   int fd; /* -1: not connected */
 #ifndef AMALGAM_NO_TLS
   SSL *ssl; /* with netmem_set_tls: the session on fd */
@@ -107,10 +107,12 @@ int netmem_open(const struct netmem_route *routes, size_t n, struct netmem **out
   int err = 0;
   for (size_t i = 0; i < n && !err; i++) {
     const struct netmem_route *s = &routes[i];
-    if (!s->size || !s->host || !*s->host || !s->port || s->start + s->size < s->start) {
+    if (!s->size || !s->host || !*s->host || !s->port || s->start + s->size < s->start ||
+        !memchr(s->node, 0, sizeof s->node) || !amc_node_name_valid(s->node)) {
       err = -EINVAL;
       break;
     }
+    memcpy(nm->r[i].node, s->node, sizeof s->node);
     nm->r[i].start = s->start;
     nm->r[i].size = s->size;
     nm->r[i].port = s->port;
@@ -153,7 +155,7 @@ void netmem_close(struct netmem *nm) {
 }
 
 #ifndef AMALGAM_NO_TLS
-static __thread char tls_err[256];
+static __thread char tls_err[512];
 
 const char *netmem_tls_error(void) { return tls_err; }
 
@@ -210,13 +212,20 @@ static ssize_t ssl_result(SSL *ssl, int n) {
   return -ECONNRESET;
 }
 
-/* Handshake within the timeout; the server's certificate is verified. */
+/*
+ * Handshake within the timeout; the server's certificate is verified and must
+ * be the route's node's. A certificate refused is logged (one line): a client
+ * pointed at the wrong page server must be visible, not a silent EIO.
+ */
 static int tls_handshake(struct netmem *nm, struct nm_route *r) {
   char why[200];
-  int rc = amc_tls_handshake(nm->tls, r->fd, r->host, nm->timeout_ms, &r->ssl, why, sizeof why);
-  if (rc)
-    snprintf(tls_err, sizeof tls_err, "TLS handshake with %s:%u: %s", r->host, (unsigned)r->port,
-             why);
+  int rc = amc_tls_handshake(nm->tls, r->fd, r->host, r->node, nm->timeout_ms, &r->ssl, why,
+                             sizeof why);
+  if (rc) {
+    snprintf(tls_err, sizeof tls_err, "TLS handshake with %s:%u for node %s: %s", r->host,
+             (unsigned)r->port, r->node, why);
+    if (rc == -EACCES) fprintf(stderr, "netmem: %s\n", tls_err);
+  }
   return rc;
 }
 #else
@@ -282,7 +291,16 @@ int netmem_set_timeout_ms(struct netmem *nm, int ms) {
 
 /* Non-blocking connect bounded by the timeout (then the TLS handshake). */
 static int route_connect(struct netmem *nm, struct nm_route *r) {
-  if (r->fd >= 0) return 0;
+  if (r->fd >= 0) {
+    /*
+     * A page server never speaks unasked: between calls, a readable socket is
+     * one it closed (its idle timeout, a restart, a revoked peer). Reconnect
+     * now rather than fail this call on a dead connection.
+     */
+    struct pollfd p = {.fd = r->fd, .events = POLLIN};
+    if (poll(&p, 1, 0) == 0) return 0;
+    route_disconnect(r);
+  }
   char port[8];
   snprintf(port, sizeof port, "%u", (unsigned)r->port);
   int err = amc_dial(r->host, port, nm->timeout_ms, &r->fd);
@@ -661,13 +679,19 @@ int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf
                        size_t hostbuf_len) {
   if (!spec || !out || !hostbuf) return -EINVAL;
   const char *colon = strchr(spec, ':');
+  const char *eq = strchr(spec, '=');
   const char *at = strchr(spec, '@');
-  if (!colon || !at || colon > at) return -EINVAL;
+  if (!colon || !eq || !at || colon > eq || eq > at) return -EINVAL;
   uint64_t start, size;
   uint16_t port;
   char portbuf[32];
-  if (amc_parse_u64_n(spec, (size_t)(colon - spec), 0, &start) ||
-      amc_parse_u64_n(colon + 1, (size_t)(at - colon - 1), AMC_NUM_SUFFIX, &size) ||
+  size_t node_len = (size_t)(at - eq - 1);
+  if (node_len == 0 || node_len >= sizeof out->node) return -EINVAL;
+  char node[sizeof out->node];
+  memcpy(node, eq + 1, node_len);
+  node[node_len] = '\0';
+  if (!amc_node_name_valid(node) || amc_parse_u64_n(spec, (size_t)(colon - spec), 0, &start) ||
+      amc_parse_u64_n(colon + 1, (size_t)(eq - colon - 1), AMC_NUM_SUFFIX, &size) ||
       amc_split_host_port(at + 1, hostbuf, hostbuf_len, portbuf, sizeof portbuf) ||
       amc_parse_port(portbuf, &port))
     return -EINVAL;
@@ -675,6 +699,7 @@ int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf
   out->size = size;
   out->host = hostbuf;
   out->port = port;
+  memcpy(out->node, node, sizeof node);
   return 0;
 }
 

@@ -49,12 +49,16 @@
 
 struct netmem;
 
-/* One range of the layout: [start, start + size) is served at host:port. */
+/* One range of the layout: [start, start + size) is owned by node and served
+ * by its page server at host:port. Over TLS the server's certificate must be
+ * exactly that node's (CN node:<node>): another node's page server answering
+ * at that address is refused before any request is sent (-EACCES). */
 struct netmem_route {
   uint64_t start;
   uint64_t size;
   const char *host; /* copied by netmem_open */
   uint16_t port;
+  char node[64]; /* the owner's name, an RFC 1123 label */
 };
 
 /* Copy the layout (ranges must be non-empty and must not overlap). No connection
@@ -66,10 +70,13 @@ void netmem_close(struct netmem *nm);
 int netmem_set_timeout_ms(struct netmem *nm, int ms);
 /* Mutual TLS to every page server from now on (PEM files: this node's
  * certificate and key, the cluster CA). The server's certificate must chain to
- * the CA and name a node (CN node:<name>, O amalgam:nodes). -EINVAL when a file
- * cannot be used (netmem_tls_error() says why), -EOPNOTSUPP when built without
- * OpenSSL. A handshake that fails is -EACCES (the server's certificate was
- * refused) or -ECONNREFUSED / -ECONNRESET (the server refused ours). */
+ * the CA and name exactly the route's node (CN node:<node>, O amalgam:nodes).
+ * -EINVAL when a file cannot be used (netmem_tls_error() says why),
+ * -EOPNOTSUPP when built without OpenSSL. A handshake that fails is -EACCES
+ * (the server's certificate was refused, e.g. another node's: the failure is
+ * logged on stderr and netmem_tls_error() says which node was expected and
+ * which certificate answered) or -ECONNREFUSED / -ECONNRESET (the server
+ * refused ours). */
 int netmem_set_tls(struct netmem *nm, const char *cert_file, const char *key_file,
                    const char *ca_file);
 /* The last TLS failure of this thread, as one line. */
@@ -106,8 +113,9 @@ int netmem_owned(const struct netmem *nm, uint64_t addr, size_t len);
 /* "host:port" of the owner of addr into buf (-EFAULT and "no owner" if none). */
 int netmem_owner_name(const struct netmem *nm, uint64_t addr, char *buf, size_t len);
 
-/* Parse "START:SIZE@HOST:PORT" (numbers decimal or 0x hex, SIZE may end in K/M/G,
- * HOST may be [v6]). out->host points into hostbuf. */
+/* Parse "START:SIZE=NODE@HOST:PORT" (numbers decimal or 0x hex, SIZE may end
+ * in K/M/G, NODE the owner's name, HOST may be [v6]), e.g.
+ * "0x40000000:16M=node-a@10.0.0.7:7070". out->host points into hostbuf. */
 int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf,
                        size_t hostbuf_len);
 
@@ -138,7 +146,7 @@ int netmem_parse_route(const char *spec, struct netmem_route *out, char *hostbuf
  * hang. An address no route owns cannot be mapped (EFAULT).
  *
  * The layout comes from netmem_map_init(), or on first use from the
- * environment: NETMEM_ROUTES ("START:SIZE@HOST:PORT" separated by commas,
+ * environment: NETMEM_ROUTES ("START:SIZE=NODE@HOST:PORT" separated by commas,
  * spaces or newlines) or NETMEM_ROUTES_FILE (one route per line, # comments),
  * NETMEM_TIMEOUT_MS, NETMEM_READAHEAD_KB, NETMEM_FLUSH_MS, NETMEM_LOCK_TTL_S,
  * NETMEM_LOCK_TIMEOUT_MS, and NETMEM_TLS_CERT + NETMEM_TLS_KEY + NETMEM_TLS_CA

@@ -2,7 +2,7 @@
  * netmem_run.c - netmem-run: run an unmodified, dynamically linked program with
  * a piece of the network memory space mapped into it (libnetmem-preload.so).
  *
- *   netmem-run (--route START:SIZE@HOST:PORT ... | --routes-file FILE)
+ *   netmem-run (--route START:SIZE=NODE@HOST:PORT ... | --routes-file FILE)
  *              --map GLOBAL:SIZE[,GLOBAL:SIZE...] [--anywhere] [--readahead-kb N]
  *              [--timeout-ms N] [--flush-ms N] [--lock-ttl-s N]
  *              [--tls-cert F --tls-key F --tls-ca F] -- PROGRAM [ARG...]
@@ -21,7 +21,7 @@
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: netmem-run (--route START:SIZE@HOST:PORT ... | --routes-file FILE)\n"
+          "usage: netmem-run (--route START:SIZE=NODE@HOST:PORT ... | --routes-file FILE)\n"
           "                  --map GLOBAL:SIZE[,GLOBAL:SIZE...] [--anywhere] [--readahead-kb N]\n"
           "                  [--timeout-ms N] [--flush-ms N] [--lock-ttl-s N]\n"
           "                  [--tls-cert F --tls-key F --tls-ca F] -- PROGRAM [ARG...]\n");

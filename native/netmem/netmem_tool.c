@@ -2,7 +2,7 @@
  * netmem_tool.c - manual access to network memory through libnetmem.
  *
  *   netmem-tool [--timeout-ms N] [--tls-cert F --tls-key F --tls-ca F]
- *               --route START:SIZE@HOST:PORT ... read ADDR LEN
+ *               --route START:SIZE=NODE@HOST:PORT ... read ADDR LEN
  *   netmem-tool ... write ADDR HEX
  *   netmem-tool ... fetch-add ADDR DELTA
  *   netmem-tool ... cas ADDR EXPECTED DESIRED
@@ -26,7 +26,11 @@ static int hexval(int c) {
 }
 
 static int die(int rc, const char *what) {
-  fprintf(stderr, "netmem-tool: %s: %s\n", what, strerror(-rc));
+  /* A refused page server (e.g. another node's certificate): say whose. */
+  if (rc == -EACCES)
+    fprintf(stderr, "netmem-tool: %s: %s: %s\n", what, strerror(-rc), netmem_tls_error());
+  else
+    fprintf(stderr, "netmem-tool: %s: %s\n", what, strerror(-rc));
   return 1;
 }
 
@@ -55,7 +59,7 @@ int main(int argc, char **argv) {
   }
   if (argc - i < 3 || !n) {
     fprintf(stderr, "usage: netmem-tool [--timeout-ms N] [--tls-cert F --tls-key F --tls-ca F]\n"
-                    "         --route START:SIZE@HOST:PORT ...\n"
+                    "         --route START:SIZE=NODE@HOST:PORT ...\n"
                     "         read ADDR LEN | write ADDR HEX | fetch-add ADDR DELTA |\n"
                     "         cas ADDR EXPECTED DESIRED\n");
     return 2;

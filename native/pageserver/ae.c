@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct ae_file_event {
   int mask;
@@ -22,6 +23,10 @@ struct ae_loop {
   struct ae_file_event *events; /* indexed by fd */
   struct ae_fired *fired;
   void *api; /* backend state */
+  int tick_ms; /* 0: no tick */
+  long long next_tick;
+  ae_tick_proc *tick;
+  void *tick_data;
 };
 
 /* The backend: defines ae_api_create/free/add/del/poll over struct ae_loop. */
@@ -87,10 +92,37 @@ int ae_mask(const ae_loop *loop, int fd) {
 
 void ae_stop(ae_loop *loop) { loop->stop = 1; }
 
+long long ae_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ae_set_tick(ae_loop *loop, int period_ms, ae_tick_proc *proc, void *client_data) {
+  loop->tick_ms = period_ms > 0 ? period_ms : 0;
+  loop->tick = proc;
+  loop->tick_data = client_data;
+  loop->next_tick = ae_now_ms() + loop->tick_ms;
+}
+
+/* Run the tick when due; the poll timeout until the next one (-1: none). */
+static int ae_tick_due(ae_loop *loop) {
+  if (!loop->tick_ms || !loop->tick) return -1;
+  long long now = ae_now_ms();
+  if (now >= loop->next_tick) {
+    loop->next_tick = now + loop->tick_ms;
+    loop->tick(loop, loop->tick_data, now);
+  }
+  long long wait = loop->next_tick - ae_now_ms();
+  return wait < 0 ? 0 : (int)wait;
+}
+
 int ae_run(ae_loop *loop) {
   loop->stop = 0;
   while (!loop->stop) {
-    int n = ae_api_poll(loop, -1);
+    int timeout = ae_tick_due(loop);
+    if (loop->stop) break;
+    int n = ae_api_poll(loop, timeout);
     if (n == -EINTR) continue;
     if (n < 0) return n;
     for (int i = 0; i < n; i++) {

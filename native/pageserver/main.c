@@ -22,7 +22,8 @@
 static const char usage[] =
     "usage: pageserver (--tls-cert FILE --tls-key FILE --tls-ca FILE | --plaintext-loopback)\n"
     "                  --listen HOST:PORT --range-start ADDR --range-size BYTES\n"
-    "                  [--devices FILE]\n"
+    "                  [--devices FILE] [--peers FILE] [--max-connections N]\n"
+    "                  [--handshake-timeout-ms MS] [--idle-timeout-ms MS]\n"
     "\n"
     "Serves [range-start, range-start + range-size) of amalgam's global address space\n"
     "from anonymous memory over the amalgam wire protocol (native/include/amalgam_wire.h).\n"
@@ -36,6 +37,17 @@ static const char usage[] =
     "                         path a block/character device or an image file; '#' comments).\n"
     "                         Re-read on SIGHUP: the table is replaced whole, or kept when the\n"
     "                         new file has an error.\n"
+    "  --peers FILE           TLS only: the nodes allowed to connect, one per line:\n"
+    "                         `node:<name> sha256:<hex of the key's SubjectPublicKeyInfo>`\n"
+    "                         ('#' comments); any other node certificate is refused at the\n"
+    "                         handshake (the admin credential stays allowed by the chain).\n"
+    "                         Re-read on SIGHUP: connections of nodes no longer listed are\n"
+    "                         closed. Without it, any member certificate is served.\n"
+    "  --max-connections N    open connections at most (default 4096, bounded by\n"
+    "                         RLIMIT_NOFILE); over it a new connection is closed at once\n"
+    "  --handshake-timeout-ms MS  close a TLS handshake not done in MS (default 5000)\n"
+    "  --idle-timeout-ms MS   close a connection without traffic for MS (default 120000;\n"
+    "                         0: never)\n"
     "\n"
     "Exactly one transport:\n"
     "  --tls-cert FILE        mutual TLS (1.3, at least 1.2): this node's certificate (PEM,\n"
@@ -47,7 +59,7 @@ static const char usage[] =
     "                         (for measuring the cost of TLS, and for local tests).\n"
     "  --help                 this text\n"
     "\n"
-    "SIGTERM or SIGINT stops the server cleanly; SIGHUP re-reads --devices.\n";
+    "SIGTERM or SIGINT stops the server cleanly; SIGHUP re-reads --devices and --peers.\n";
 
 static int is_loopback(const struct sockaddr *sa) {
   if (sa->sa_family == AF_INET) {
@@ -124,6 +136,18 @@ static int listen_on(const char *host, const char *port, int loopback_only, char
   return fd;
 }
 
+/* An integer flag in [min, 2^31): 0, or -EINVAL with a line on stderr. */
+static int limit_flag(const char *flag, const char *arg, uint64_t min, int *out) {
+  uint64_t v;
+  if (amc_parse_range(arg, min, 0x7fffffff, &v) < 0) {
+    fprintf(stderr, "pageserver: %s: expected an integer >= %" PRIu64 ", got %s\n", flag, min,
+            arg);
+    return -EINVAL;
+  }
+  *out = (int)v;
+  return 0;
+}
+
 static void free_tls(struct ssl_ctx_st *tls) {
 #ifndef AMALGAM_NO_TLS
   tls_ctx_free(tls);
@@ -133,7 +157,21 @@ static void free_tls(struct ssl_ctx_st *tls) {
 }
 
 int main(int argc, char **argv) {
-  enum { OPT_LISTEN = 1, OPT_START, OPT_SIZE, OPT_PLAIN, OPT_CERT, OPT_KEY, OPT_CA, OPT_DEVICES, OPT_HELP };
+  enum {
+    OPT_LISTEN = 1,
+    OPT_START,
+    OPT_SIZE,
+    OPT_PLAIN,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_CA,
+    OPT_DEVICES,
+    OPT_PEERS,
+    OPT_MAXCONN,
+    OPT_HANDSHAKE,
+    OPT_IDLE,
+    OPT_HELP
+  };
   static const struct option opts[] = {
       {"listen", required_argument, NULL, OPT_LISTEN},
       {"range-start", required_argument, NULL, OPT_START},
@@ -143,11 +181,18 @@ int main(int argc, char **argv) {
       {"tls-key", required_argument, NULL, OPT_KEY},
       {"tls-ca", required_argument, NULL, OPT_CA},
       {"devices", required_argument, NULL, OPT_DEVICES},
+      {"peers", required_argument, NULL, OPT_PEERS},
+      {"max-connections", required_argument, NULL, OPT_MAXCONN},
+      {"handshake-timeout-ms", required_argument, NULL, OPT_HANDSHAKE},
+      {"idle-timeout-ms", required_argument, NULL, OPT_IDLE},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0},
   };
   const char *listen_arg = NULL, *start_arg = NULL, *size_arg = NULL;
   const char *cert_arg = NULL, *key_arg = NULL, *ca_arg = NULL, *devices_arg = NULL;
+  const char *peers_arg = NULL;
+  struct server_limits limits = {SERVER_DEFAULT_MAX_CONNECTIONS, SERVER_DEFAULT_HANDSHAKE_MS,
+                                 SERVER_DEFAULT_IDLE_MS};
   int plaintext = 0, opt;
   while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (opt) {
@@ -159,6 +204,19 @@ int main(int argc, char **argv) {
     case OPT_KEY: key_arg = optarg; break;
     case OPT_CA: ca_arg = optarg; break;
     case OPT_DEVICES: devices_arg = optarg; break;
+    case OPT_PEERS: peers_arg = optarg; break;
+    case OPT_MAXCONN:
+    case OPT_HANDSHAKE:
+    case OPT_IDLE:
+      if (limit_flag(opt == OPT_MAXCONN ? "--max-connections"
+                     : opt == OPT_HANDSHAKE ? "--handshake-timeout-ms"
+                                            : "--idle-timeout-ms",
+                     optarg, opt == OPT_IDLE ? 0 : 1,
+                     opt == OPT_MAXCONN ? &limits.max_connections
+                     : opt == OPT_HANDSHAKE ? &limits.handshake_ms
+                                            : &limits.idle_ms) < 0)
+        return 2;
+      break;
     case OPT_HELP: fputs(usage, stdout); return 0;
     default: fputs(usage, stderr); return 2;
     }
@@ -245,6 +303,19 @@ int main(int argc, char **argv) {
     free_tls(tls);
     return 1;
   }
+  server_set_limits(&srv, &limits);
+  if (peers_arg) {
+    char err[600];
+    rc = server_set_peers(&srv, peers_arg, err, sizeof err);
+    if (rc < 0) {
+      fprintf(stderr, "pageserver: --peers: %s\n", err);
+      server_close(&srv);
+      close(lfd);
+      memrange_close(&range);
+      free_tls(tls);
+      return rc == -EINVAL ? 2 : 1;
+    }
+  }
   if (devices_arg) {
     char err[600];
     rc = server_set_devices(&srv, devices_arg, err, sizeof err);
@@ -265,6 +336,8 @@ int main(int argc, char **argv) {
           range.hugepages ? ", huge pages advised" : "");
   if (srv.devices)
     fprintf(stderr, "pageserver: serving %zu devices from %s\n", srv.devices->n, devices_arg);
+  if (srv.peers)
+    fprintf(stderr, "pageserver: allowing %zu peers from %s\n", srv.peers->n, peers_arg);
   rc = server_run(&srv);
   server_close(&srv);
   close(lfd);

@@ -66,6 +66,11 @@ struct conn {
   int rd_want; /* the event a blocked read (or handshake) waits for: AE_READABLE... */
   int wr_want; /* ...and a blocked write: AE_WRITABLE, unless TLS says otherwise */
   int tls_failed; /* a fatal TLS error: no close_notify */
+  long long accepted_ms;  /* monotonic: the handshake must end by accepted_ms + handshake_ms */
+  long long active_ms;    /* monotonic: the last event on the connection (idle timeout) */
+  char peer_cn[PEER_CN_MAX + 1];  /* TLS: the client's CN once the handshake is done */
+  char peer_hash[PEER_HASH_MAX];  /* and its key's identity */
+  int peer_admin;                 /* the admin credential: allowed by the chain alone */
   uint64_t discard_left; /* CONN_DISCARDING: payload bytes still to skip */
   uint8_t *rbuf;         /* received, unprocessed bytes in [rpos, rlen) */
   size_t rcap, rpos, rlen;
@@ -82,6 +87,11 @@ struct conn {
   size_t seg_left, seg_mark;
   int peer_closed;
 };
+
+/* 1 when the connection's client may be served under the current --peers. */
+static int peer_allowed(const struct server *srv, const struct conn *c) {
+  return !srv->peers || c->peer_admin || peertable_allows(srv->peers, c->peer_cn, c->peer_hash);
+}
 
 /* ---- plaintext I/O ---- */
 
@@ -184,6 +194,7 @@ static int tls_handshake(struct conn *c) {
   ssize_t st = tls_status(c, r, &c->rd_want);
   if (st == -EAGAIN) return -EAGAIN;
   c->tls_failed = 1;
+  if (st == 0) return -ECONNRESET; /* the peer went away mid-handshake (a scan, a timeout) */
   long vr = SSL_get_verify_result(c->ssl);
   char detail[256];
   amc_tls_last_error(detail, sizeof detail);
@@ -191,6 +202,48 @@ static int tls_handshake(struct conn *c) {
           vr != X509_V_OK ? X509_verify_cert_error_string(vr) : detail,
           vr != X509_V_OK ? "; " : "", vr != X509_V_OK ? detail : "");
   return st < 0 ? (int)st : -ECONNRESET;
+}
+/*
+ * The handshake's certificate check: the chain and the member subject
+ * (amc_tls_verify_member), then, at the leaf, the --peers list: a node whose
+ * (CN, key) is not listed fails the handshake itself (the client gets an
+ * alert; nothing is read from it).
+ */
+static int verify_listed_peer(int ok, X509_STORE_CTX *store) {
+  ok = amc_tls_verify_member(ok, store);
+  if (!ok || X509_STORE_CTX_get_error_depth(store) != 0) return ok;
+  SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+  struct conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+  X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+  if (!c || !c->srv->peers || !leaf) return ok;
+  char cn[PEER_CN_MAX + 1] = "", hash[PEER_HASH_MAX] = "";
+  X509_NAME *subject = X509_get_subject_name(leaf);
+  if (subject) X509_NAME_get_text_by_NID(subject, NID_commonName, cn, sizeof cn);
+  if (strcmp(cn, "admin") == 0) return 1; /* the member rule checked its O */
+  if (amc_tls_key_hash(leaf, hash, sizeof hash) == 0 && peertable_allows(c->srv->peers, cn, hash))
+    return 1;
+  fprintf(stderr,
+          "pageserver: TLS client refused: %s with key %s is not an allowed peer in --peers %s "
+          "(removed, or another key)\n",
+          cn, hash, c->srv->peers_file);
+  X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+  return 0;
+}
+
+/* After the handshake: who is it, and is it listed? 0, or -EACCES (logged). */
+static int tls_check_peer(struct server *srv, struct conn *c) {
+  char err[128];
+  if (tls_peer_identity(c->ssl, c->peer_cn, sizeof c->peer_cn, c->peer_hash, sizeof c->peer_hash,
+                        &c->peer_admin, err, sizeof err) < 0) {
+    fprintf(stderr, "pageserver: TLS client refused: %s\n", err);
+    return -EACCES;
+  }
+  if (peer_allowed(srv, c)) return 0;
+  fprintf(stderr,
+          "pageserver: TLS client refused: %s with key %s is not an allowed peer in --peers %s "
+          "(removed, or another key)\n",
+          c->peer_cn, c->peer_hash, srv->peers_file);
+  return -EACCES;
 }
 #endif /* AMALGAM_NO_TLS */
 
@@ -411,6 +464,7 @@ static void conn_event(ae_loop *loop, int fd, void *data, int mask) {
   struct conn *c = data;
   struct server *srv = c->srv;
   int rc = 0;
+  c->active_ms = ae_now_ms();
 #ifndef AMALGAM_NO_TLS
   if (c->state == CONN_HANDSHAKE) {
     rc = tls_handshake(c);
@@ -418,7 +472,9 @@ static void conn_event(ae_loop *loop, int fd, void *data, int mask) {
       if (conn_update_events(srv, c) < 0) conn_close(srv, c);
       return;
     }
+    if (rc == 0) rc = tls_check_peer(srv, c);
     if (rc < 0) {
+      c->tls_failed = 1; /* refused: no close_notify, nothing served */
       conn_close(srv, c);
       return;
     }
@@ -466,6 +522,18 @@ static void conn_event(ae_loop *loop, int fd, void *data, int mask) {
   if (conn_update_events(srv, c) < 0) conn_close(srv, c);
 }
 
+/* One line per second at most while new connections are closed at the cap. */
+static void note_refused(struct server *srv, long long now) {
+  srv->refused++;
+  if (srv->refused_since != 0 && now - srv->refused_since < 1000) return;
+  fprintf(stderr,
+          "pageserver: connection cap reached (%d open, --max-connections %d): closed %lu new "
+          "connection(s)\n",
+          (int)srv->range->stats[AMW_STAT_CONN_OPEN], srv->limits.max_connections, srv->refused);
+  srv->refused = 0;
+  srv->refused_since = now;
+}
+
 static void accept_event(ae_loop *loop, int fd, void *data, int mask) {
   (void)loop;
   (void)mask;
@@ -473,8 +541,11 @@ static void accept_event(ae_loop *loop, int fd, void *data, int mask) {
   for (int i = 0; i < 64; i++) { /* a bounded batch per wake-up */
     int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0) return; /* EAGAIN, or a transient error (EMFILE...): retry on next wake-up */
-    if (cfd >= srv->setsize) {
+    long long now = ae_now_ms();
+    if (cfd >= srv->setsize ||
+        srv->range->stats[AMW_STAT_CONN_OPEN] >= (uint64_t)srv->limits.max_connections) {
       close(cfd);
+      note_refused(srv, now);
       continue;
     }
     int one = 1;
@@ -489,6 +560,7 @@ static void accept_event(ae_loop *loop, int fd, void *data, int mask) {
     }
     c->srv = srv;
     c->fd = cfd;
+    c->accepted_ms = c->active_ms = now;
     c->seg_fd = -1;
     c->state = CONN_READING;
     c->io = &plain_io;
@@ -510,6 +582,8 @@ static void accept_event(ae_loop *loop, int fd, void *data, int mask) {
         continue;
       }
       SSL_set_accept_state(ssl);
+      SSL_set_app_data(ssl, c);
+      SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_listed_peer);
       c->ssl = ssl;
       c->io = &tls_io;
       c->state = CONN_HANDSHAKE;
@@ -528,12 +602,37 @@ static void accept_event(ae_loop *loop, int fd, void *data, int mask) {
   }
 }
 
-/* SIGHUP: load the --devices file again and swap the table in whole (or keep the old one). */
-static void reload_devices(struct server *srv) {
-  if (!srv->devices_file) {
-    fprintf(stderr, "pageserver: SIGHUP: no --devices file, nothing to reload\n");
+/*
+ * SIGHUP: load the --peers file again; connections of clients no longer
+ * listed (a removed node, a replaced key) are closed at once.
+ */
+static void reload_peers(struct server *srv) {
+  struct peertable *t;
+  char err[512];
+  if (peertable_load(srv->peers_file, &t, err, sizeof err) < 0) {
+    fprintf(stderr, "pageserver: SIGHUP: keeping the previous %zu peers: %s\n", srv->peers->n,
+            err);
     return;
   }
+  peertable_free(srv->peers);
+  srv->peers = t;
+  int dropped = 0;
+  for (int fd = 0; fd < srv->setsize; fd++) {
+    struct conn *c = srv->conns[fd];
+    if (!c || c->state == CONN_HANDSHAKE || peer_allowed(srv, c)) continue;
+    fprintf(stderr, "pageserver: SIGHUP: %s (key %s) is no longer an allowed peer: connection closed\n",
+            c->peer_cn, c->peer_hash);
+    c->tls_failed = 1; /* no close_notify: nothing more is said to it */
+    conn_close(srv, c);
+    dropped++;
+  }
+  fprintf(stderr, "pageserver: SIGHUP: now allowing %zu peers from %s (%d connection(s) closed)\n",
+          t->n, srv->peers_file, dropped);
+}
+
+/* SIGHUP: load the --devices file again and swap the table in whole (or keep the old one). */
+static void reload_devices(struct server *srv) {
+  if (!srv->devices_file) return;
   struct devtable *t;
   char err[512];
   int rc = devtable_load(srv->devices_file, &t, err, sizeof err);
@@ -554,8 +653,14 @@ static void signal_event(ae_loop *loop, int fd, void *data, int mask) {
   struct server *srv = data;
   struct signalfd_siginfo si;
   while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
-    if (si.ssi_signo == SIGHUP) reload_devices(srv);
-    else ae_stop(loop);
+    if (si.ssi_signo == SIGHUP) {
+      if (!srv->devices_file && !srv->peers_file)
+        fprintf(stderr, "pageserver: SIGHUP: no --devices or --peers file, nothing to reload\n");
+      reload_devices(srv);
+      if (srv->peers_file) reload_peers(srv);
+    } else {
+      ae_stop(loop);
+    }
   }
 }
 
@@ -573,6 +678,68 @@ int server_set_devices(struct server *srv, const char *file, char *err, size_t e
   return 0;
 }
 
+int server_set_peers(struct server *srv, const char *file, char *err, size_t errlen) {
+  if (!srv->tls) {
+    snprintf(err, errlen, "--peers needs mutual TLS (a plaintext client has no identity)");
+    return -EINVAL;
+  }
+  struct peertable *t;
+  int rc = peertable_load(file, &t, err, errlen);
+  if (rc < 0) return rc;
+  srv->peers = t;
+  srv->peers_file = file;
+  return 0;
+}
+
+/*
+ * Every tick: close handshakes that took too long and connections idle too
+ * long (a client that connects and says nothing holds a slot no longer).
+ */
+static void sweep_event(ae_loop *loop, void *data, long long now) {
+  (void)loop;
+  struct server *srv = data;
+  const struct server_limits *l = &srv->limits;
+  int slow = 0, idle = 0;
+  for (int fd = 0; fd < srv->setsize; fd++) {
+    struct conn *c = srv->conns[fd];
+    if (!c) continue;
+    if (c->state == CONN_HANDSHAKE && now - c->accepted_ms >= l->handshake_ms) {
+      c->tls_failed = 1;
+      conn_close(srv, c);
+      slow++;
+    } else if (l->idle_ms > 0 && now - c->active_ms >= l->idle_ms) {
+      conn_close(srv, c);
+      idle++;
+    }
+  }
+  if (slow || idle)
+    fprintf(stderr,
+            "pageserver: closed %d connection(s) whose handshake took over %d ms and %d idle "
+            "for %d ms\n",
+            slow, l->handshake_ms, idle, l->idle_ms);
+}
+
+static int tick_period(const struct server_limits *l) {
+  int p = l->handshake_ms;
+  if (l->idle_ms > 0 && l->idle_ms < p) p = l->idle_ms;
+  p /= 4;
+  return p < 50 ? 50 : p > 1000 ? 1000 : p;
+}
+
+void server_set_limits(struct server *srv, const struct server_limits *limits) {
+  srv->limits = *limits;
+  /* each connection is one descriptor; keep some for the listener, devices, logs */
+  int room = srv->setsize - 64;
+  if (srv->limits.max_connections > room) {
+    fprintf(stderr,
+            "pageserver: --max-connections %d is more than the descriptors allow "
+            "(RLIMIT_NOFILE %d): using %d\n",
+            srv->limits.max_connections, srv->setsize, room > 1 ? room : 1);
+    srv->limits.max_connections = room > 1 ? room : 1;
+  }
+  ae_set_tick(srv->loop, tick_period(&srv->limits), sweep_event, srv);
+}
+
 int server_init(struct server *srv, int listen_fd, struct memrange *range,
                 struct ssl_ctx_st *tls) {
   memset(srv, 0, sizeof *srv);
@@ -585,8 +752,14 @@ int server_init(struct server *srv, int listen_fd, struct memrange *range,
   srv->range = range;
   struct rlimit rl;
   srv->setsize = 1024;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-    srv->setsize = rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
+  /* As many descriptors as allowed: the connection cap is what bounds them. */
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+    (void)getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+    srv->setsize = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
   srv->conns = calloc((size_t)srv->setsize, sizeof *srv->conns);
   if (!srv->conns) return -ENOMEM;
   int rc = ae_create(&srv->loop, srv->setsize);
@@ -609,6 +782,12 @@ int server_init(struct server *srv, int listen_fd, struct memrange *range,
   if (rc < 0) goto fail;
   rc = ae_add(srv->loop, listen_fd, AE_READABLE, accept_event, srv);
   if (rc < 0) goto fail;
+  /* the defaults, silently within RLIMIT_NOFILE; main.c applies the flags */
+  srv->limits = (struct server_limits){SERVER_DEFAULT_MAX_CONNECTIONS,
+                                       SERVER_DEFAULT_HANDSHAKE_MS, SERVER_DEFAULT_IDLE_MS};
+  if (srv->limits.max_connections > srv->setsize - 64)
+    srv->limits.max_connections = srv->setsize > 65 ? srv->setsize - 64 : 1;
+  ae_set_tick(srv->loop, tick_period(&srv->limits), sweep_event, srv);
   return 0;
 fail:
   server_close(srv);
@@ -632,4 +811,6 @@ void server_close(struct server *srv) {
   srv->devices = NULL;
   free(srv->bounce);
   srv->bounce = NULL;
+  peertable_free(srv->peers);
+  srv->peers = NULL;
 }

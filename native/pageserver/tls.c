@@ -63,6 +63,29 @@ int tls_ctx_create(SSL_CTX **out, const char *cert_file, const char *key_file,
 
 void tls_ctx_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
 
+int tls_peer_identity(SSL *ssl, char *cn, size_t cnlen, char *hash, size_t hashlen, int *admin,
+                      char *err, size_t errlen) {
+  *admin = 0;
+  X509 *peer = SSL_get1_peer_certificate(ssl);
+  if (!peer) {
+    snprintf(err, errlen, "no client certificate");
+    return -EACCES;
+  }
+  int rc = amc_tls_peer_cn(ssl, cn, cnlen);
+  if (rc == 0) rc = amc_tls_key_hash(peer, hash, hashlen);
+  if (rc == 0) {
+    char o[128];
+    X509_NAME *subject = X509_get_subject_name(peer);
+    int idx = subject ? X509_NAME_get_index_by_NID(subject, NID_organizationName, -1) : -1;
+    int n = idx >= 0 ? X509_NAME_get_text_by_NID(subject, NID_organizationName, o, sizeof o) : -1;
+    *admin = n > 0 && amc_tls_subject_is_member(cn, o) && !amc_tls_subject_is_node(cn, o);
+  } else {
+    snprintf(err, errlen, "cannot read the client certificate's name or key");
+  }
+  X509_free(peer);
+  return rc == 0 ? 0 : -EACCES;
+}
+
 #else
 typedef int tls_unavailable; /* ISO C: a translation unit must not be empty */
 #endif

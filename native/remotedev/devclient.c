@@ -48,6 +48,7 @@ struct dev_endpoint {
   char host[256];
   char port[16];
   int tls;
+  char node[64]; /* the owner: over TLS its certificate must be node:<node>; "" unchecked */
   pthread_mutex_t mu;
   struct dev_conn *idle;
   int nidle;
@@ -85,24 +86,27 @@ int devclient_init(const char *cert, const char *key, const char *ca, int timeou
     snprintf(err, errlen, "TLS needs all three of --cert, --key and --ca");
     return -EINVAL;
   }
-  /* The owner must chain to the cluster CA and name a member. */
-  return amc_tls_client_ctx(&g_tls, cert, key, ca, AMC_PEER_MEMBER, err, errlen);
+  /* The owner must chain to the cluster CA and name a node (the endpoint's: tls_open). */
+  return amc_tls_client_ctx(&g_tls, cert, key, ca, AMC_PEER_NODE, err, errlen);
 #endif
 }
 
-struct dev_endpoint *devclient_endpoint(const char *hostport, int tls) {
+struct dev_endpoint *devclient_endpoint(const char *hostport, int tls, const char *node) {
   char host[256], port[16];
+  if (!node) node = "";
   if (strlen(hostport) >= 300 ||
-      amc_split_host_port(hostport, host, sizeof host, port, sizeof port) < 0)
+      amc_split_host_port(hostport, host, sizeof host, port, sizeof port) < 0 ||
+      (*node && !amc_node_name_valid(node)) || (tls && !*node))
     return NULL;
   pthread_mutex_lock(&g_eps_mu);
   struct dev_endpoint *ep;
   for (ep = g_eps; ep; ep = ep->next)
-    if (ep->tls == tls && strcmp(ep->name, hostport) == 0) break;
+    if (ep->tls == tls && strcmp(ep->name, hostport) == 0 && strcmp(ep->node, node) == 0) break;
   if (!ep && (ep = calloc(1, sizeof *ep))) {
     strcpy(ep->name, hostport);
     strcpy(ep->host, host);
     strcpy(ep->port, port);
+    strcpy(ep->node, node);
     ep->tls = tls;
     pthread_mutex_init(&ep->mu, NULL);
     ep->next = g_eps;
@@ -139,9 +143,10 @@ static int tls_open(struct dev_endpoint *ep, struct dev_conn *c) {
   if (!g_tls) return -ENOTSUP; /* no --cert/--key/--ca given */
   SSL *ssl;
   char why[256];
-  int rc = amc_tls_handshake(g_tls, c->fd, NULL, g_timeout_ms, &ssl, why, sizeof why);
+  int rc = amc_tls_handshake(g_tls, c->fd, NULL, ep->node, g_timeout_ms, &ssl, why, sizeof why);
   if (rc) {
-    fprintf(stderr, "remotedev-fuse: TLS handshake with %s failed: %s\n", ep->name, why);
+    fprintf(stderr, "remotedev-fuse: TLS handshake with %s for node %s failed: %s\n", ep->name,
+            ep->node, why);
     return -EPROTO;
   }
   c->ssl = ssl;

@@ -32,11 +32,17 @@ int devclient_init(const char *cert, const char *key, const char *ca, int timeou
                    size_t errlen);
 
 /*
- * The endpoint for HOST:PORT ([v6]:PORT accepted) over TLS or plaintext:
- * interned (the same pointer for the same address and transport), never
- * freed. NULL when the address does not parse.
+ * The endpoint of node's page server at HOST:PORT ([v6]:PORT accepted) over
+ * TLS or plaintext: interned (the same pointer for the same address,
+ * transport and node), never freed. Over TLS the server's certificate must be
+ * exactly node's (CN node:<node>): any other certificate (another node's, the
+ * admin's) is refused at the handshake, logged with the node expected and the
+ * certificate that answered, and the I/O fails with -EIO before any byte of a
+ * request is sent. node may be NULL for plaintext only (loopback tests, the
+ * bench). NULL when the address does not parse, node is not a node name, or a
+ * TLS endpoint names no node.
  */
-struct dev_endpoint *devclient_endpoint(const char *hostport, int tls);
+struct dev_endpoint *devclient_endpoint(const char *hostport, int tls, const char *node);
 const char *devclient_endpoint_name(const struct dev_endpoint *ep);
 
 /* Read len bytes at off of device name: returns the bytes read or -errno. */

@@ -8,19 +8,10 @@
 #include <string.h>
 
 #include "../common/numparse.h"
+#include "../common/tls_peer.h"
 #include "../include/amalgam_wire.h"
 
-int tree_machine_name_valid(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 63) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char ch = s[i];
-    int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-             (ch == '-' && i > 0 && i < n - 1);
-    if (!ok) return 0;
-  }
-  return 1;
-}
+int tree_machine_name_valid(const char *s) { return amc_node_name_valid(s); }
 
 void tree_free(struct tree *t) {
   if (!t) return;
@@ -119,7 +110,7 @@ int tree_parse(const char *text, const char *name, struct tree **out, char *err,
       rc = -EINVAL;
       break;
     }
-    d.ep = devclient_endpoint(f[4], d.tls);
+    d.ep = devclient_endpoint(f[4], d.tls, f[0]); /* the machine owns the device */
     if (!d.ep) {
       snprintf(err, errlen, "%s:%d: '%s' is not HOST:PORT", name, lineno, f[4]);
       rc = -EINVAL;

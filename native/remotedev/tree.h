@@ -4,7 +4,10 @@
  *
  *   <machine> <dev> <size-bytes> <ro|rw> <host:port> <tls|plain>
  *
- *   machine   [a-z0-9]([-a-z0-9]{0,61}[a-z0-9])? (a node name)
+ *   machine   [a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?: the node that owns the
+ *             device, shown as <mount>/<machine>/<dev>; over tls its page
+ *             server must present exactly the certificate of node:<machine>
+ *             (devclient_endpoint), else the I/O fails with EIO
  *   dev       [a-z0-9][a-z0-9._-]{0,62} (the name the owner's page server serves)
  *   size      bytes, decimal
  *   host:port the owner's page server ([v6]:port accepted)

@@ -58,6 +58,7 @@ static void subjects(void) {
   CHECK(!amc_tls_subject_is_node("admin", "amalgam:admins"));
   CHECK(!amc_tls_subject_is_node(NULL, "amalgam:nodes"));
 #endif
+  CHECK(amc_node_name_valid("a-1") && !amc_node_name_valid("a-") && !amc_node_name_valid(""));
 }
 
 int main(void) {

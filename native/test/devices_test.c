@@ -169,7 +169,11 @@ int main(void) {
   const struct tree_dev *d = tree_find(tr, "b", "rodisk");
   CHECK(d && d->ro && d->tls && d->size == 1024);
   CHECK(d && strcmp(devclient_endpoint_name(d->ep), "[::1]:7071") == 0);
-  CHECK(tree_find(tr, "b", "disk0")->ep == devclient_endpoint("127.0.0.1:7070", 0));
+  CHECK(tree_find(tr, "b", "disk0")->ep == devclient_endpoint("127.0.0.1:7070", 0, "b"));
+  /* the same address for another node is another endpoint (checked against that node) */
+  CHECK(tree_find(tr, "b", "disk0")->ep != devclient_endpoint("127.0.0.1:7070", 0, "c"));
+  CHECK(devclient_endpoint("127.0.0.1:7070", 1, NULL) == NULL);
+  CHECK(devclient_endpoint("127.0.0.1:7070", 1, "Not_a_node") == NULL);
   CHECK(tree_has_machine(tr, "c") && !tree_has_machine(tr, "d"));
   tree_free(tr);
   CHECK(tree_parse("b disk0 64 rw 127.0.0.1:1\n", "t", &tr, err, sizeof err) == -EINVAL &&

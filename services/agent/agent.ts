@@ -7,6 +7,8 @@
  * - heartbeat.ts: heartbeats with the node's load and the page server's
  *   endpoint; withheld (the node turns NotReady) while the page server cannot
  *   be restarted.
+ * - page-server-peers.ts: the page server's `--peers` file (the nodes it
+ *   serves, each with its recorded key) kept from a watch of `nodes/`.
  * - device-space.ts: this machine's devices published, the page server's
  *   `--devices` file and remotedev-fuse's `--tree` file kept in step with the
  *   control plane, remotedev-fuse run and supervised when configured.
@@ -28,7 +30,9 @@ import { startMetricsServer } from './metrics-server.ts';
 import { followNode } from './node-follower.ts';
 import { PageServerController } from './page-server-controller.ts';
 import type { Desired, Range } from './page-server-decision.ts';
+import { PageServerPeers } from './page-server-peers.ts';
 import type { PageServerOptions } from './pageserver-process.ts';
+import type { PeerIdentities } from './peer-identities.ts';
 import { startProcessesFromConfig } from './processes/start-from-config.ts';
 import type { ProcessSupervisor } from './processes/supervisor.ts';
 
@@ -53,6 +57,8 @@ export interface Agent {
   devices(): { devicesFile: string; treeFile: string; mount: { pid: number; dir: string } | null };
   /** The cluster process supervisor (when `processes` is configured). */
   processes: Awaited<ReturnType<typeof startProcessesFromConfig>>;
+  /** The nodes this agent's endpoints serve, with their keys; null without TLS. */
+  peers: PeerIdentities | null;
   close(): Promise<void>;
 }
 
@@ -65,7 +71,11 @@ const rangeOf = (node: NodeView): Desired =>
  * (`pageserver.plaintextLoopback`), and the page server itself refuses that on
  * anything but a loopback address: it exists to measure what TLS costs.
  */
-function pageServerOptions(config: AgentConfig, devicesFile: string): PageServerOptions {
+function pageServerOptions(
+  config: AgentConfig,
+  devicesFile: string,
+  peersFile: string | undefined,
+): PageServerOptions {
   if (config.pageserver?.plaintextLoopback === true) return { ...config.pageserver, devicesFile };
   const tlsArgs = [
     '--tls-cert',
@@ -74,6 +84,7 @@ function pageServerOptions(config: AgentConfig, devicesFile: string): PageServer
     config.keyFile,
     '--tls-ca',
     config.caFile,
+    ...(peersFile === undefined ? [] : ['--peers', peersFile]),
   ];
   return {
     ...config.pageserver,
@@ -118,6 +129,7 @@ function startNodeLoops(
     client: AmalgamClient;
     metrics: AgentMetrics;
     devices: DeviceSpace;
+    peersFile: string | undefined;
     processes: ProcessSupervisor | null;
     setController(c: PageServerController): void;
   },
@@ -126,7 +138,7 @@ function startNodeLoops(
   const tls = config.pageserver?.plaintextLoopback !== true;
   const controller = new PageServerController({
     node: config.name,
-    options: pageServerOptions(config, deps.devices.devicesFile),
+    options: pageServerOptions(config, deps.devices.devicesFile, deps.peersFile),
     tls: tls ? { ...identity, node: config.name } : null,
     healthMs: options.healthMs ?? 2000,
     metrics: deps.metrics,
@@ -151,6 +163,27 @@ function startNodeLoops(
   return { controller, heartbeat };
 }
 
+/** With TLS: the page server's `--peers` file, written before anything can start it. */
+async function startPeers(
+  config: AgentConfig,
+  deps: { client: AmalgamClient; identity: Identity; stateDir: string; resyncMs: number },
+  logger: Logger,
+  onChanged: () => void,
+): Promise<PageServerPeers | null> {
+  if (config.pageserver?.plaintextLoopback === true) return null;
+  const peers = new PageServerPeers({
+    node: config.name,
+    client: deps.client,
+    file: join(deps.stateDir, 'pageserver-peers'),
+    certPem: deps.identity.cert,
+    resyncMs: deps.resyncMs,
+    logger,
+    onChanged,
+  });
+  await peers.start();
+  return peers;
+}
+
 export async function startAgent(options: AgentOptions): Promise<Agent> {
   const { config } = options;
   const logger = options.logger.child({ node: config.name });
@@ -171,13 +204,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     metrics,
     onPageServerDevicesChanged: () => pageServer?.devicesChanged(),
   });
+  const peers = await startPeers(config, { client, identity, stateDir, resyncMs }, logger, () =>
+    pageServer?.peersChanged(),
+  );
   const metricsServer = await startMetricsServer(
     metrics.registry,
     config.metricsHost ?? '127.0.0.1',
     config.metricsPort ?? 0,
   ).catch(async (err: unknown) => {
     // Nothing of this agent may outlive a failed start: no mount, no watch, no client.
-    await devices.close();
+    await Promise.all([peers?.close(), devices.close()]);
     await client.close();
     await removeStateDir();
     throw err;
@@ -188,6 +224,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     client,
     metrics,
     devices,
+    peersFile: peers?.file,
     processes,
     setController: (c) => {
       pageServer = c;
@@ -211,12 +248,13 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       mount: devices.mount(),
     }),
     processes,
+    peers: peers?.identities ?? null,
     async close() {
       if (closed) return;
       closed = true;
       await processes?.close();
       heartbeat.close();
-      await follower.close();
+      await Promise.all([follower.close(), peers?.close()]);
       await devices.close(); // the mount first: it may have I/O in flight to page servers
       await controller.close();
       await metricsServer.close();

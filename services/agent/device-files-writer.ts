@@ -15,7 +15,8 @@ import type { DeviceView, PageServerEndpoint } from '../api/contracts.ts';
 import { endpointHost, pageServerDevicesFile, treeFile, withAddress } from './device-files.ts';
 import type { AgentMetrics } from './metrics.ts';
 
-async function writeAtomically(file: string, text: string): Promise<void> {
+/** Replace `file` with `text` at once (a temp file and a rename): a reader never sees half. */
+export async function writeAtomically(file: string, text: string): Promise<void> {
   const temp = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
   await writeFile(temp, text, { mode: 0o644 });
   await rename(temp, file);

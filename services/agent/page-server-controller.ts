@@ -62,7 +62,7 @@ export class PageServerController {
   #actual: Actual = { state: 'stopped', failures: 0, retryAt: 0 };
   #proc: RunningPageServer | null = null;
   #stopReason: string | null = null;
-  /** Bumped at each rewrite of the devices file (a start that raced one SIGHUPs). */
+  /** Bumped at each rewrite of the devices or peers file (a start that raced one SIGHUPs). */
   #devicesVersion = 0;
   #health = {
     failures: 0,
@@ -93,6 +93,11 @@ export class PageServerController {
   devicesChanged(): void {
     this.#devicesVersion++;
     this.#proc?.child.kill('SIGHUP');
+  }
+
+  /** The peers file was rewritten: the page server re-reads it (SIGHUP reloads both files). */
+  peersChanged(): void {
+    this.devicesChanged();
   }
 
   running(): { pid: number; host: string; port: number; range: Range } | null {

@@ -18,6 +18,7 @@
 import { lstat, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { isLoopbackHost } from '../core/endpoints.ts';
 import {
   caCertHash,
   createClusterCa,
@@ -110,6 +111,8 @@ export interface ClusterdConfig {
   tls: { certFile: string; keyFile: string; caFile: string; caKeyFile: string };
   store: StoreConfig;
   logLevel?: string;
+  /** Set when clusterd listens on loopback: only this machine can join (core/endpoints.ts). */
+  singleMachine?: boolean;
 }
 
 export interface InitSpec {
@@ -190,6 +193,8 @@ export async function createClusterHome(layout: ClusterHome, spec: InitSpec): Pr
             endpoints: spec.store.endpoints,
             tls: etcdStoreTls(etcdPaths(layout.home)),
           },
+    // A clusterd on loopback serves this machine only: its page server may publish loopback.
+    ...(isLoopbackHost(spec.listen.host) ? { singleMachine: true } : {}),
   };
   if (spec.store.backend === 'etcd')
     await createFirstEtcdMember(layout, spec, spec.store.memberName);

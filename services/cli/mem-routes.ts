@@ -14,7 +14,8 @@ interface Options extends AdminOptions {
 
 export const memRoutes = defineCommand<Options>({
   words: ['mem', 'routes'],
-  summary: 'print the netmem routes file (START:SIZE@HOST:PORT per node range), or --map SEGMENT',
+  summary:
+    'print the netmem routes file (START:SIZE=NODE@HOST:PORT per node range), or --map SEGMENT',
   configure(command) {
     command
       .option('--map <segment>', "print this segment's extents as a netmem-run --map spec")

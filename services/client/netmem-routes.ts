@@ -2,7 +2,8 @@
  * What the native netmem library (netmem-run, netmem-tool, netmem_map) needs
  * to reach the network memory space: one route per node range, to the page
  * server that node published, in the text form netmem reads
- * (`START:SIZE@HOST:PORT`, one a line), and a segment's extents as a
+ * (`START:SIZE=NODE@HOST:PORT`, one a line: NODE is the range's owner, whose
+ * certificate netmem requires of the page server at HOST:PORT), and a segment's extents as a
  * `--map` spec (`GLOBAL:SIZE,...`, mapped back to back).
  */
 import type { MemoryLayoutView, NodeView, SegmentView } from '../api/contracts.ts';
@@ -37,7 +38,7 @@ export function netmemRoutes(
 export function formatRoutesFile(routes: NetmemRoute[]): string {
   return routes
     .filter((r) => r.address !== null)
-    .map((r) => `0x${r.start.toString(16)}:${r.size}@${r.address}\n`)
+    .map((r) => `0x${r.start.toString(16)}:${r.size}=${r.node}@${r.address}\n`)
     .join('');
 }
 

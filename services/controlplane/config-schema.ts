@@ -146,6 +146,7 @@ export const CLUSTERD_CONFIG_SCHEMA = {
     },
     nodeGraceSeconds: integer(1, 3600),
     bodyLimit: integer(1024, 16 * 1024 * 1024),
+    singleMachine: { type: 'boolean', description: 'true or false is required' },
     grpcListen: endpoint,
     processes: PROCESS_CONFIG_SCHEMA,
     join: JOIN_CONFIG_SCHEMA,

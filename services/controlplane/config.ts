@@ -18,6 +18,8 @@
  * "tls": { "ca": "pki/etcd/ca.crt", "cert": "pki/etcd/clusterd-client.crt",
  * "key": "pki/etcd/clusterd-client.key" } }` (`tls` is required with https:// endpoints).
  * Optional: `nodeGraceSeconds` (heartbeat TTL, default 15), `bodyLimit` (bytes),
+ * `singleMachine` (default false: every node is this machine, so page servers may
+ * publish loopback endpoints; otherwise a heartbeat with one is INVALID_ARGUMENT),
  * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files),
  * `join` ({ratePerSecond, burst, maxSources}: joins per source address, default 5/s with
  * bursts of 50 over at most 10000 addresses; maxContributedBytes: per join, default 1 TiB).
@@ -66,6 +68,8 @@ export interface ClusterdConfig {
   logLevel?: LogLevel;
   nodeGraceSeconds?: number;
   bodyLimit?: number;
+  /** One machine only: loopback page-server endpoints are allowed (npm start, tests). */
+  singleMachine?: boolean;
   /** The network process space (process-config.ts). */
   processes?: ProcessConfig;
   /** Limits of join (features/nodes/join-limits.ts). */

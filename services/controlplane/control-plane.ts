@@ -47,6 +47,8 @@ export interface ControlPlaneOptions {
   processes?: ProcessConfig;
   /** Limits of join (features/nodes/join-limits.ts); each field defaults. */
   join?: Partial<JoinLimits>;
+  /** Every node is this machine: loopback page-server endpoints are allowed in heartbeats. */
+  singleMachine?: boolean;
 }
 
 interface ClusterRecord {
@@ -111,6 +113,7 @@ function createServices(
       nodeGraceSeconds,
       mirror,
       ...(options.join === undefined ? {} : { join: options.join }),
+      singleMachine: options.singleMachine === true,
     }),
     memory: new MemoryService({ store, mirror, now }),
     devices: new DeviceService({ store, now, mirror }),

@@ -107,6 +107,7 @@ export async function startClusterd(
         : {}),
       ...(config.processes !== undefined ? { processes: config.processes } : {}),
       ...(config.join !== undefined ? { join: config.join } : {}),
+      singleMachine: config.singleMachine === true,
     });
     cleanups.push(() => runtime.close());
     const app = buildApp({

@@ -128,6 +128,8 @@ export async function startClusterdReplicas(
       },
       store,
       logLevel: 'info',
+      // Every agent of a test cluster runs on this machine: loopback page servers are fine.
+      singleMachine: true,
       ...(options.grpc ? { grpcListen: { host: '127.0.0.1', port: grpcPorts[i] } } : {}),
       ...options.extraConfig,
     };

@@ -24,7 +24,10 @@ const TIMEOUT_MS = 1500;
 buildNetmem(['netmem-test']);
 
 function routeArgs(servers: PageServer[]): string[] {
-  return servers.flatMap((s) => ['--route', `0x${s.start.toString(16)}:16M@127.0.0.1:${s.port}`]);
+  return servers.flatMap((s) => [
+    '--route',
+    `0x${s.start.toString(16)}:16M=local@127.0.0.1:${s.port}`,
+  ]);
 }
 
 /** The test program to completion (60 s at most); its stdout lines and exit code. */

@@ -34,15 +34,19 @@ export interface PageServer {
   start: number;
   size: number;
   port: number;
-  /** The route netmem reads: START:SIZE@127.0.0.1:PORT. */
+  /** The route netmem reads: START:SIZE=NODE@127.0.0.1:PORT. */
   route: string;
 }
 
-/** A page server on loopback: plaintext, or mutual TLS with these PEM files. */
+/**
+ * A page server on loopback: plaintext, or mutual TLS with these PEM files.
+ * `node` names its owner in the route (over TLS it must be the CN of `cert`).
+ */
 export function startPageServer(
   start: number,
   size: number,
   tls?: { cert: string; key: string; ca: string },
+  node = 'local',
 ): Promise<PageServer> {
   const transport = tls
     ? ['--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-ca', tls.ca]
@@ -72,7 +76,7 @@ export function startPageServer(
           start,
           size,
           port,
-          route: `0x${start.toString(16)}:${size}@127.0.0.1:${port}`,
+          route: `0x${start.toString(16)}:${size}=${node}@127.0.0.1:${port}`,
         });
       }
     });
@@ -149,7 +153,7 @@ export function runProgram(
 }
 
 /**
- * The route table for netmem (one START:SIZE@HOST:PORT a line) from a
+ * The route table for netmem (one START:SIZE=NODE@HOST:PORT a line) from a
  * cluster: the layout (GET /v1/memory/layout) and each node's published page
  * server (NodeView.pageserver). Nodes without a page server are left out. A
  * TLS page server needs NETMEM_TLS_CERT/KEY/CA (a node's credentials) on the

@@ -41,6 +41,7 @@ const ca = await createClusterCa();
 const other = await createClusterCa({ commonName: 'someone-else' });
 const caFile = writePrivateFile(dir, 'ca.crt', ca.certPem);
 const otherCaFile = writePrivateFile(dir, 'other-ca.crt', other.certPem);
+const serverNames = ['a', 'b'];
 const serverIds = [
   await nodeCertificateFiles(ca, 'a', dir),
   await nodeCertificateFiles(ca, 'b', dir),
@@ -50,7 +51,7 @@ const foreign = await nodeCertificateFiles(other, 'c-foreign', dir);
 
 const servers: PageServer[] = [];
 for (const [i, id] of serverIds.entries()) {
-  const s = await startPageServer(BASE + i * SIZE, SIZE, { ...id, ca: caFile });
+  const s = await startPageServer(BASE + i * SIZE, SIZE, { ...id, ca: caFile }, serverNames[i]);
   children.push(s.child);
   servers.push(s);
 }

@@ -413,13 +413,13 @@ t.test(
       .filter((r) => NAMES.includes(r.node))
       .map((r) => {
         const ps = nodesNow.find((n) => n.name === r.node)?.pageserver;
-        return `0x${r.start.toString(16)}:${r.size}@${ps?.address}`;
+        return `0x${r.start.toString(16)}:${r.size}=${r.node}@${ps?.address}`;
       });
     const lines = routes.stdout.trim().split('\n');
     for (const line of expected) t.ok(lines.includes(line), `route ${line}`);
     t.ok(
-      lines.every((l) => /^0x[0-9a-f]+:\d+@127\.0\.0\.1:\d+$/.test(l)),
-      'every line is START:SIZE@HOST:PORT',
+      lines.every((l) => /^0x[0-9a-f]+:\d+=[a-z0-9-]+@127\.0\.0\.1:\d+$/.test(l)),
+      'every line is START:SIZE=NODE@HOST:PORT',
     );
 
     const json = await cli('mem', 'routes', '-o', 'json');

@@ -70,6 +70,7 @@ async function setup(t: Test): Promise<Setup> {
   }
   const runtime = await createControlPlane({
     store,
+    singleMachine: true, // every node of this test is on loopback
     ca,
     clusterName: 'watch-test',
     logger,

@@ -52,6 +52,7 @@ const dir = await mkdtemp(join(tmpdir(), 'amalgam-watch-resume-'));
 const store = await openEmbeddedStore({ dataDir: dir });
 const runtime = await createControlPlane({
   store,
+  singleMachine: true, // every node of this test is on loopback
   ca,
   clusterName: 'watch-resume',
   logger,

@@ -2,7 +2,7 @@
  * netmem_test.c - exercises libnetmem against running page servers; driven by
  * test/integration/netmem-basic.test.ts.
  *
- *   netmem_test [--timeout-ms N] --route START:SIZE@HOST:PORT ... basic
+ *   netmem_test [--timeout-ms N] --route START:SIZE=NODE@HOST:PORT ... basic
  *     The routes must be adjacent and cover at least 48 MiB from the lowest
  *     start. Prints `ok <check>` per passed check, `FAIL <check>: why` otherwise;
  *     exit 0 iff all passed.
@@ -267,7 +267,7 @@ int main(int argc, char **argv) {
     }
   }
   if (i >= argc || !nroutes) {
-    fprintf(stderr, "usage: netmem_test [--timeout-ms N] --route START:SIZE@HOST:PORT ... "
+    fprintf(stderr, "usage: netmem_test [--timeout-ms N] --route START:SIZE=NODE@HOST:PORT ... "
                     "basic | wait-read ADDR LEN ...\n");
     return 2;
   }

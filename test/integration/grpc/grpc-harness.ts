@@ -89,6 +89,7 @@ export async function startGrpcHarness(t: Test, pki?: Pki): Promise<GrpcHarness>
   const store = await openEmbeddedStore({ dataDir: dir });
   const runtime = await createControlPlane({
     store,
+    singleMachine: true, // every node of this test is on loopback
     ca: material.ca,
     clusterName: 'rest-test',
     logger,

@@ -14,4 +14,6 @@ t.test('C unit tests of the device table and the remotedev tree pass', async (t)
   const r = spawnSync('make', ['-C', NATIVE, 'test'], { encoding: 'utf8' });
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /devices_test: ok/);
+  t.match(r.stdout, /peers_test: ok/, 'the --peers table and the key hash');
+  t.match(r.stdout, /route_test: ok/, "netmem's route spec names the owner");
 });

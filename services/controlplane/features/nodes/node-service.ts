@@ -18,6 +18,7 @@ import type {
   NodeView,
   PageServerEndpoint,
 } from '../../../api/contracts.ts';
+import { checkPublishedEndpoint } from '../../../core/endpoints.ts';
 import { AmalgamError } from '../../../core/errors.ts';
 import { createMemoryLayout, type MemoryLayout } from '../../../core/memory-layout.ts';
 import { validateNodeName } from '../../../core/names.ts';
@@ -75,6 +76,8 @@ export interface NodeServiceOptions {
   mirror: Mirror;
   /** Limits of the door open to anyone (join); defaults: DEFAULT_JOIN_LIMITS. */
   join?: Partial<JoinLimits>;
+  /** The cluster is one machine: page servers may publish loopback endpoints (core/endpoints.ts). */
+  singleMachine?: boolean;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -227,6 +230,8 @@ export class NodeService implements NodeApi {
     requireSelf(caller, name);
     validateLoad(load);
     const endpoint = pageserver === undefined ? undefined : validatePageServerEndpoint(pageserver);
+    if (endpoint)
+      checkPublishedEndpoint(endpoint, { singleMachine: this.#options.singleMachine === true });
     // Each beat puts the liveness key on a fresh lease; the previous lease
     // then holds nothing and expires by itself. A beat without a page server
     // clears it: the node reports what is up now.

@@ -14,7 +14,7 @@ import type {
   InjectOptions,
   LightMyRequestResponse as Response,
 } from 'fastify';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Test } from 'tap';
 import type { JoinResult } from '../../../../services/api/contracts.ts';
@@ -59,23 +59,31 @@ export interface Harness {
 
 export async function startHarness(
   t: Test,
-  options: { bodyLimit?: number } = {},
+  options: {
+    bodyLimit?: number;
+    /** Default true: every node of these tests is on loopback. */
+    singleMachine?: boolean;
+    /** Default silent. */
+    logger?: Logger;
+  } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'amalgam-rest-'));
   const store = await openEmbeddedStore({ dataDir: dir });
+  const log = options.logger ?? logger;
   const runtime = await createControlPlane({
     store,
+    singleMachine: options.singleMachine ?? true,
     ca,
     clusterName: 'rest-test',
-    logger,
+    logger: log,
     controllers: false,
   });
   const app = buildApp({
     runtime,
-    logger,
+    logger: log,
     registry: new Registry(),
     identify: callerFromHeader,
-    ...options,
+    ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
   });
   await app.ready();
   t.teardown(async () => {

@@ -39,6 +39,7 @@ async function setup(
   const store = await openEmbeddedStore({ dataDir: dir });
   const cp = await createControlPlane({
     store,
+    singleMachine: true, // every node of this test is on loopback
     ca,
     clusterName: 'test',
     logger,
@@ -367,7 +368,14 @@ t.test('leader election: one leader among replicas; another takes over when it g
   await first.close(); // the setup replica runs no controllers; use two fresh ones on its store
   const replicas = await Promise.all(
     [0, 1, 2].map(() =>
-      createControlPlane({ store, ca, clusterName: 'test', logger, leaderTtlSeconds: 1 }),
+      createControlPlane({
+        store,
+        ca,
+        clusterName: 'test',
+        logger,
+        leaderTtlSeconds: 1,
+        singleMachine: true,
+      }),
     ),
   );
   t.teardown(() => Promise.all(replicas.map((r) => r.close())));

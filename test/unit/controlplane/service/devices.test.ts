@@ -35,6 +35,7 @@ async function setup(t: Test): Promise<{ cp: ControlPlaneRuntime; store: Store }
   const store = await openEmbeddedStore({ dataDir: dir });
   const cp = await createControlPlane({
     store,
+    singleMachine: true, // every node of this test is on loopback
     ca,
     clusterName: 'dev',
     logger,
@@ -218,6 +219,7 @@ t.test(
     // A second replica on the same store: its own join batcher, the same CAS.
     const replica = await createControlPlane({
       store,
+      singleMachine: true, // every node of this test is on loopback
       ca,
       clusterName: 'dev',
       logger,
