@@ -15,8 +15,10 @@
  * ```
  * Relative paths are relative to the directory of the config file.
  * `store` may instead be `{ "backend": "etcd", "endpoints": ["http://127.0.0.1:2379"] }`.
- * Optional: `nodeGraceSeconds` (heartbeat TTL, default 15), `bodyLimit` (bytes),
- * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files).
+ * Optional: `nodeGraceSeconds` (heartbeat TTL, default 15), `bodyLimit` (bytes; also
+ * `limits.bodyLimit`), `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC,
+ * same TLS files), `limits` and `quotas` (limits.ts: timeouts, connection cap, gRPC message
+ * limit, watch caps and queues; PID blocks and segments per owner).
  */
 
 import { readFile } from 'node:fs/promises';
@@ -29,6 +31,7 @@ import {
   type ProcessConfigFile,
   processConfigFrom,
 } from './features/processes/process-config.ts';
+import type { LimitsConfig, QuotaConfig } from './limits.ts';
 
 export { LOG_LEVELS };
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -57,6 +60,10 @@ export interface ClusterdConfig {
   bodyLimit?: number;
   /** The network process space (process-config.ts). */
   processes?: ProcessConfig;
+  /** What clusterd bounds at its doors (limits.ts; every field optional). */
+  limits?: Partial<LimitsConfig>;
+  /** Quotas per owner (limits.ts; every field optional). */
+  quotas?: Partial<QuotaConfig>;
 }
 
 const checkClusterdConfig = compileConfigSchema(CLUSTERD_CONFIG_SCHEMA);

@@ -21,6 +21,7 @@ import type { Store } from '../store/store.ts';
 import { type ClusterdConfig, loadConfig } from './config.ts';
 import { createControlPlane } from './control-plane.ts';
 import { startGrpcServer } from './grpc/server.ts';
+import { limitsFrom, quotasFrom } from './limits.ts';
 import { instrumentStore } from './metrics.ts';
 import { buildApp } from './rest/app.ts';
 
@@ -35,7 +36,8 @@ Options:
                          "tls": {"certFile","keyFile","caFile","caKeyFile"},
                          "store": {"backend":"embedded","dataDir"} |
                                   {"backend":"etcd","endpoints":[...]},
-                         "logLevel"?, "grpcListen"?: {"host","port"} }
+                         "logLevel"?, "grpcListen"?: {"host","port"},
+                         "limits"?: {...}, "quotas"?: {...} (limits.ts) }
   -h, --help           Show this help.
 
 Logs are JSON lines on stdout; one of them, msg "clusterd listening", carries
@@ -84,6 +86,10 @@ export async function startClusterd(
   };
   try {
     const store = instrumentStore(rawStore, registry);
+    const limits = limitsFrom({
+      ...(config.bodyLimit !== undefined ? { bodyLimit: config.bodyLimit } : {}),
+      ...config.limits,
+    });
     const runtime = await createControlPlane({
       store,
       ca: { certPem: caCert as string, keyPem: caKey as string },
@@ -93,6 +99,9 @@ export async function startClusterd(
         ? { nodeGraceSeconds: config.nodeGraceSeconds }
         : {}),
       ...(config.processes !== undefined ? { processes: config.processes } : {}),
+      limits,
+      quotas: quotasFrom(config.quotas),
+      registry,
     });
     cleanups.push(() => runtime.close());
     const app = buildApp({
@@ -100,6 +109,7 @@ export async function startClusterd(
       logger,
       registry,
       ...(config.bodyLimit !== undefined ? { bodyLimit: config.bodyLimit } : {}),
+      limits,
       // A client certificate is asked for, never required: a joining machine
       // has none yet. Only a chain verified against the cluster CA counts.
       https: { cert, key, ca: caCert, requestCert: true, rejectUnauthorized: false },
@@ -124,6 +134,7 @@ export async function startClusterd(
         tls: { cert, key, ca: caCert } as { cert: string; key: string; ca: string },
         host: config.grpcListen.host,
         port: config.grpcListen.port,
+        limits,
       });
       cleanups.push(() => grpcServer.close());
       const host = config.grpcListen.host;
