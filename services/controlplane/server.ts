@@ -21,9 +21,10 @@ import type { Store } from '../store/store.ts';
 import { type ClusterdConfig, loadConfig } from './config.ts';
 import { createControlPlane } from './control-plane.ts';
 import { startGrpcServer } from './grpc/server.ts';
-import { limitsFrom, quotasFrom } from './limits.ts';
+import { type LimitsConfig, limitsFrom, quotasFrom } from './limits.ts';
 import { instrumentStore } from './metrics.ts';
 import { buildApp } from './rest/app.ts';
+import type { ControlPlaneRuntime } from './service/contracts.ts';
 
 export const USAGE = `Usage: clusterd --config <file>
 
@@ -67,6 +68,35 @@ function urlOf(host: string, port: number): string {
   return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/** The config's `limits` over the defaults; the older top-level `bodyLimit` still counts. */
+function limitsOf(config: ClusterdConfig): LimitsConfig {
+  const bodyLimit = config.bodyLimit === undefined ? {} : { bodyLimit: config.bodyLimit };
+  return limitsFrom({ ...bodyLimit, ...config.limits });
+}
+
+/** The gRPC door on `listen`, closed with the rest; its `host:port`. */
+async function listenGrpc(
+  listen: { host: string; port: number },
+  runtime: ControlPlaneRuntime,
+  logger: Logger,
+  tls: { cert: string; key: string; ca: string },
+  limits: LimitsConfig,
+  cleanups: (() => Promise<void>)[],
+): Promise<string> {
+  const grpcServer = await startGrpcServer({
+    runtime,
+    logger: logger.child({ component: 'grpc' }),
+    tls,
+    host: listen.host,
+    port: listen.port,
+    limits,
+  });
+  cleanups.push(() => grpcServer.close());
+  const address = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${grpcServer.port}`;
+  logger.info({ url: `grpcs://${address}` }, 'clusterd gRPC listening');
+  return address;
+}
+
 export async function startClusterd(
   config: ClusterdConfig,
   logger: Logger = pino({ level: config.logLevel ?? 'info' }),
@@ -86,10 +116,7 @@ export async function startClusterd(
   };
   try {
     const store = instrumentStore(rawStore, registry);
-    const limits = limitsFrom({
-      ...(config.bodyLimit !== undefined ? { bodyLimit: config.bodyLimit } : {}),
-      ...config.limits,
-    });
+    const limits = limitsOf(config);
     const runtime = await createControlPlane({
       store,
       ca: { certPem: caCert as string, keyPem: caKey as string },
@@ -126,21 +153,16 @@ export async function startClusterd(
       { url, cluster: config.clusterName, store: rawStore.backend },
       'clusterd listening',
     );
-    let grpcAddress: string | undefined;
-    if (config.grpcListen) {
-      const grpcServer = await startGrpcServer({
-        runtime,
-        logger: logger.child({ component: 'grpc' }),
-        tls: { cert, key, ca: caCert } as { cert: string; key: string; ca: string },
-        host: config.grpcListen.host,
-        port: config.grpcListen.port,
-        limits,
-      });
-      cleanups.push(() => grpcServer.close());
-      const host = config.grpcListen.host;
-      grpcAddress = `${host.includes(':') ? `[${host}]` : host}:${grpcServer.port}`;
-      logger.info({ url: `grpcs://${grpcAddress}` }, 'clusterd gRPC listening');
-    }
+    const grpcAddress = config.grpcListen
+      ? await listenGrpc(
+          config.grpcListen,
+          runtime,
+          logger,
+          { cert, key, ca: caCert } as { cert: string; key: string; ca: string },
+          limits,
+          cleanups,
+        )
+      : undefined;
     let closing: Promise<void> | undefined;
     return {
       url,
