@@ -10,8 +10,9 @@
  * would be as exact when no two events share a revision; resuming from the
  * revision itself is exact always.
  *
- * Terminal: WATCH_COMPACTED (re-list, then watch from the list's revision)
- * and any other 4xx answer end iteration with that ApiError; so does
+ * Terminal: WATCH_COMPACTED and WATCH_SLOW_CONSUMER (re-list, then watch
+ * from the list's revision: the Informer does), TOO_MANY_WATCHES and any
+ * other 4xx answer end iteration with that ApiError; so does
  * `retryForMs` without reaching any endpoint.
  */
 import type { Readable } from 'node:stream';

@@ -64,6 +64,43 @@ export const PROCESS_CONFIG_SCHEMA = {
   },
 } satisfies ConfigSchema;
 
+/**
+ * The `limits` block (limits.ts says what each bounds and its default): all
+ * optional. Timeouts in milliseconds, sizes in bytes.
+ */
+export const LIMITS_CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    connectionTimeoutMs: integer(1000, 3_600_000),
+    headersTimeoutMs: integer(1000, 600_000),
+    requestTimeoutMs: integer(1000, 600_000),
+    keepAliveTimeoutMs: integer(100, 600_000),
+    maxConnections: integer(8, 1_000_000),
+    bodyLimit: integer(1024, 16 * 1024 * 1024),
+    grpcMaxReceiveBytes: integer(1024, 16 * 1024 * 1024),
+    grpcMaxConcurrentStreams: integer(1, 10_000),
+    grpcKeepaliveTimeMs: integer(1000, 3_600_000),
+    grpcKeepaliveTimeoutMs: integer(1000, 600_000),
+    grpcMaxConnectionIdleMs: integer(1000, 86_400_000),
+    watchesPerCaller: integer(1, 100_000),
+    watchesTotal: integer(1, 1_000_000),
+    watchQueueEvents: integer(16, 10_000_000),
+    watchQueueBytes: integer(64 * 1024, 1024 * 1024 * 1024),
+  },
+} satisfies ConfigSchema;
+
+/** The `quotas` block: per owner (`node:<name>`, `admin`, a user), all optional. */
+export const QUOTAS_CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    pidBlocksPerOwner: integer(1, 2_097_152),
+    segmentsPerOwner: integer(1, 1_000_000),
+    segmentBytesPerOwner: integer(1, 2 ** 52),
+  },
+} satisfies ConfigSchema;
+
 export const CLUSTERD_CONFIG_SCHEMA = {
   type: 'object',
   required: ['clusterName', 'listen', 'tls', 'store'],
@@ -150,5 +187,7 @@ export const CLUSTERD_CONFIG_SCHEMA = {
     grpcListen: endpoint,
     processes: PROCESS_CONFIG_SCHEMA,
     join: JOIN_CONFIG_SCHEMA,
+    limits: LIMITS_CONFIG_SCHEMA,
+    quotas: QUOTAS_CONFIG_SCHEMA,
   },
 } satisfies ConfigSchema;

@@ -23,6 +23,8 @@
  * `grpcListen` ({host, port}: also serve openapi/amalgam.proto over gRPC, same TLS files),
  * `join` ({ratePerSecond, burst, maxSources}: joins per source address, default 5/s with
  * bursts of 50 over at most 10000 addresses; maxContributedBytes: per join, default 1 TiB).
+ * `limits` and `quotas` (limits.ts: timeouts, connection cap, gRPC message limit, watch caps
+ * and queues; PID blocks and segments per owner).
  */
 
 import { readFile } from 'node:fs/promises';
@@ -37,6 +39,7 @@ import {
   type ProcessConfigFile,
   processConfigFrom,
 } from './features/processes/process-config.ts';
+import type { LimitsConfig, QuotaConfig } from './limits.ts';
 
 export { LOG_LEVELS };
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -74,6 +77,10 @@ export interface ClusterdConfig {
   processes?: ProcessConfig;
   /** Limits of join (features/nodes/join-limits.ts). */
   join?: Partial<JoinLimits>;
+  /** What clusterd bounds at its doors (limits.ts; every field optional). */
+  limits?: Partial<LimitsConfig>;
+  /** Quotas per owner (limits.ts; every field optional). */
+  quotas?: Partial<QuotaConfig>;
 }
 
 const checkClusterdConfig = compileConfigSchema(CLUSTERD_CONFIG_SCHEMA);

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { caCertHash } from '../pki/index.ts';
 import { type Mirror, openMirror } from '../store/mirror.ts';
 import type { Store } from '../store/store.ts';
@@ -24,6 +25,7 @@ import {
   type ProcessServiceInternal,
 } from './features/processes/process-service.ts';
 import { TokenService } from './features/tokens/token-service.ts';
+import type { LimitsConfig, QuotaConfig } from './limits.ts';
 import { requireMember } from './service/authz.ts';
 import type { Caller, ControlPlaneRuntime, ControlPlaneStats } from './service/contracts.ts';
 import { Credentials } from './service/credentials.ts';
@@ -49,6 +51,12 @@ export interface ControlPlaneOptions {
   join?: Partial<JoinLimits>;
   /** Every node is this machine: loopback page-server endpoints are allowed in heartbeats. */
   singleMachine?: boolean;
+  /** Watch caps and queue bounds (limits.ts); defaults for what is left out. */
+  limits?: Partial<LimitsConfig>;
+  /** Quotas per owner: PID blocks, segments (limits.ts). */
+  quotas?: Partial<QuotaConfig>;
+  /** Where the service layer's metrics go (the watches'); default a registry of its own. */
+  registry?: Registry;
 }
 
 interface ClusterRecord {
@@ -115,7 +123,7 @@ function createServices(
       ...(options.join === undefined ? {} : { join: options.join }),
       singleMachine: options.singleMachine === true,
     }),
-    memory: new MemoryService({ store, mirror, now }),
+    memory: new MemoryService({ store, mirror, now, quotas: options.quotas ?? {} }),
     devices: new DeviceService({ store, now, mirror }),
     processes: createProcessService({
       store,
@@ -124,6 +132,9 @@ function createServices(
       replicaId,
       fenceMarginMs: (options.processes?.fenceMarginSeconds ?? 2) * 1000,
       logger: logger.child({ component: 'processes' }),
+      ...(options.quotas?.pidBlocksPerOwner === undefined
+        ? {}
+        : { pidBlocksPerOwner: options.quotas.pidBlocksPerOwner }),
     }),
   };
 }
@@ -251,7 +262,11 @@ export async function createControlPlane(
       logger.child({ component: 'credentials' }),
     ),
     tokens,
-    watch: new ResourceWatchService(store),
+    watch: new ResourceWatchService(store, {
+      limits: options.limits ?? {},
+      ...(options.registry ? { registry: options.registry } : {}),
+      logger: logger.child({ component: 'watch' }),
+    }),
     nodes,
     memory,
     devices,

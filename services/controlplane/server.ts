@@ -22,8 +22,10 @@ import type { Store } from '../store/store.ts';
 import { type ClusterdConfig, loadConfig } from './config.ts';
 import { createControlPlane } from './control-plane.ts';
 import { startGrpcServer } from './grpc/server.ts';
+import { type LimitsConfig, limitsFrom, quotasFrom } from './limits.ts';
 import { instrumentStore } from './metrics.ts';
 import { buildApp } from './rest/app.ts';
+import type { ControlPlaneRuntime } from './service/contracts.ts';
 
 export const USAGE = `Usage: clusterd --config <file>
 
@@ -39,7 +41,8 @@ Options:
                                    "tls":{"ca","cert","key"}},
                          "logLevel"?, "grpcListen"?: {"host","port"},
                          "join"?: {"ratePerSecond","burst","maxSources",
-                                   "maxContributedBytes"} }
+                                   "maxContributedBytes"},
+                         "limits"?: {...}, "quotas"?: {...} (limits.ts) }
   -h, --help           Show this help.
 
 Logs are JSON lines on stdout; one of them, msg "clusterd listening", carries
@@ -78,6 +81,35 @@ function urlOf(host: string, port: number): string {
   return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/** The config's `limits` over the defaults; the older top-level `bodyLimit` still counts. */
+function limitsOf(config: ClusterdConfig): LimitsConfig {
+  const bodyLimit = config.bodyLimit === undefined ? {} : { bodyLimit: config.bodyLimit };
+  return limitsFrom({ ...bodyLimit, ...config.limits });
+}
+
+/** The gRPC door on `listen`, closed with the rest; its `host:port`. */
+async function listenGrpc(
+  listen: { host: string; port: number },
+  runtime: ControlPlaneRuntime,
+  logger: Logger,
+  tls: { cert: string; key: string; ca: string },
+  limits: LimitsConfig,
+  cleanups: (() => Promise<void>)[],
+): Promise<string> {
+  const grpcServer = await startGrpcServer({
+    runtime,
+    logger: logger.child({ component: 'grpc' }),
+    tls,
+    host: listen.host,
+    port: listen.port,
+    limits,
+  });
+  cleanups.push(() => grpcServer.close());
+  const address = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${grpcServer.port}`;
+  logger.info({ url: `grpcs://${address}` }, 'clusterd gRPC listening');
+  return address;
+}
+
 export async function startClusterd(
   config: ClusterdConfig,
   logger: Logger = pino({ level: config.logLevel ?? 'info' }),
@@ -97,6 +129,7 @@ export async function startClusterd(
   };
   try {
     const store = instrumentStore(rawStore, registry);
+    const limits = limitsOf(config);
     const runtime = await createControlPlane({
       store,
       ca: { certPem: caCert as string, keyPem: caKey as string },
@@ -108,6 +141,9 @@ export async function startClusterd(
       ...(config.processes !== undefined ? { processes: config.processes } : {}),
       ...(config.join !== undefined ? { join: config.join } : {}),
       singleMachine: config.singleMachine === true,
+      limits,
+      quotas: quotasFrom(config.quotas),
+      registry,
     });
     cleanups.push(() => runtime.close());
     const app = buildApp({
@@ -115,6 +151,7 @@ export async function startClusterd(
       logger,
       registry,
       ...(config.bodyLimit !== undefined ? { bodyLimit: config.bodyLimit } : {}),
+      limits,
       // A client certificate is asked for, never required: a joining machine
       // has none yet. Only a chain verified against the cluster CA counts.
       https: { cert, key, ca: caCert, requestCert: true, rejectUnauthorized: false },
@@ -131,20 +168,16 @@ export async function startClusterd(
       { url, cluster: config.clusterName, store: rawStore.backend },
       'clusterd listening',
     );
-    let grpcAddress: string | undefined;
-    if (config.grpcListen) {
-      const grpcServer = await startGrpcServer({
-        runtime,
-        logger: logger.child({ component: 'grpc' }),
-        tls: { cert, key, ca: caCert } as { cert: string; key: string; ca: string },
-        host: config.grpcListen.host,
-        port: config.grpcListen.port,
-      });
-      cleanups.push(() => grpcServer.close());
-      const host = config.grpcListen.host;
-      grpcAddress = `${host.includes(':') ? `[${host}]` : host}:${grpcServer.port}`;
-      logger.info({ url: `grpcs://${grpcAddress}` }, 'clusterd gRPC listening');
-    }
+    const grpcAddress = config.grpcListen
+      ? await listenGrpc(
+          config.grpcListen,
+          runtime,
+          logger,
+          { cert, key, ca: caCert } as { cert: string; key: string; ca: string },
+          limits,
+          cleanups,
+        )
+      : undefined;
     let closing: Promise<void> | undefined;
     return {
       url,

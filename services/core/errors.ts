@@ -267,6 +267,44 @@ export const ERRORS = {
     retryable: true,
     message: 'too many requests from this source address; retry after details.retryAfterSeconds',
   },
+  // Answered by the REST door itself when a request (headers and body) did not
+  // arrive within limits.requestTimeoutMs; the connection is closed after it.
+  REQUEST_TIMEOUT: {
+    http: 408,
+    grpc: GrpcStatus.DEADLINE_EXCEEDED,
+    retryable: true,
+    message:
+      'the request did not arrive in time (limits.requestTimeoutMs); the connection was closed',
+  },
+  // 429: the caller holds too many open watches right now; closing one (or
+  // waiting for another caller's to end, for the server-wide cap) makes room.
+  TOO_MANY_WATCHES: {
+    http: 429,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    retryable: true,
+    message:
+      'too many open watches (details.limit: per caller or in total); close one, or re-use one watch for several prefixes',
+  },
+  // Sent on an open watch (after the 200 over REST). Not a compaction: the
+  // history is still there, but replaying a backlog this client could not
+  // drain would only overflow again. Re-list, then watch from the list.
+  WATCH_SLOW_CONSUMER: {
+    http: 429,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    retryable: false,
+    message:
+      'the watch was cut: its client read too slowly and its queue overflowed; re-list, then watch from the list revision',
+  },
+  // 403 as Kubernetes answers an exceeded ResourceQuota: a retry does not help
+  // (PID blocks are never given back) until the owner frees something or an
+  // admin raises the quota. 429 would tell clients to back off and retry.
+  QUOTA_EXCEEDED: {
+    http: 403,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    retryable: false,
+    message:
+      'the owner is at its quota (details.quota, details.limit, details.current); free something or ask an admin to raise it',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

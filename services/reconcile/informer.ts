@@ -12,8 +12,11 @@
  *   key (WorkQueue): the cache can be read from them, never written.
  * - A watch that ends or fails is resumed from the last revision seen (its
  *   events are re-applied, which changes nothing), after a back-off that
- *   grows with consecutive failures. WATCH_COMPACTED (the history is gone):
- *   re-list, replacing the cache (keys missing from the list are deleted).
+ *   grows with consecutive failures. WATCH_COMPACTED (the history is gone)
+ *   and WATCH_SLOW_CONSUMER (the server cut a watch this side read too
+ *   slowly: replaying its backlog would overflow again): re-list, replacing
+ *   the cache (keys missing from the list are deleted), then watch from the
+ *   list's revision.
  * - Resync every `resyncMs`: re-list and call `onChange` for every key, so a
  *   level-based consumer recovers from anything a watch could have missed.
  */
@@ -55,7 +58,7 @@ export interface InformerOptions<T> {
   /** Back-off between failed attempts. Default 200 ms .. 30 s. */
   baseDelayMs?: number;
   maxDelayMs?: number;
-  /** Whether an error means "re-list". Default: an error whose `code` is WATCH_COMPACTED. */
+  /** Whether an error means "re-list". Default: `code` WATCH_COMPACTED or WATCH_SLOW_CONSUMER. */
   isCompacted?: (err: unknown) => boolean;
   equals?: (a: T, b: T) => boolean;
   logger?: Logger;
@@ -66,20 +69,35 @@ export interface InformerStats {
   lists: number;
   watches: number;
   failures: number;
+  /** Re-lists forced by the watch: its history compacted away, or cut as a slow consumer. */
   compactions: number;
+  /** Of those, the watches the server cut because this side read too slowly. */
+  slowConsumerCuts: number;
   events: number;
   items: number;
 }
 
-const compactedByCode = (err: unknown): boolean =>
-  typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'WATCH_COMPACTED';
+/** The codes after which resuming the watch cannot help: re-list. */
+export const RELIST_CODES: readonly string[] = ['WATCH_COMPACTED', 'WATCH_SLOW_CONSUMER'];
+
+const codeOf = (err: unknown): unknown =>
+  typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+
+const compactedByCode = (err: unknown): boolean => RELIST_CODES.includes(codeOf(err) as string);
 
 const jsonEquals = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 export class Informer<T> {
   readonly name: string;
   private readonly cache = new Map<string, T>();
-  private readonly counters = { lists: 0, watches: 0, failures: 0, compactions: 0, events: 0 };
+  private readonly counters = {
+    lists: 0,
+    watches: 0,
+    failures: 0,
+    compactions: 0,
+    slowConsumerCuts: 0,
+    events: 0,
+  };
   private readonly syncWaiters: (() => void)[] = [];
   private watch: InformerWatch<T> | null = null;
   private loop: Promise<void> | null = null;
@@ -149,6 +167,7 @@ export class Informer<T> {
         this.counters.failures += 1;
         if ((this.options.isCompacted ?? compactedByCode)(err)) {
           this.counters.compactions += 1;
+          if (codeOf(err) === 'WATCH_SLOW_CONSUMER') this.counters.slowConsumerCuts += 1;
           this.needsList = true;
           this.lastRevision = undefined;
         }

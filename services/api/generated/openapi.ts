@@ -362,7 +362,10 @@ export interface paths {
          *     Errors found before the stream starts are problem documents (400, 401, 410). An error
          *     met after the 200 was sent is written as a last line `{"error": <problem document>}`
          *     and the response ends; `WATCH_COMPACTED` (410) there, as before the stream, means the
-         *     history from `fromRevision` is gone: re-list, then watch from the list's revision. A
+         *     history from `fromRevision` is gone: re-list, then watch from the list's revision.
+         *     `WATCH_SLOW_CONSUMER` (429) there means the client read too slowly and the watch's
+         *     bounded queue overflowed: re-list too. A caller holds at most `limits.watchesPerCaller`
+         *     open watches (`TOO_MANY_WATCHES`, 429). A
          *     response that ends without an error line (the replica is shutting down) is resumed like
          *     a cut connection. There are no heartbeat lines: an idle watch sends nothing.
          */
@@ -678,7 +681,7 @@ export interface components {
              * @description The stable error code; the catalogue is services/core/errors.ts.
              * @enum {string}
              */
-            code: "NO_QUORUM" | "WATCH_COMPACTED" | "LEASE_NOT_FOUND" | "INVALID_ARGUMENT" | "STORE_CLOSED" | "WAL_CORRUPT" | "DATA_DIR_LOCKED" | "RANGE_EXHAUSTED" | "NODE_NOT_FOUND" | "SEGMENT_NOT_FOUND" | "TOKEN_INVALID" | "TOKEN_MALFORMED" | "TOKEN_NOT_FOUND" | "TOKEN_EXPIRED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NODE_IN_USE" | "CSR_INVALID" | "CONTENDED" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL" | "NAME_TAKEN" | "ADDRESS_UNMAPPED" | "LOCK_TIMEOUT" | "LOCK_NOT_HELD" | "DEVICE_NOT_FOUND" | "PROCESS_NOT_FOUND" | "PID_SPACE_EXHAUSTED" | "NO_PLACEMENT" | "STALE_EPOCH" | "PROCESS_STATE_CONFLICT" | "PROCESS_NOT_MIGRATABLE" | "CREDENTIAL_REVOKED" | "TOKEN_EXHAUSTED" | "RATE_LIMITED";
+            code: "NO_QUORUM" | "WATCH_COMPACTED" | "LEASE_NOT_FOUND" | "INVALID_ARGUMENT" | "STORE_CLOSED" | "WAL_CORRUPT" | "DATA_DIR_LOCKED" | "RANGE_EXHAUSTED" | "NODE_NOT_FOUND" | "SEGMENT_NOT_FOUND" | "TOKEN_INVALID" | "TOKEN_MALFORMED" | "TOKEN_NOT_FOUND" | "TOKEN_EXPIRED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NODE_IN_USE" | "CSR_INVALID" | "CONTENDED" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL" | "NAME_TAKEN" | "ADDRESS_UNMAPPED" | "LOCK_TIMEOUT" | "LOCK_NOT_HELD" | "DEVICE_NOT_FOUND" | "PROCESS_NOT_FOUND" | "PID_SPACE_EXHAUSTED" | "NO_PLACEMENT" | "STALE_EPOCH" | "PROCESS_STATE_CONFLICT" | "PROCESS_NOT_MIGRATABLE" | "CREDENTIAL_REVOKED" | "TOKEN_EXHAUSTED" | "RATE_LIMITED" | "REQUEST_TIMEOUT" | "TOO_MANY_WATCHES" | "WATCH_SLOW_CONSUMER" | "QUOTA_EXCEEDED";
             detail: string;
             instance?: string;
             requestId: string;
@@ -1123,6 +1126,21 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"] & {
                     /** @enum {unknown} */
                     code?: "FORBIDDEN";
+                };
+            };
+        };
+        /**
+         * @description The caller may not do this (FORBIDDEN), or its owner is at a quota (QUOTA_EXCEEDED:
+         *     `quota` names it, with its `limit` and the `current` count; clusterd's `quotas` config).
+         */
+        ForbiddenOrQuota: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @enum {unknown} */
+                    code?: "FORBIDDEN" | "QUOTA_EXCEEDED";
                 };
             };
         };
@@ -1803,6 +1821,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidArgument"];
             401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["ForbiddenOrQuota"];
             404: components["responses"]["NodeNotFound"];
             /** @description Not enough free network memory, or the id is taken by a different segment. */
             409: {
@@ -2086,6 +2105,23 @@ export interface operations {
                     };
                 };
             };
+            /**
+             * @description TOO_MANY_WATCHES: the caller (or this replica) already holds as many open watches as
+             *     clusterd's `limits` allow; close one and retry. WATCH_SLOW_CONSUMER (429) comes only
+             *     as the last line of an open stream: the client read too slowly, its queue
+             *     overflowed; re-list, then watch from the list's revision.
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "TOO_MANY_WATCHES" | "WATCH_SLOW_CONSUMER";
+                    };
+                };
+            };
             500: components["responses"]["Internal"];
             503: components["responses"]["StoreUnavailable"];
         };
@@ -2142,6 +2178,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidArgument"];
             401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["ForbiddenOrQuota"];
             /** @description The PID space is used up. */
             409: {
                 headers: {

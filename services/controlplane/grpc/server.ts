@@ -25,15 +25,23 @@ import type { ResourceEvent, WatchRequest } from '../../api/contracts.ts';
 import { toGrpcError } from '../../api/grpc-error-codec.ts';
 import { loadAmalgamProto, SERVICE_NAMES } from '../../api/grpc-proto.ts';
 import { AmalgamError } from '../../core/errors.ts';
+import { DEFAULT_LIMITS, type LimitsConfig, limitsFrom } from '../limits.ts';
 import { loadRestApi } from '../rest/openapi.ts';
 import { type RequestValidators, requestValidatorsFor } from '../rest/request-validators.ts';
 import type { Caller, ControlPlaneRuntime, ResourceWatch } from '../service/contracts.ts';
 import { callerFromCall, peerAddress } from './caller.ts';
 import { unaryMethods } from './handlers.ts';
+import {
+  grpcServerOptions,
+  MAX_SEND_MESSAGE_LENGTH,
+  messageLimitInterceptor,
+} from './message-limit.ts';
 import { GRPC_OPERATIONS } from './operations.ts';
 
-export const MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024;
-export const MAX_SEND_MESSAGE_LENGTH = 16 * 1024 * 1024;
+/** The default pre-auth message limit: as large as REST's body limit (limits.ts). */
+export const MAX_RECEIVE_MESSAGE_LENGTH = DEFAULT_LIMITS.grpcMaxReceiveBytes;
+export { MAX_SEND_MESSAGE_LENGTH };
+
 /** How often a health Watch re-checks the store. */
 const HEALTH_WATCH_INTERVAL_MS = 5_000;
 
@@ -45,6 +53,8 @@ export interface GrpcServerOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
+  /** Message size, streams per connection, keepalive (limits.ts); defaults for what is left out. */
+  limits?: Partial<LimitsConfig>;
 }
 
 export interface RunningGrpcServer {
@@ -223,9 +233,10 @@ function healthHandlers(runtime: ControlPlaneRuntime) {
 }
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const limits = limitsFrom(options.limits);
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_LENGTH,
-    'grpc.max_send_message_length': MAX_SEND_MESSAGE_LENGTH,
+    ...grpcServerOptions(limits),
+    interceptors: [messageLimitInterceptor(options.logger, limits.grpcMaxReceiveBytes)],
   });
   const definition = loadAmalgamProto();
   const watches = new Set<ResourceWatch>();

@@ -32,9 +32,11 @@ import Fastify, {
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { AmalgamError } from '../../core/errors.ts';
+import { DEFAULT_LIMITS, type LimitsConfig, limitsFrom } from '../limits.ts';
 import { createHttpMetrics, registerRuntimeMetrics } from '../metrics.ts';
 import type { Caller, ControlPlaneRuntime } from '../service/contracts.ts';
 import { renderDocsPage } from './docs-page.ts';
+import { bodyLimitOf, capConnections, fastifyLimitOptions, serverOptions } from './doors.ts';
 import { type HandlerResult, handlers } from './handlers.ts';
 import { ANONYMOUS, callerFromTls } from './identity.ts';
 import { type JsonSchema, loadRestApi, type Operation, type RestApi } from './openapi.ts';
@@ -43,7 +45,7 @@ import { requestValidatorsFor } from './request-validators.ts';
 import { OpenStreams } from './stream.ts';
 
 /** Far above the largest valid request (a join with 64 labels and a CSR is ~30 KiB). */
-export const DEFAULT_BODY_LIMIT = 64 * 1024;
+export const DEFAULT_BODY_LIMIT = DEFAULT_LIMITS.bodyLimit;
 
 /** A request id we are willing to log and echo; anything else is replaced. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -53,8 +55,10 @@ export interface BuildAppOptions {
   logger: Logger;
   /** This app's metrics registry (HTTP and cluster-state metrics are added to it). */
   registry: Registry;
-  /** Largest request body in bytes; default DEFAULT_BODY_LIMIT. */
+  /** Largest request body in bytes; default DEFAULT_BODY_LIMIT (`limits.bodyLimit` wins). */
   bodyLimit?: number;
+  /** Timeouts, connection cap, body limit of the door (limits.ts); defaults for what is left out. */
+  limits?: Partial<LimitsConfig>;
   /**
    * Who is calling. Default: the verified TLS client certificate, still bound
    * to its record (callerFromTls). Tests inject one.
@@ -123,12 +127,16 @@ function checkHandlers(api: RestApi): void {
   }
 }
 
-function createFastify(options: BuildAppOptions, api: RestApi): FastifyInstance {
+function createFastify(
+  options: BuildAppOptions,
+  api: RestApi,
+  limits: LimitsConfig,
+): FastifyInstance {
   // With `https` fastify builds an https.Server; the routes and hooks are the same.
   const app = Fastify({
     loggerInstance: options.logger,
-    ...(options.https ? { https: options.https } : {}),
-    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    ...(options.https ? { https: { ...serverOptions(limits), ...options.https } } : {}),
+    ...fastifyLimitOptions(limits, options.logger, options.registry),
     requestIdHeader: false,
     genReqId: requestIdOf, // logged as `reqId` (fastify's default label)
     // Segment ids are up to 253 characters; longer parameters reach the schema and get a 400.
@@ -141,6 +149,7 @@ function createFastify(options: BuildAppOptions, api: RestApi): FastifyInstance 
     },
   }) as unknown as FastifyInstance;
   // Requests are checked by the contract's validators, the very functions the gRPC door runs.
+  capConnections(app.server, limits.maxConnections, options.logger, options.registry);
   app.setValidatorCompiler(requestValidatorsFor(api).fastifyCompiler);
   // The shared schemas also serve fastify's serializer (fast-json-stringify).
   for (const schema of api.sharedSchemas) app.addSchema(schema);
@@ -213,6 +222,7 @@ interface RouteContext {
   serialized: WeakMap<object, string>;
   responseValidators: Map<string, ValidateFunction>;
   streams: OpenStreams;
+  limits: LimitsConfig;
 }
 
 function schemaFor(op: Operation): FastifySchema {
@@ -233,6 +243,7 @@ function routeFor(op: Operation, ctx: RouteContext): RouteOptions {
   return {
     method: op.method,
     url: op.url,
+    bodyLimit: bodyLimitOf(op, ctx.limits),
     schema: schemaFor(op),
     config: { operationId: op.operationId },
     onRequest: async (request: FastifyRequest) => {
@@ -275,6 +286,8 @@ function sendResult(
   result: HandlerResult,
 ) {
   if (result.stream !== undefined) {
+    // A watch may be idle for hours: the socket timeout is for requests, not streams.
+    request.raw.setTimeout(0);
     const contentType = result.contentType ?? 'application/x-ndjson';
     return ctx.streams.send(request, reply, result.status, contentType, result.stream);
   }
@@ -305,6 +318,10 @@ function sendResult(
 export function buildApp(options: BuildAppOptions): FastifyInstance {
   const api = loadRestApi();
   checkHandlers(api);
+  const limits = limitsFrom({
+    ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
+    ...options.limits,
+  });
   const ctx: RouteContext = {
     runtime: options.runtime,
     registry: options.registry,
@@ -315,8 +332,9 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     serialized: new WeakMap(),
     responseValidators: validatorsFor(api),
     streams: new OpenStreams(),
+    limits,
   };
-  const app = createFastify(options, api);
+  const app = createFastify(options, api, limits);
   installLifecycle(app, ctx, options.registry);
   registerRuntimeMetrics(options.registry, options.runtime);
   for (const op of api.operations) app.route(routeFor(op, ctx));

@@ -127,6 +127,32 @@ t.test('WATCH_COMPACTED re-lists and replaces the cache', async (t) => {
   await informer.close();
 });
 
+t.test(
+  'WATCH_SLOW_CONSUMER (the server cut a slow watch) re-lists, then watches from the list',
+  async (t) => {
+    const source = new FakeSource<number>();
+    source.put('a', 1);
+    const { informer, changes, timers } = start(source);
+    await informer.waitForSync();
+    await settle();
+    // The server dropped this watch's backlog: a changed, d created, none of it delivered.
+    source.put('a', 2);
+    source.put('d', 4);
+    source.current.fail(Object.assign(new Error('slow'), { code: 'WATCH_SLOW_CONSUMER' }));
+    await settle();
+    await timers.advance(10);
+    t.same(source.calls, ['list', 'watch', 'list', 'watch'], 're-listed, not resumed');
+    t.equal(source.current.fromRevision, source.revision + 1, 'watches from the list revision');
+    t.same(changes.slice(1).sort(), [
+      ['a', 2],
+      ['d', 4],
+    ]);
+    t.equal(informer.stats().slowConsumerCuts, 1);
+    t.equal(informer.stats().compactions, 1);
+    await informer.close();
+  },
+);
+
 t.test('resync redelivers every key and corrects a missed change', async (t) => {
   const source = new FakeSource<number>();
   source.put('a', 1);

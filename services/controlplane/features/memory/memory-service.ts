@@ -2,7 +2,9 @@
  * The network memory space as users see it: the layout of node ranges, and
  * segments of cluster memory allocated inside those ranges. Segment changes
  * are one CAS over the layout and the segment table together; the decisions
- * are core/segments.ts's.
+ * are core/segments.ts's. Quotas per owner (`quotas.segmentsPerOwner`,
+ * `quotas.segmentBytesPerOwner`) are counted from the segment table the same
+ * CAS rewrites, so concurrent allocations never get past them.
  */
 import { randomUUID } from 'node:crypto';
 import type {
@@ -21,6 +23,7 @@ import { validateSegmentId } from '../../../core/names.ts';
 import { allocateSegment, freeSegment, type Placement } from '../../../core/segments.ts';
 import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
+import { DEFAULT_QUOTAS, type QuotaConfig } from '../../limits.ts';
 import { ownerName, requireMember } from '../../service/authz.ts';
 import type { Caller, MemoryApi } from '../../service/contracts.ts';
 import { putJson, updateAtomically } from '../../service/optimistic.ts';
@@ -62,15 +65,46 @@ function validatePlacement(placement: unknown): Placement {
   );
 }
 
+/** QUOTA_EXCEEDED when one more segment of `size` would take `owner` past a quota. */
+function checkQuota(record: SegmentsRecord, owner: string, size: number, quotas: QuotaConfig) {
+  let count = 0;
+  let bytes = 0;
+  for (const segment of record.table.segments) {
+    if (record.meta[segment.id]?.owner !== owner) continue;
+    count += 1;
+    bytes += segment.size;
+  }
+  const refuse = (quota: string, limit: number, current: number) => {
+    throw new AmalgamError('QUOTA_EXCEEDED', `${owner} holds ${current} of ${limit} (${quota})`, {
+      quota,
+      limit,
+      current,
+      owner,
+    });
+  };
+  if (count >= quotas.segmentsPerOwner) refuse('segmentsPerOwner', quotas.segmentsPerOwner, count);
+  const maxBytes = quotas.segmentBytesPerOwner;
+  if (maxBytes !== undefined && bytes + size > maxBytes) {
+    refuse('segmentBytesPerOwner', maxBytes, bytes);
+  }
+}
+
 export class MemoryService implements MemoryApi {
   readonly #store: Store;
   readonly #mirror: Mirror;
   readonly #now: () => number;
+  readonly #quotas: QuotaConfig;
 
-  constructor(options: { store: Store; mirror: Mirror; now: () => number }) {
+  constructor(options: {
+    store: Store;
+    mirror: Mirror;
+    now: () => number;
+    quotas?: Partial<QuotaConfig>;
+  }) {
     this.#store = options.store;
     this.#mirror = options.mirror;
     this.#now = options.now;
+    this.#quotas = { ...DEFAULT_QUOTAS, ...options.quotas };
   }
 
   async layout(caller: Caller): Promise<MemoryLayoutView> {
@@ -98,6 +132,7 @@ export class MemoryService implements MemoryApi {
       if (!allocation.created) {
         return { writes: [], result: toSegmentView(allocation.segment, record.meta[id]) };
       }
+      checkQuota(record, owner, request.size, this.#quotas);
       const meta = { owner, createdAt: this.#now() };
       const next: SegmentsRecord = {
         table: allocation.table,

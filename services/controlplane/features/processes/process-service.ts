@@ -53,6 +53,8 @@ export interface ProcessServiceOptions {
   /** A target takes over from a source without a lease only this long after first seeing it gone. */
   fenceMarginMs: number;
   logger: Logger;
+  /** quotas.pidBlocksPerOwner (limits.ts); default its default. */
+  pidBlocksPerOwner?: number;
 }
 
 /** What the rebalancer needs beyond the transports' calls. */
@@ -87,7 +89,12 @@ export class ProcessSpace implements ProcessServiceInternal {
     this.now = options.now;
     this.logger = options.logger;
     this.fenceMarginMs = options.fenceMarginMs;
-    this.pids = new PidBlockService(this.store, this.now, `clusterd:${options.replicaId}`);
+    this.pids = new PidBlockService(
+      this.store,
+      this.now,
+      `clusterd:${options.replicaId}`,
+      options.pidBlocksPerOwner,
+    );
     this.snapshots = new ProcessSnapshots(this.mirror, this.now);
   }
 
