@@ -110,6 +110,16 @@ async function listenGrpc(
   return address;
 }
 
+/** The control plane's settings from the config that have defaults of their own. */
+function tunables(config: ClusterdConfig) {
+  return {
+    ...(config.nodeGraceSeconds !== undefined ? { nodeGraceSeconds: config.nodeGraceSeconds } : {}),
+    ...(config.processes !== undefined ? { processes: config.processes } : {}),
+    ...(config.join !== undefined ? { join: config.join } : {}),
+    singleMachine: config.singleMachine === true,
+  };
+}
+
 export async function startClusterd(
   config: ClusterdConfig,
   logger: Logger = pino({ level: config.logLevel ?? 'info' }),
@@ -135,12 +145,7 @@ export async function startClusterd(
       ca: { certPem: caCert as string, keyPem: caKey as string },
       clusterName: config.clusterName,
       logger: logger.child({ component: 'controlplane' }),
-      ...(config.nodeGraceSeconds !== undefined
-        ? { nodeGraceSeconds: config.nodeGraceSeconds }
-        : {}),
-      ...(config.processes !== undefined ? { processes: config.processes } : {}),
-      ...(config.join !== undefined ? { join: config.join } : {}),
-      singleMachine: config.singleMachine === true,
+      ...tunables(config),
       limits,
       quotas: quotasFrom(config.quotas),
       registry,
