@@ -23,7 +23,7 @@ import {
   type ProcessServiceInternal,
 } from './features/processes/process-service.ts';
 import { TokenService } from './features/tokens/token-service.ts';
-import { requireMember } from './service/authz.ts';
+import { authorize } from './service/authz.ts';
 import type { Caller, ControlPlaneRuntime, ControlPlaneStats } from './service/contracts.ts';
 import { keys } from './service/keys.ts';
 import { readJson } from './service/optimistic.ts';
@@ -219,7 +219,7 @@ export async function createControlPlane(
   return {
     cluster: {
       async info(caller: Caller) {
-        requireMember(caller);
+        authorize(caller, 'getCluster');
         return {
           name: cluster?.name ?? options.clusterName,
           caCertHash: hash,

@@ -36,9 +36,15 @@ import type {
   WatchRequest,
 } from '../../api/contracts.ts';
 import type { PidBlock } from '../../core/pid-blocks.ts';
+import type { PeerIdentity } from '../../pki/index.ts';
 
-/** Who is calling, as proven by mutual TLS. Join is the only call open to anonymous callers. */
-export type Caller = { kind: 'admin' } | { kind: 'node'; name: string } | { kind: 'anonymous' };
+/**
+ * Who is calling, as proven by mutual TLS (pki/identity.ts): the admin
+ * credential, a node, or a user with a role; `keyHash` names the key the
+ * certificate carried (absent only for in-process callers). Join is the only
+ * call open to anonymous callers. What each may do: service/permissions.ts.
+ */
+export type Caller = PeerIdentity | { kind: 'anonymous' };
 
 export interface ClusterApi {
   info(caller: Caller): Promise<ClusterInfo>;

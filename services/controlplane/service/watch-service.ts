@@ -8,7 +8,7 @@
 import type { ResourceEvent, WatchRequest } from '../../api/contracts.ts';
 import { AmalgamError } from '../../core/errors.ts';
 import type { Store, WatchEvent } from '../../store/store.ts';
-import { requireMember } from './authz.ts';
+import { authorize } from './authz.ts';
 import type { Caller, ResourceWatch, WatchService } from './contracts.ts';
 import { keys, relativeKey } from './keys.ts';
 import { WATCH_VIEWS } from './watch-registry.ts';
@@ -55,7 +55,7 @@ export class ResourceWatchService implements WatchService {
   }
 
   open(caller: Caller, request: WatchRequest): ResourceWatch {
-    requireMember(caller);
+    authorize(caller, 'watchResources');
     validate(request, this.roots);
     const options =
       request.fromRevision === undefined ? {} : { fromRevision: request.fromRevision };

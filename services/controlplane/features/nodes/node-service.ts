@@ -31,7 +31,7 @@ import { type CsrSigner, loadCsrSigner, nodeSubject } from '../../../pki/index.t
 import type { InformerSource } from '../../../reconcile/index.ts';
 import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
-import { requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
+import { authorize } from '../../service/authz.ts';
 import { createBatcher, type Outcome } from '../../service/batcher.ts';
 import type { Caller, NodeApi } from '../../service/contracts.ts';
 import { putJson, readJson, updateAtomically } from '../../service/optimistic.ts';
@@ -135,7 +135,6 @@ export class NodeService implements NodeApi {
     const certificate = await signer.issue(csr, {
       commonName: subject.commonName,
       organization: subject.organization,
-      dnsNames: [name],
       usages: ['client', 'server'],
       validityDays: this.#options.certificateValidityDays ?? 365,
     });
@@ -149,7 +148,7 @@ export class NodeService implements NodeApi {
   }
 
   async list(caller: Caller): Promise<NodeView[]> {
-    requireMember(caller);
+    authorize(caller, 'listNodes');
     const mirror = this.#mirror;
     await mirror.sync();
     // Views are rebuilt only when something under the mirror changed; callers share them
@@ -172,7 +171,7 @@ export class NodeService implements NodeApi {
   }
 
   async get(caller: Caller, name: string): Promise<NodeView> {
-    requireMember(caller);
+    authorize(caller, 'getNode');
     validateNodeName(name, 'name');
     return this.#viewOf(name);
   }
@@ -183,7 +182,7 @@ export class NodeService implements NodeApi {
     load: LoadReport,
     pageserver?: PageServerEndpoint,
   ): Promise<NodeView> {
-    requireSelf(caller, name);
+    authorize(caller, 'heartbeatNode', name);
     validateLoad(load);
     const endpoint = pageserver === undefined ? undefined : validatePageServerEndpoint(pageserver);
     await this.#readNode(name);
@@ -207,14 +206,14 @@ export class NodeService implements NodeApi {
   }
 
   async drain(caller: Caller, name: string): Promise<NodeView> {
-    requireAdmin(caller);
+    authorize(caller, 'drainNode');
     validateNodeName(name, 'name');
     await this.#transition(name, () => 'Draining');
     return this.#viewOf(name);
   }
 
   async remove(caller: Caller, name: string): Promise<void> {
-    requireAdmin(caller);
+    authorize(caller, 'removeNode');
     validateNodeName(name, 'name');
     const read = [nodeKeys.node(name), memoryKeys.layout, memoryKeys.segments];
     await updateAtomically(this.#store, read, (current) => {
