@@ -23,6 +23,7 @@ import {
   type ProcessServiceInternal,
 } from './features/processes/process-service.ts';
 import { TokenService } from './features/tokens/token-service.ts';
+import { UserService } from './features/users/user-service.ts';
 import { authorize } from './service/authz.ts';
 import type { Caller, ControlPlaneRuntime, ControlPlaneStats } from './service/contracts.ts';
 import { keys } from './service/keys.ts';
@@ -54,6 +55,7 @@ interface ClusterRecord {
 interface Services {
   tokens: TokenService;
   nodes: NodeService;
+  users: UserService;
   memory: MemoryService;
   devices: DeviceService;
   processes: ProcessServiceInternal;
@@ -100,6 +102,7 @@ function createServices(
   return {
     tokens,
     nodes: new NodeService({ store, ca: options.ca, tokens, now, nodeGraceSeconds, mirror }),
+    users: new UserService({ store, mirror, ca: options.ca, now }),
     memory: new MemoryService({ store, mirror, now }),
     devices: new DeviceService({ store, now, mirror }),
     processes: createProcessService({
@@ -214,7 +217,7 @@ export async function createControlPlane(
   const controllers = new LeaderControllers(election, () =>
     options.controllers === false ? [] : startControllers(options, services, now),
   );
-  const { tokens, nodes, memory, devices, processes } = services;
+  const { tokens, nodes, users, memory, devices, processes } = services;
 
   return {
     cluster: {
@@ -230,6 +233,7 @@ export async function createControlPlane(
       },
     },
     tokens,
+    users,
     watch: new ResourceWatchService(store),
     nodes,
     memory,

@@ -128,6 +128,12 @@ export const ERRORS = {
     retryable: false,
     message: 'this call needs a client certificate signed by the cluster CA',
   },
+  CREDENTIAL_REVOKED: {
+    http: 401,
+    grpc: GrpcStatus.UNAUTHENTICATED,
+    retryable: false,
+    message: 'this certificate was revoked (or its key is not the one its record names)',
+  },
   FORBIDDEN: {
     http: 403,
     grpc: GrpcStatus.PERMISSION_DENIED,

@@ -28,6 +28,7 @@ import { AmalgamError } from '../../core/errors.ts';
 import { loadRestApi } from '../rest/openapi.ts';
 import { type RequestValidators, requestValidatorsFor } from '../rest/request-validators.ts';
 import type { ControlPlaneRuntime, ResourceWatch } from '../service/contracts.ts';
+import { requireLiveCredential } from '../service/credentials.ts';
 import { callerFromCall } from './caller.ts';
 import { unaryMethods } from './handlers.ts';
 import { GRPC_OPERATIONS } from './operations.ts';
@@ -109,6 +110,13 @@ function unaryHandler(
       answer(toGrpcError(new AmalgamError('UNAUTHENTICATED'), logger, path));
       return;
     }
+    try {
+      if (!method.anonymous) requireLiveCredential(runtime.users, caller);
+    } catch (err) {
+      logger.info({ method: path, caller, err }, 'gRPC call refused');
+      answer(toGrpcError(err, logger, path));
+      return;
+    }
     const invalid = check(call.request);
     if (invalid) {
       logger.debug({ method: path, caller, detail: invalid.message }, 'gRPC call refused');
@@ -146,6 +154,11 @@ function watchHandler(
     };
     const caller = callerFromCall(call);
     if (caller.kind === 'anonymous') return fail(new AmalgamError('UNAUTHENTICATED'));
+    try {
+      requireLiveCredential(runtime.users, caller);
+    } catch (err) {
+      return fail(err);
+    }
     const request: WatchRequest = { prefix: String(call.request.prefix ?? '') };
     const from = call.request.fromRevision;
     if (typeof from === 'number') request.fromRevision = from;

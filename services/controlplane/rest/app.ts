@@ -34,6 +34,7 @@ import type { Registry } from 'prom-client';
 import { AmalgamError } from '../../core/errors.ts';
 import { createHttpMetrics, registerRuntimeMetrics } from '../metrics.ts';
 import type { Caller, ControlPlaneRuntime } from '../service/contracts.ts';
+import { requireLiveCredential } from '../service/credentials.ts';
 import { renderDocsPage } from './docs-page.ts';
 import { type HandlerResult, handlers } from './handlers.ts';
 import { ANONYMOUS, callerFromTls } from './identity.ts';
@@ -236,6 +237,7 @@ function routeFor(op: Operation, ctx: RouteContext): RouteOptions {
       const caller = ctx.identify(request);
       ctx.callers.set(request, caller);
       if (op.secured && caller.kind === 'anonymous') throw new AmalgamError('UNAUTHENTICATED');
+      if (op.secured) requireLiveCredential(ctx.runtime.users, caller);
     },
     preValidation: async (request: FastifyRequest) => {
       if (!op.body && request.body !== undefined && !isEmptyObject(request.body)) {

@@ -13,8 +13,10 @@ import type {
   ClaimPidBlockRequest,
   ClusterInfo,
   CreatedToken,
+  CreatedUser,
   CreateProcessRequest,
   CreateTokenRequest,
+  CreateUserRequest,
   DeviceInventoryItem,
   DeviceView,
   ExportPolicy,
@@ -33,6 +35,7 @@ import type {
   ResourceEvent,
   SegmentView,
   TokenView,
+  UserView,
   WatchRequest,
 } from '../../api/contracts.ts';
 import type { PidBlock } from '../../core/pid-blocks.ts';
@@ -54,6 +57,20 @@ export interface TokenApi {
   create(caller: Caller, request: CreateTokenRequest): Promise<CreatedToken>;
   list(caller: Caller): Promise<TokenView[]>;
   delete(caller: Caller, id: string): Promise<void>;
+}
+
+/** What a presented user certificate is worth: `ok` only for the live record's own key. */
+export type CredentialState = 'ok' | 'revoked' | 'unknown';
+
+/** People and their roles (features/users/user-service.ts). */
+export interface UserApi {
+  /** Admin only. Claims the name for the CSR's key, then signs CN user:<name>, O the role's group. */
+  create(caller: Caller, request: CreateUserRequest): Promise<CreatedUser>;
+  list(caller: Caller): Promise<UserView[]>;
+  /** Admin only. Marks the record revoked (kept: the name is never issued again). */
+  revoke(caller: Caller, name: string): Promise<UserView>;
+  /** From the mirror: a revoke is seen within the watch's lag. The doors refuse all but `ok`. */
+  userCredentialState(name: string, keyHash: string | undefined): CredentialState;
 }
 
 export interface NodeApi {
@@ -126,6 +143,7 @@ export interface ControlPlane {
   processes: ProcessService;
   cluster: ClusterApi;
   tokens: TokenApi;
+  users: UserApi;
   nodes: NodeApi;
   memory: MemoryApi;
   devices: DeviceApi;
