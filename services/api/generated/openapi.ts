@@ -1541,7 +1541,7 @@ export interface operations {
                  * @example {
                  *       "name": "alice",
                  *       "role": "viewer",
-                 *       "csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
+                 *       "csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIHKMHICAQAwEDEOMAwGA1UEAxMFYWxpY2UwWTATBgcqhkjOPQIBBggqhkjOPQMB\nBwNCAARJnvSczIEykWCN81EzB8fQNX2EfCWjB7Z7HviSdQdeb5gWJ5EB7uPZegiK\n0IMTyWPdfPUB2hKvW1KHNNfy6g4yoAAwCgYIKoZIzj0EAwIDSAAwRQIhANB8HEF1\n0gDqxp6Dyk33xgxooN2i/mEoSSA3bMsDS1wLAiA26zmwu4Oq4zbyG1H/Pg8vBUNj\n1ZyzIAQY0URIimXpig==\n-----END CERTIFICATE REQUEST-----\n"
                  *     }
                  */
                 "application/json": components["schemas"]["CreateUserRequest"];
