@@ -18,6 +18,7 @@
  * was verified against the cluster CA alone (`socket.authorized`). Anything
  * that is not exactly one of these shapes is no identity at all.
  */
+import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { isValidNodeName, validateNodeName } from '../core/names.ts';
 import { publicKeyHash } from './fingerprint.ts';
@@ -113,22 +114,50 @@ function kindOf(cn: string, o: string): PeerIdentity | undefined {
   return undefined;
 }
 
+/** SPKI hashes by certificate fingerprint: a connection's certificate is parsed once. */
+const keyHashes = new Map<string, string>();
+const KEY_HASH_CACHE = 4096;
+
+/**
+ * `sha256:<hex>` of the certificate's DER SubjectPublicKeyInfo. Not Node's
+ * `pubkey`: for an EC key that is the bare point (65 bytes), not the SPKI
+ * that CSRs and records are hashed over, so the SPKI is read from `raw`.
+ */
+function keyHashOf(
+  peer: Partial<Pick<PeerCertificate, 'raw' | 'fingerprint256'>>,
+): string | undefined {
+  const { raw, fingerprint256 } = peer;
+  if (!Buffer.isBuffer(raw) || raw.length === 0) return undefined;
+  const cached = fingerprint256 ? keyHashes.get(fingerprint256) : undefined;
+  if (cached !== undefined) return cached;
+  let hash: string;
+  try {
+    const spki = new X509Certificate(raw).publicKey.export({ type: 'spki', format: 'der' });
+    hash = publicKeyHash(new Uint8Array(spki).buffer);
+  } catch {
+    return undefined;
+  }
+  if (fingerprint256) {
+    if (keyHashes.size >= KEY_HASH_CACHE) keyHashes.clear();
+    keyHashes.set(fingerprint256, hash);
+  }
+  return hash;
+}
+
 /**
  * The identity of a verified peer, from `tls.TLSSocket.getPeerCertificate()`
- * (which returns `{}` when the peer sent no certificate). `pubkey` is the
- * DER SubjectPublicKeyInfo; its hash becomes `keyHash`.
+ * (which returns `{}` when the peer sent no certificate), with `keyHash` when
+ * the certificate's DER (`raw`) is there.
  */
 export function identityOf(
-  peer: Partial<Pick<PeerCertificate, 'subject' | 'pubkey'>> | null | undefined,
+  peer: Partial<Pick<PeerCertificate, 'subject' | 'raw' | 'fingerprint256'>> | null | undefined,
 ): PeerIdentity | undefined {
   const subject = subjectOf(peer);
   if (subject === undefined) return undefined;
   const identity = kindOf(subject.cn, subject.o);
   if (identity === undefined) return undefined;
-  const pubkey = peer?.pubkey;
-  if (Buffer.isBuffer(pubkey) && pubkey.length > 0) {
-    identity.keyHash = publicKeyHash(new Uint8Array(pubkey).buffer);
-  }
+  const keyHash = peer ? keyHashOf(peer) : undefined;
+  if (keyHash !== undefined) identity.keyHash = keyHash;
   return identity;
 }
 

@@ -1,11 +1,14 @@
+import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import t from 'tap';
 import {
   adminSubject,
+  caCertHash,
+  createClusterCa,
   identityOf,
   isClusterdCertificate,
+  issueAdminCredential,
   nodeSubject,
-  publicKeyHash,
   userSubject,
 } from '../../../services/pki/index.ts';
 
@@ -85,12 +88,14 @@ t.test(
     t.equal(identityOf(peer({ CN: 'node:alice', O: 'amalgam:viewers' })), undefined);
     t.equal(identityOf(peer({ CN: 'clusterd', O: 'amalgam:control-plane' })), undefined);
 
-    const spki = Buffer.from('a public key, as DER');
+    const ca = await createClusterCa();
+    const admin = await issueAdminCredential(ca);
+    const der = new X509Certificate(admin.certPem).raw;
     const withKey = identityOf({
       subject: { CN: 'node:n1', O: 'amalgam:nodes' } as PeerCertificate['subject'],
-      pubkey: spki,
+      raw: der,
     });
-    t.equal(withKey?.keyHash, publicKeyHash(new Uint8Array(spki).buffer));
+    t.equal(withKey?.keyHash, caCertHash(admin.certPem), 'the SPKI hash, as records hold it');
   },
 );
 
