@@ -17,6 +17,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import {
   caCertHash,
+  clusterdSubject,
   createClusterCa,
   createKeyAndCsr,
   issueAdminCredential,
@@ -149,7 +150,7 @@ export async function createClusterHome(layout: ClusterHome, spec: InitSpec): Pr
   const admin = await issueAdminCredential(ca);
   const server = await createKeyAndCsr({ commonName: 'clusterd' });
   const serverCert = await signCsr(ca, server.csrPem, {
-    commonName: 'clusterd',
+    ...clusterdSubject(),
     ...serverAltNames(spec),
     usages: ['server'],
     validityDays: 365,

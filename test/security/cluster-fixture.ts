@@ -36,6 +36,10 @@ export interface Answer {
 
 export interface ClusterFixture {
   ca: ClusterCa;
+  /** https://127.0.0.1:port */
+  url: string;
+  /** 127.0.0.1:port of the gRPC listener. */
+  grpcAddress: string;
   admin: Credential;
   /** The log lines clusterd wrote, parsed. */
   logs: Record<string, unknown>[];
@@ -162,6 +166,8 @@ export async function startCluster(t: Test): Promise<ClusterFixture> {
 
   return {
     ca,
+    url: clusterd.url,
+    grpcAddress: clusterd.grpcAddress as string,
     admin,
     logs,
     call,
