@@ -12,18 +12,18 @@ import { until } from '../harness/until.ts';
 import { startCluster } from './cluster-fixture.ts';
 
 async function clusteradm(args: string[]) {
-  let stdout = '';
-  let stderr = '';
+  const out: string[] = [];
+  const err: string[] = [];
   const code = await runClusteradm(args, {
-    stdout: (text) => void (stdout += text),
-    stderr: (text) => void (stderr += text),
+    stdout: (text) => out.push(text),
+    stderr: (text) => err.push(text),
     env: {},
     userHome: tmpdir(),
     cwd: tmpdir(),
     now: Date.now,
     hostname: () => 'test',
   });
-  return { code, stdout, stderr };
+  return { code, stdout: out.join(''), stderr: err.join('') };
 }
 
 t.test('user create, list, revoke through clusteradm', async (t) => {
