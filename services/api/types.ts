@@ -16,6 +16,12 @@ export type TokenView = Schemas['TokenView'];
 export type CreateTokenRequest = Schemas['CreateTokenRequest'];
 export type CreatedToken = Schemas['CreatedToken'];
 
+// ---- users ----
+export type UserRole = Schemas['UserRole'];
+export type UserView = Schemas['UserView'];
+export type CreateUserRequest = Schemas['CreateUserRequest'];
+export type CreatedUser = Schemas['CreatedUser'];
+
 // ---- nodes ----
 export type NodeState = Schemas['NodeState'];
 export type NodeCapacity = Schemas['NodeCapacity'];

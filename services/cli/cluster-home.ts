@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { isLoopbackHost } from '../core/endpoints.ts';
 import {
   caCertHash,
+  clusterdSubject,
   createClusterCa,
   createEtcdCa,
   createKeyAndCsr,
@@ -162,7 +163,7 @@ export async function createClusterHome(layout: ClusterHome, spec: InitSpec): Pr
   const admin = await issueAdminCredential(ca);
   const server = await createKeyAndCsr({ commonName: 'clusterd' });
   const serverCert = await signCsr(ca, server.csrPem, {
-    commonName: 'clusterd',
+    ...clusterdSubject(),
     ...serverAltNames(spec),
     usages: ['server'],
     validityDays: 365,

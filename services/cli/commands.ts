@@ -32,6 +32,9 @@ import { run } from './run.ts';
 import { tokenCreate } from './token-create.ts';
 import { tokenDelete } from './token-delete.ts';
 import { tokenList } from './token-list.ts';
+import { userCreate } from './user-create.ts';
+import { userList } from './user-list.ts';
+import { userRevoke } from './user-revoke.ts';
 
 export const COMMANDS: CliCommand[] = [
   init,
@@ -39,6 +42,9 @@ export const COMMANDS: CliCommand[] = [
   tokenCreate,
   tokenList,
   tokenDelete,
+  userCreate,
+  userList,
+  userRevoke,
   nodesList,
   nodeDescribe,
   nodeDrain,
@@ -67,6 +73,7 @@ export const COMMANDS: CliCommand[] = [
 /** What the nouns that only group verbs stand for, in `--help`. */
 export const GROUPS: Record<string, string> = {
   token: 'bootstrap tokens for joining nodes',
+  user: 'people and their roles (admin, operator, viewer)',
   node: 'one node of the cluster',
   mem: 'the network memory space',
   dev: 'the network device space (/remotedev/<node>/<dev>)',

@@ -23,7 +23,13 @@ import { join as joinPath } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ClusterInfo } from '../api/contracts.ts';
 import { createClient } from '../client/index.ts';
-import { createKeyAndCsr, issueAdminCredential, signCsr, verifyCaCertHash } from '../pki/index.ts';
+import {
+  clusterdSubject,
+  createKeyAndCsr,
+  issueAdminCredential,
+  signCsr,
+  verifyCaCertHash,
+} from '../pki/index.ts';
 import {
   type ClusterdConfig,
   type ClusterHome,
@@ -193,7 +199,7 @@ async function writeServerCredential(
 ): Promise<void> {
   const serverKey = await createKeyAndCsr({ commonName: 'clusterd' });
   const cert = await signCsr(pair, serverKey.csrPem, {
-    commonName: 'clusterd',
+    ...clusterdSubject(),
     ...serverAltNames({
       clusterName: '',
       listen: o.listen,

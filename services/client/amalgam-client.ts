@@ -10,8 +10,10 @@ import type {
   AllocateSegmentRequest,
   ClusterInfo,
   CreatedToken,
+  CreatedUser,
   CreateProcessRequest,
   CreateTokenRequest,
+  CreateUserRequest,
   DeviceInventoryItem,
   DeviceView,
   ExportPolicy,
@@ -27,6 +29,7 @@ import type {
   ProcessView,
   SegmentView,
   TokenView,
+  UserView,
 } from '../api/contracts.ts';
 import type { PidBlock } from '../core/pid-blocks.ts';
 import type { ClientWatch, ClientWatchOptions } from './watch.ts';
@@ -77,6 +80,12 @@ export interface AmalgamClient {
     create(request?: CreateTokenRequest): Promise<CreatedToken>;
     list(): Promise<TokenView[]>;
     delete(id: string): Promise<void>;
+  };
+  /** People and their roles: create and revoke need an admin; list, any person. */
+  users: {
+    create(request: CreateUserRequest): Promise<CreatedUser>;
+    list(): Promise<UserView[]>;
+    revoke(name: string): Promise<UserView>;
   };
   nodes: {
     /** Token-authenticated: works without a client certificate. */

@@ -12,9 +12,11 @@
 import type {
   ClusterInfo,
   CreatedToken,
+  CreatedUser,
   JoinResult,
   MemoryLayoutView,
   TokenView,
+  UserView,
 } from '../api/contracts.ts';
 import type { PidBlock } from '../core/pid-blocks.ts';
 import type { AmalgamClient, ProcessesApi } from './amalgam-client.ts';
@@ -89,6 +91,23 @@ class Rpc {
     };
     return resumableWatch(request, open);
   }
+}
+
+/** proto3 leaves an unset `revoked_at` out; the API says null. */
+function userView(message: unknown): UserView {
+  const user = message as UserView;
+  return { ...user, revokedAt: user.revokedAt ?? null };
+}
+
+function users(rpc: Rpc): AmalgamClient['users'] {
+  return {
+    create: async (request) => {
+      const created = await rpc.write<CreatedUser>('Users', 'Create', request);
+      return { ...created, user: userView(created.user) };
+    },
+    list: async () => items(await rpc.read('Users', 'List')).map(userView),
+    revoke: async (name) => userView(await rpc.write('Users', 'Revoke', { name })),
+  };
 }
 
 function tokens(rpc: Rpc): AmalgamClient['tokens'] {
@@ -185,6 +204,7 @@ export function createGrpcClient(options: GrpcClientOptions): AmalgamClient {
   return {
     cluster: { info: () => rpc.read<ClusterInfo>('Cluster', 'GetInfo') },
     tokens: tokens(rpc),
+    users: users(rpc),
     nodes: nodes(rpc),
     memory: memory(rpc),
     devices: devices(rpc),

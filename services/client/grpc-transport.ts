@@ -18,6 +18,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { loadAmalgamProto } from '../api/grpc-proto.ts';
+import { checkClusterdIdentity } from '../pki/index.ts';
 import { ClientError } from './errors.ts';
 import {
   type EndpointFailure,
@@ -107,6 +108,8 @@ function channelsOf(options: GrpcTransportOptions): Channel[] {
     Buffer.from(options.ca),
     options.key === undefined ? null : Buffer.from(options.key),
     options.cert === undefined ? null : Buffer.from(options.cert),
+    // The host name AND clusterd's subject (pki/server-identity.ts).
+    { checkServerIdentity: checkClusterdIdentity },
   );
   return options.endpoints.map((text) => {
     const address = parseEndpoint(text);

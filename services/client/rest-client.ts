@@ -5,6 +5,7 @@
 import type {
   ClusterInfo,
   CreatedToken,
+  CreatedUser,
   DeviceView,
   JoinResult,
   MemoryLayoutView,
@@ -13,6 +14,7 @@ import type {
   ProcessView,
   SegmentView,
   TokenView,
+  UserView,
 } from '../api/contracts.ts';
 import type { PidBlock } from '../core/pid-blocks.ts';
 import type { AmalgamClient, ProcessesApi } from './amalgam-client.ts';
@@ -52,6 +54,15 @@ function tokens(transport: Transport): AmalgamClient['tokens'] {
     delete: async (id) => {
       await call<void>('DELETE', `/v1/tokens/${segment(id)}`);
     },
+  };
+}
+
+function users(transport: Transport): AmalgamClient['users'] {
+  const { call } = transport;
+  return {
+    create: (request) => call<CreatedUser>('POST', '/v1/users', request),
+    list: () => list<UserView>(transport, '/v1/users'),
+    revoke: (name) => call<UserView>('DELETE', `/v1/users/${segment(name)}`),
   };
 }
 
@@ -138,6 +149,7 @@ export function createRestClient(options: TransportOptions): AmalgamClient {
   return {
     cluster: { info: () => transport.call<ClusterInfo>('GET', '/v1/cluster') },
     tokens: tokens(transport),
+    users: users(transport),
     nodes: nodes(transport),
     memory: memory(transport),
     devices: devices(transport),

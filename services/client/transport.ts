@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { checkClusterdIdentity } from '../pki/index.ts';
 import { ApiError, ClientError, errorFromProblem } from './errors.ts';
 import {
   type EndpointFailure,
@@ -96,6 +97,9 @@ function endpointsOf(options: TransportOptions, beforeSend: WeakSet<object>): En
     ...(options.cert === undefined ? {} : { cert: options.cert }),
     ...(options.key === undefined ? {} : { key: options.key }),
     rejectUnauthorized: true,
+    // The chain is the cluster CA's, and the subject must be clusterd's: a
+    // node certificate (same CA) at this address is not the control plane.
+    checkServerIdentity: checkClusterdIdentity,
     timeout: options.connectTimeoutMs ?? Math.min(5_000, timeoutMs),
   });
   return options.endpoints.map((text) => ({

@@ -25,8 +25,9 @@ import {
   type ProcessServiceInternal,
 } from './features/processes/process-service.ts';
 import { TokenService } from './features/tokens/token-service.ts';
+import { UserService } from './features/users/user-service.ts';
 import type { LimitsConfig, QuotaConfig } from './limits.ts';
-import { requireMember } from './service/authz.ts';
+import { authorize } from './service/authz.ts';
 import type { Caller, ControlPlaneRuntime, ControlPlaneStats } from './service/contracts.ts';
 import { Credentials } from './service/credentials.ts';
 import { keys } from './service/keys.ts';
@@ -68,6 +69,7 @@ interface ClusterRecord {
 interface Services {
   tokens: TokenService;
   nodes: NodeService;
+  users: UserService;
   memory: MemoryService;
   devices: DeviceService;
   processes: ProcessServiceInternal;
@@ -123,6 +125,7 @@ function createServices(
       ...(options.join === undefined ? {} : { join: options.join }),
       singleMachine: options.singleMachine === true,
     }),
+    users: new UserService({ store, mirror, ca: options.ca, now }),
     memory: new MemoryService({ store, mirror, now, quotas: options.quotas ?? {} }),
     devices: new DeviceService({ store, now, mirror }),
     processes: createProcessService({
@@ -241,12 +244,12 @@ export async function createControlPlane(
   const controllers = new LeaderControllers(election, () =>
     options.controllers === false ? [] : startControllers(options, services, now),
   );
-  const { tokens, nodes, memory, devices, processes } = services;
+  const { tokens, nodes, users, memory, devices, processes } = services;
 
   return {
     cluster: {
       async info(caller: Caller) {
-        requireMember(caller);
+        authorize(caller, 'getCluster');
         return {
           name: cluster?.name ?? options.clusterName,
           caCertHash: hash,
@@ -256,12 +259,13 @@ export async function createControlPlane(
         };
       },
     },
-    // One checker per kind of credential; a `user` kind plugs in here.
+    // One checker per kind of credential; the admin credential has none (not revocable).
     credentials: new Credentials(
-      { node: nodes.credentialChecker() },
+      { node: nodes.credentialChecker(), user: users.credentialChecker() },
       logger.child({ component: 'credentials' }),
     ),
     tokens,
+    users,
     watch: new ResourceWatchService(store, {
       limits: options.limits ?? {},
       ...(options.registry ? { registry: options.registry } : {}),

@@ -253,7 +253,7 @@ export const ERRORS = {
     grpc: GrpcStatus.UNAUTHENTICATED,
     retryable: false,
     message:
-      'the credential was revoked (its node was removed, or its name now belongs to another key); join again with a new key',
+      'the credential was revoked (its node was removed or its user revoked, or its name now belongs to another key); a new credential is needed',
   },
   TOKEN_EXHAUSTED: {
     http: 401,

@@ -33,12 +33,23 @@ export {
   ADMIN_COMMON_NAME,
   ADMIN_ORGANIZATION,
   adminSubject,
+  CLUSTERD_COMMON_NAME,
+  CONTROL_PLANE_ORGANIZATION,
+  clusterdSubject,
   identityOf,
+  isClusterdCertificate,
+  isUserRole,
   NODE_COMMON_NAME_PREFIX,
   NODE_ORGANIZATION,
   nodeSubject,
   type PeerIdentity,
+  ROLE_ORGANIZATIONS,
+  USER_COMMON_NAME_PREFIX,
+  USER_ROLES,
+  type UserRole,
+  userSubject,
 } from './identity.ts';
 export type { CertificateUsage, IssueOptions } from './issue.ts';
+export { checkClusterdIdentity } from './server-identity.ts';
 export { type CsrSigner, loadCsrSigner, signCsr, type VerifiedCsr, verifyCsr } from './sign-csr.ts';
 export { hashTokenSecret, TOKEN_SECRET_PATTERN, verifyTokenSecret } from './tokens-hash.ts';

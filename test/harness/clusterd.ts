@@ -90,6 +90,7 @@ export async function startClusterdReplicas(
   const server = await createKeyAndCsr({ commonName: 'clusterd', ipAddresses: ['127.0.0.1'] });
   const serverCert = await signCsr(ca, server.csrPem, {
     commonName: 'clusterd',
+    organization: 'amalgam:control-plane',
     dnsNames: ['localhost'],
     ipAddresses: ['127.0.0.1'],
     usages: ['server', 'client'],

@@ -36,6 +36,7 @@ export async function createTestPki(): Promise<TestPki> {
   const server = await createKeyAndCsr({ commonName: 'clusterd' });
   const serverCert = await signCsr(ca, server.csrPem, {
     commonName: 'clusterd',
+    organization: 'amalgam:control-plane',
     dnsNames: ['localhost'],
     ipAddresses: ['127.0.0.1'],
     usages: ['server'],

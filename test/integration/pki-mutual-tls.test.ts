@@ -17,6 +17,7 @@ import {
   nodeSubject,
   type PeerIdentity,
   signCsr,
+  verifyCsr,
 } from '../../services/pki/index.ts';
 
 interface Credential {
@@ -29,6 +30,8 @@ interface Outcome {
   accepted: boolean;
   /** What `identityOf` made of the client's certificate, on the server. */
   identity?: PeerIdentity | undefined;
+  /** The SPKI hash `identityOf` read from the certificate (what records hold). */
+  keyHash?: string | undefined;
   /** `tlsSocket.authorizationError` on the server when it refused the client. */
   serverRefusal?: string | undefined;
   /** The code of the error the client saw, if any. */
@@ -50,7 +53,12 @@ async function handshake(caPem: string, server: Credential, client: Credential):
   const serverDone = new Promise<void>((resolve) => {
     tlsServer.on('secureConnection', (socket) => {
       outcome.accepted = true;
-      outcome.identity = identityOf(socket.getPeerCertificate());
+      const found = identityOf(socket.getPeerCertificate());
+      if (found) {
+        const { keyHash, ...identity } = found;
+        outcome.identity = identity as PeerIdentity;
+        outcome.keyHash = keyHash;
+      }
       socket.end('ok', resolve);
     });
     tlsServer.on('tlsClientError', (_err, socket) => {
@@ -116,6 +124,11 @@ t.test('a node certificate signed from a CSR authenticates as that node', async 
   t.equal(outcome.clientError, undefined, 'the client accepted the server (IP SAN 127.0.0.1)');
   t.ok(outcome.accepted, 'the server accepted the client');
   t.same(outcome.identity, { kind: 'node', name: 'node-7' });
+  t.equal(
+    outcome.keyHash,
+    (await verifyCsr(nodeKey.csrPem)).publicKeyHash,
+    'keyHash is the CSR key',
+  );
   t.equal(outcome.received, 'ok');
 });
 

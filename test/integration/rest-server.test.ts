@@ -105,6 +105,7 @@ async function makeCluster(t: Test): Promise<Cluster> {
   const server = await createKeyAndCsr({ commonName: 'clusterd' });
   const serverCert = await signCsr(ca, server.csrPem, {
     commonName: 'clusterd',
+    organization: 'amalgam:control-plane',
     dnsNames: ['localhost'],
     ipAddresses: ['127.0.0.1'],
     usages: ['server'],

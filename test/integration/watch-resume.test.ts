@@ -42,6 +42,7 @@ const ca = await createClusterCa({ commonName: 'watch-test-ca' });
 const server = await createKeyAndCsr({ commonName: 'clusterd', ipAddresses: ['127.0.0.1'] });
 const serverCert = await signCsr(ca, server.csrPem, {
   commonName: 'clusterd',
+  organization: 'amalgam:control-plane',
   ipAddresses: ['127.0.0.1'],
   usages: ['server', 'client'],
   validityDays: 1,

@@ -65,6 +65,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every user, revoked ones included (admin, operator and viewer). */
+        get: operations["listUsers"];
+        put?: never;
+        /**
+         * Add a person with a role and sign their certificate.
+         * @description The body carries a CSR: the private key never leaves the person's machine. The
+         *     certificate is CN `user:<name>`, O the role's group (`amalgam:admins`,
+         *     `amalgam:operators`, `amalgam:viewers`), client usage only. The record binds the name
+         *     to the key; a revoked name is never issued again.
+         */
+        post: operations["createUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The user's name (an RFC 1123 DNS label).
+                 * @example alice
+                 */
+                name: components["parameters"]["UserName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a user; their certificate is refused from now on. Takes no body.
+         * @description The record stays, marked revoked, so the name's key stays refused and the name is
+         *     never issued again. Revoking a revoked user changes nothing.
+         */
+        delete: operations["revokeUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/join": {
         parameters: {
             query?: never;
@@ -681,7 +732,7 @@ export interface components {
              * @description The stable error code; the catalogue is services/core/errors.ts.
              * @enum {string}
              */
-            code: "NO_QUORUM" | "WATCH_COMPACTED" | "LEASE_NOT_FOUND" | "INVALID_ARGUMENT" | "STORE_CLOSED" | "WAL_CORRUPT" | "DATA_DIR_LOCKED" | "RANGE_EXHAUSTED" | "NODE_NOT_FOUND" | "SEGMENT_NOT_FOUND" | "TOKEN_INVALID" | "TOKEN_MALFORMED" | "TOKEN_NOT_FOUND" | "TOKEN_EXPIRED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NODE_IN_USE" | "CSR_INVALID" | "CONTENDED" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL" | "NAME_TAKEN" | "ADDRESS_UNMAPPED" | "LOCK_TIMEOUT" | "LOCK_NOT_HELD" | "DEVICE_NOT_FOUND" | "PROCESS_NOT_FOUND" | "PID_SPACE_EXHAUSTED" | "NO_PLACEMENT" | "STALE_EPOCH" | "PROCESS_STATE_CONFLICT" | "PROCESS_NOT_MIGRATABLE" | "CREDENTIAL_REVOKED" | "TOKEN_EXHAUSTED" | "RATE_LIMITED" | "REQUEST_TIMEOUT" | "TOO_MANY_WATCHES" | "WATCH_SLOW_CONSUMER" | "QUOTA_EXCEEDED";
+            code: "NO_QUORUM" | "WATCH_COMPACTED" | "LEASE_NOT_FOUND" | "INVALID_ARGUMENT" | "STORE_CLOSED" | "WAL_CORRUPT" | "DATA_DIR_LOCKED" | "RANGE_EXHAUSTED" | "NODE_NOT_FOUND" | "SEGMENT_NOT_FOUND" | "TOKEN_INVALID" | "TOKEN_MALFORMED" | "TOKEN_NOT_FOUND" | "TOKEN_EXPIRED" | "UNAUTHENTICATED" | "CREDENTIAL_REVOKED" | "FORBIDDEN" | "NODE_IN_USE" | "CSR_INVALID" | "CONTENDED" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL" | "NAME_TAKEN" | "ADDRESS_UNMAPPED" | "LOCK_TIMEOUT" | "LOCK_NOT_HELD" | "DEVICE_NOT_FOUND" | "PROCESS_NOT_FOUND" | "PID_SPACE_EXHAUSTED" | "NO_PLACEMENT" | "STALE_EPOCH" | "PROCESS_STATE_CONFLICT" | "PROCESS_NOT_MIGRATABLE" | "CREDENTIAL_REVOKED" | "TOKEN_EXHAUSTED" | "RATE_LIMITED" | "REQUEST_TIMEOUT" | "TOO_MANY_WATCHES" | "WATCH_SLOW_CONSUMER" | "QUOTA_EXCEEDED";
             detail: string;
             instance?: string;
             requestId: string;
@@ -767,6 +818,34 @@ export interface components {
              *     bootstrap tokens (one token joins a whole rack); set 1 for a token per machine.
              */
             maxUses?: number;
+        };
+        /**
+         * @description admin (everything), operator (runs the cluster's work), viewer (reads only).
+         * @enum {string}
+         */
+        UserRole: "admin" | "operator" | "viewer";
+        UserView: {
+            name: components["schemas"]["NodeName"];
+            role: components["schemas"]["UserRole"];
+            identity: components["schemas"]["KeyHash"];
+            createdAt: components["schemas"]["Timestamp"];
+            revoked: boolean;
+            revokedAt: components["schemas"]["Timestamp"] | null;
+        };
+        UserList: {
+            items: components["schemas"]["UserView"][];
+        };
+        CreateUserRequest: {
+            name: components["schemas"]["NodeName"];
+            role: components["schemas"]["UserRole"];
+            /** @description PEM certificate signing request for the user's key (its subject is ignored). */
+            csr: string;
+        };
+        CreatedUser: {
+            user: components["schemas"]["UserView"];
+            /** @description PEM user certificate: CN user:<name>, O the role's group, client usage. */
+            certificate: string;
+            caCertificate: string;
         };
         /** @enum {string} */
         NodeState: "Joining" | "Ready" | "NotReady" | "Draining" | "Removed";
@@ -1117,7 +1196,7 @@ export interface components {
                 };
             };
         };
-        /** @description The caller may not do this (nodes change only their own objects; admin calls need the admin credential). */
+        /** @description The caller's role may not do this (services/controlplane/service/permissions.ts), or a node acted on another node. */
         Forbidden: {
             headers: {
                 [name: string]: unknown;
@@ -1141,6 +1220,18 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"] & {
                     /** @enum {unknown} */
                     code?: "FORBIDDEN" | "QUOTA_EXCEEDED";
+                };
+            };
+        };
+        /** @description No such user. */
+        UserNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @enum {unknown} */
+                    code?: "NOT_FOUND";
                 };
             };
         };
@@ -1299,6 +1390,11 @@ export interface components {
          */
         NodeName: components["schemas"]["NodeName"];
         /**
+         * @description The user's name (an RFC 1123 DNS label).
+         * @example alice
+         */
+        UserName: components["schemas"]["NodeName"];
+        /**
          * @description The public id of a bootstrap token (the part before the dot).
          * @example abcdef
          */
@@ -1437,6 +1533,125 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["TokenNotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailableWrite"];
+        };
+    };
+    listUsers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The users, by name. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserList"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    createUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "alice",
+                 *       "role": "viewer",
+                 *       "csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIHKMHICAQAwEDEOMAwGA1UEAxMFYWxpY2UwWTATBgcqhkjOPQIBBggqhkjOPQMB\nBwNCAARJnvSczIEykWCN81EzB8fQNX2EfCWjB7Z7HviSdQdeb5gWJ5EB7uPZegiK\n0IMTyWPdfPUB2hKvW1KHNNfy6g4yoAAwCgYIKoZIzj0EAwIDSAAwRQIhANB8HEF1\n0gDqxp6Dyk33xgxooN2i/mEoSSA3bMsDS1wLAiA26zmwu4Oq4zbyG1H/Pg8vBUNj\n1ZyzIAQY0URIimXpig==\n-----END CERTIFICATE REQUEST-----\n"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateUserRequest"];
+            };
+        };
+        responses: {
+            /** @description The user, their certificate and the CA certificate. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedUser"];
+                };
+            };
+            /** @description A field is not valid (`field` names it), or the CSR is malformed or does not verify. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "INVALID_ARGUMENT" | "CSR_INVALID";
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            /** @description The name is taken (by a live or a revoked user). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "NAME_TAKEN";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["StoreUnavailableWrite"];
+        };
+    };
+    revokeUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The user's name (an RFC 1123 DNS label).
+                 * @example alice
+                 */
+                name: components["parameters"]["UserName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user, revoked. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"];
+                };
+            };
+            400: components["responses"]["InvalidArgument"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["UserNotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["Internal"];

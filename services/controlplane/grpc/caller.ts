@@ -12,7 +12,6 @@
 import type { ServerUnaryCall } from '@grpc/grpc-js';
 import { identityOf } from '../../pki/index.ts';
 import type { Caller, CredentialVerifier } from '../service/contracts.ts';
-import { peerKeyHash } from '../service/credentials.ts';
 
 export const ANONYMOUS: Caller = Object.freeze({ kind: 'anonymous' }) as Caller;
 
@@ -25,7 +24,7 @@ export async function callerFromCall(
   if (!peer) return ANONYMOUS;
   const caller = identityOf(peer);
   if (caller === undefined) return ANONYMOUS;
-  return credentials.verify(caller, peerKeyHash(peer));
+  return credentials.verify(caller, caller.keyHash);
 }
 
 /** The client's address from grpc-js's `call.getPeer()` (`ipv4:1.2.3.4:5`, `ipv6:[::1]:5`). */

@@ -8,6 +8,7 @@ import { memoryMethods } from '../features/memory/memory-grpc.ts';
 import { nodeMethods } from '../features/nodes/node-grpc.ts';
 import { processMethods } from '../features/processes/process-grpc.ts';
 import { tokenMethods } from '../features/tokens/token-grpc.ts';
+import { userMethods } from '../features/users/user-grpc.ts';
 import type { ServiceMethods } from './method.ts';
 
 export type { UnaryHandler, UnaryMethod } from './method.ts';
@@ -20,6 +21,7 @@ const clusterMethods: ServiceMethods = {
 export const unaryMethods: Record<string, ServiceMethods> = {
   Cluster: clusterMethods,
   Tokens: tokenMethods,
+  Users: userMethods,
   Nodes: nodeMethods,
   Devices: deviceMethods,
   Memory: memoryMethods,

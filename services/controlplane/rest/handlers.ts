@@ -11,6 +11,7 @@ import { memoryRoutes } from '../features/memory/memory-routes.ts';
 import { nodeRoutes } from '../features/nodes/node-routes.ts';
 import { processRoutes } from '../features/processes/process-routes.ts';
 import { tokenRoutes } from '../features/tokens/token-routes.ts';
+import { userRoutes } from '../features/users/user-routes.ts';
 import { json, NDJSON_TYPE, type Routes } from './route.ts';
 
 export type { Handler, HandlerContext, HandlerResult, ItemStream } from './route.ts';
@@ -55,6 +56,7 @@ const clusterRoutes: Routes = {
 /** The features' routes; a new feature adds its `*Routes` here. */
 const featureRoutes: Routes[] = [
   tokenRoutes,
+  userRoutes,
   nodeRoutes,
   memoryRoutes,
   deviceRoutes,

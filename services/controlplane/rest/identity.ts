@@ -12,7 +12,6 @@ import { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import { identityOf } from '../../pki/index.ts';
 import type { Caller, CredentialVerifier } from '../service/contracts.ts';
-import { peerKeyHash } from '../service/credentials.ts';
 
 export const ANONYMOUS: Caller = Object.freeze({ kind: 'anonymous' }) as Caller;
 
@@ -25,5 +24,5 @@ export async function callerFromTls(
   const peer = socket.getPeerCertificate();
   const caller = identityOf(peer);
   if (caller === undefined) return ANONYMOUS;
-  return credentials.verify(caller, peerKeyHash(peer));
+  return credentials.verify(caller, caller.keyHash);
 }

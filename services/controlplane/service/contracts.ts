@@ -13,8 +13,10 @@ import type {
   ClaimPidBlockRequest,
   ClusterInfo,
   CreatedToken,
+  CreatedUser,
   CreateProcessRequest,
   CreateTokenRequest,
+  CreateUserRequest,
   DeviceInventoryItem,
   DeviceView,
   ExportPolicy,
@@ -33,12 +35,19 @@ import type {
   ResourceEvent,
   SegmentView,
   TokenView,
+  UserView,
   WatchRequest,
 } from '../../api/contracts.ts';
 import type { PidBlock } from '../../core/pid-blocks.ts';
+import type { PeerIdentity } from '../../pki/index.ts';
 
-/** Who is calling, as proven by mutual TLS. Join is the only call open to anonymous callers. */
-export type Caller = { kind: 'admin' } | { kind: 'node'; name: string } | { kind: 'anonymous' };
+/**
+ * Who is calling, as proven by mutual TLS (pki/identity.ts): the admin
+ * credential, a node, or a user with a role; `keyHash` names the key the
+ * certificate carried (absent only for in-process callers). Join is the only
+ * call open to anonymous callers. What each may do: service/permissions.ts.
+ */
+export type Caller = PeerIdentity | { kind: 'anonymous' };
 
 /**
  * Whether a certificate's Caller still holds (service/credentials.ts): the
@@ -57,6 +66,20 @@ export interface TokenApi {
   create(caller: Caller, request: CreateTokenRequest): Promise<CreatedToken>;
   list(caller: Caller): Promise<TokenView[]>;
   delete(caller: Caller, id: string): Promise<void>;
+}
+
+/** What a presented user certificate is worth: `ok` only for the live record's own key. */
+export type CredentialState = 'ok' | 'revoked' | 'unknown';
+
+/** People and their roles (features/users/user-service.ts). */
+export interface UserApi {
+  /** Admin only. Claims the name for the CSR's key, then signs CN user:<name>, O the role's group. */
+  create(caller: Caller, request: CreateUserRequest): Promise<CreatedUser>;
+  list(caller: Caller): Promise<UserView[]>;
+  /** Admin only. Marks the record revoked (kept: the name is never issued again). */
+  revoke(caller: Caller, name: string): Promise<UserView>;
+  /** From the mirror: a revoke is seen within the watch's lag. The doors refuse all but `ok`. */
+  userCredentialState(name: string, keyHash: string | undefined): CredentialState;
 }
 
 export interface NodeApi {
@@ -135,6 +158,7 @@ export interface ControlPlane {
   processes: ProcessService;
   cluster: ClusterApi;
   tokens: TokenApi;
+  users: UserApi;
   nodes: NodeApi;
   memory: MemoryApi;
   devices: DeviceApi;

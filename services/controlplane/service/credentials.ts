@@ -12,11 +12,8 @@
  * A refusal is CREDENTIAL_REVOKED with a warn log line naming the subject and
  * the key hash's prefix.
  */
-import { X509Certificate } from 'node:crypto';
-import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
 import { AmalgamError } from '../../core/errors.ts';
-import { publicKeyHash } from '../../pki/index.ts';
 import type { Caller, CredentialVerifier } from './contracts.ts';
 
 /** Whether a subject's key is still bound to it; `reason` says why not (logged and answered). */
@@ -65,35 +62,4 @@ export class Credentials implements CredentialVerifier {
       keyHash: keyPrefix,
     });
   }
-}
-
-/** Key hashes by certificate fingerprint: parsing a certificate once per connection, not per call. */
-const keyHashes = new Map<string, string>();
-const MAX_CACHED_KEY_HASHES = 4096;
-
-/**
- * `sha256:<hex>` of the peer certificate's SubjectPublicKeyInfo (DER): what
- * join records as the node's `identity` (pki `publicKeyHash` of the CSR's
- * key). Undefined when the certificate cannot be read.
- */
-export function peerKeyHash(
-  peer: Partial<Pick<PeerCertificate, 'raw' | 'fingerprint256'>>,
-): string | undefined {
-  const { raw, fingerprint256 } = peer;
-  if (!raw || !fingerprint256) return undefined;
-  const cached = keyHashes.get(fingerprint256);
-  if (cached !== undefined) return cached;
-  let hash: string;
-  try {
-    const der = new X509Certificate(raw).publicKey.export({ type: 'spki', format: 'der' });
-    hash = publicKeyHash(new Uint8Array(der).buffer);
-  } catch {
-    return undefined;
-  }
-  if (keyHashes.size >= MAX_CACHED_KEY_HASHES) {
-    const oldest = keyHashes.keys().next().value;
-    if (oldest !== undefined) keyHashes.delete(oldest);
-  }
-  keyHashes.set(fingerprint256, hash);
-  return hash;
 }

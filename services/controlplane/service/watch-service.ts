@@ -19,7 +19,7 @@ import type { ResourceEvent, WatchRequest } from '../../api/contracts.ts';
 import { AmalgamError } from '../../core/errors.ts';
 import type { Store, WatchEvent } from '../../store/store.ts';
 import { DEFAULT_LIMITS, type LimitsConfig } from '../limits.ts';
-import { requireMember } from './authz.ts';
+import { authorize } from './authz.ts';
 import type { Caller, ResourceWatch, WatchService } from './contracts.ts';
 import { keys, relativeKey } from './keys.ts';
 import { BoundedWatchQueue } from './watch-queue.ts';
@@ -137,7 +137,7 @@ export class ResourceWatchService implements WatchService {
   }
 
   open(caller: Caller, request: WatchRequest): ResourceWatch {
-    requireMember(caller);
+    authorize(caller, 'watchResources');
     validate(request, this.roots);
     const release = this.#admit(caller, request.prefix);
     const options =

@@ -42,6 +42,7 @@ export async function makePki(): Promise<Pki> {
   const server = await createKeyAndCsr({ commonName: 'clusterd', ipAddresses: ['127.0.0.1'] });
   const certPem = await signCsr(ca, server.csrPem, {
     commonName: 'clusterd',
+    organization: 'amalgam:control-plane',
     ipAddresses: ['127.0.0.1'],
     usages: ['server', 'client'],
     validityDays: 1,

@@ -1,25 +1,34 @@
 /**
  * REST and gRPC are two doors to the same service functions: one scenario
  * (token, two joins, heartbeat, a segment allocated and freed, drain, remove,
- * bad input, unauthorized calls) runs through each, on a fresh runtime each,
+ * bad input, unauthorized calls, and the roles: a viewer, an operator, a node
+ * placing work on another node, a revoked user) runs through each, on a fresh runtime each,
  * and every step must give the same result (ids, timestamps, keys and
  * certificates normalised) or the same catalogue code (REST problem `code` ==
  * gRPC trailer `amalgam-code`).
  *
  * REST is driven with `inject` and the caller given by `identify`; gRPC over
  * a real socket on 127.0.0.1 with real certificates (admin credential, node
- * certificates from Join, none for anonymous).
+ * certificates from Join, user certificates from Users/Create, none for
+ * anonymous).
  */
+import { X509Certificate } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import t, { type Test } from 'tap';
-import { createKeyAndCsr } from '../../../services/pki/index.ts';
+import {
+  caCertHash,
+  createKeyAndCsr,
+  ROLE_ORGANIZATIONS,
+  USER_ROLES,
+} from '../../../services/pki/index.ts';
+import { until } from '../../harness/until.ts';
 import { startHarness } from '../../unit/controlplane/rest/rest-harness.ts';
 import { codeOf, type Identity, makePki, startGrpcHarness } from './grpc-harness.ts';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
-type Who = 'admin' | 'anonymous' | `node:${string}`;
+type Who = 'admin' | 'anonymous' | `node:${string}` | `user:${string}`;
 type Outcome = { ok: true; value: unknown } | { ok: false; code: string; status: number };
 
 /** One operation, as both doors spell it. */
@@ -30,8 +39,8 @@ interface Op {
 
 interface Door {
   call(who: Who, op: Op): Promise<Outcome>;
-  /** A node's key and certificate after its join (gRPC uses them; REST names the caller). */
-  learn(name: string, identity: Identity): void;
+  /** A node's or user's key and certificate once issued (gRPC uses them; REST names the caller). */
+  learn(who: Who, identity: Identity): void;
 }
 
 const ops = {
@@ -107,14 +116,41 @@ const ops = {
     rest: { method: 'DELETE', url: `/v1/memory/segments/${id}` },
     grpc: { service: 'Memory', method: 'FreeSegment', request: { id } },
   }),
+  createUser: (body: Record<string, unknown>): Op => ({
+    rest: { method: 'POST', url: '/v1/users', payload: body },
+    grpc: { service: 'Users', method: 'Create', request: body },
+  }),
+  listUsers: (): Op => ({
+    rest: { method: 'GET', url: '/v1/users' },
+    grpc: { service: 'Users', method: 'List', request: {} },
+  }),
+  revokeUser: (name: string): Op => ({
+    rest: { method: 'DELETE', url: `/v1/users/${name}` },
+    grpc: { service: 'Users', method: 'Revoke', request: { name } },
+  }),
+  createProcess: (body: Record<string, unknown>): Op => ({
+    rest: { method: 'POST', url: '/v1/processes', payload: body },
+    grpc: { service: 'Processes', method: 'Create', request: body },
+  }),
 };
+
+/** What a user certificate says, as the REST harness's `x-test-caller` spells it. */
+function restUserCaller(who: string, identity: Identity): string {
+  const cert = new X509Certificate(String(identity?.certPem));
+  const role = USER_ROLES.find((r) => cert.subject.includes(`O=${ROLE_ORGANIZATIONS[r]}`));
+  return `${who};${role};${caCertHash(String(identity?.certPem))}`;
+}
 
 async function restDoor(t: Test): Promise<Door> {
   const h = await startHarness(t);
+  const users = new Map<string, string>();
   return {
-    learn() {},
+    learn(who, identity) {
+      if (who.startsWith('user:')) users.set(who, restUserCaller(who, identity));
+    },
     async call(who, op) {
-      const res = await h.call(who === 'anonymous' ? undefined : who, {
+      const caller = who === 'anonymous' ? undefined : (users.get(who) ?? who);
+      const res = await h.call(caller, {
         method: op.rest.method,
         url: op.rest.url,
         ...(op.rest.payload !== undefined ? { payload: op.rest.payload as object } : {}),
@@ -134,8 +170,8 @@ async function grpcDoor(t: Test): Promise<Door> {
     ['anonymous', undefined],
   ]);
   return {
-    learn(name, identity) {
-      identities.set(`node:${name}`, identity);
+    learn(who, identity) {
+      identities.set(who, identity);
     },
     async call(who, op) {
       if (!identities.has(who)) throw new Error(`no identity for ${who}`);
@@ -160,6 +196,7 @@ const VARIABLE = new Set([
   'certificate',
   'caCertificate',
   'caCertHash',
+  'revokedAt',
 ]);
 
 /**
@@ -185,6 +222,10 @@ interface Step {
   fails?: string;
   /** Keeps values for later steps. */
   keep?: (value: Record<string, unknown>, ctx: Record<string, string>) => void;
+  /** A certificate this step issues, for the caller named. */
+  issues?: Who;
+  /** The expected failure may take a moment (a revoke reaches the doors through the mirror). */
+  eventually?: boolean;
 }
 
 const LOAD = { load1: 0.5, load5: 0.25, load15: 0.125, memoryUsedBytes: 512 * MiB, processes: 99 };
@@ -280,6 +321,63 @@ const scenario: Step[] = [
     op: () => ops.drain('node-a'),
     fails: 'FORBIDDEN',
   },
+  ...(['viewer', 'operator'] as const).map(
+    (role): Step => ({
+      what: `create a ${role}`,
+      who: 'admin',
+      op: (ctx) => ops.createUser({ name: role, role, csr: ctx[`csr:${role}`] }),
+      keep: (v, ctx) => {
+        ctx[`cert:${role}`] = String(v.certificate);
+      },
+      issues: `user:${role}`,
+    }),
+  ),
+  { what: 'a viewer reads the nodes', who: 'user:viewer', op: () => ops.listNodes() },
+  { what: 'a viewer reads the users', who: 'user:viewer', op: () => ops.listUsers() },
+  {
+    what: 'a viewer allocates',
+    who: 'user:viewer',
+    op: () => ops.allocate({ size: MiB }),
+    fails: 'FORBIDDEN',
+  },
+  {
+    what: 'a viewer removes a node',
+    who: 'user:viewer',
+    op: () => ops.remove('node-a'),
+    fails: 'FORBIDDEN',
+  },
+  {
+    what: 'an operator allocates',
+    who: 'user:operator',
+    op: () => ops.allocate({ size: MiB, id: 'seg-operator' }),
+  },
+  { what: 'an operator frees', who: 'user:operator', op: () => ops.freeSegment('seg-operator') },
+  {
+    what: 'an operator creates a user',
+    who: 'user:operator',
+    op: (ctx) => ops.createUser({ name: 'eve', role: 'admin', csr: ctx['csr:eve'] }),
+    fails: 'FORBIDDEN',
+  },
+  {
+    what: 'an operator removes a node',
+    who: 'user:operator',
+    op: () => ops.remove('node-b'),
+    fails: 'FORBIDDEN',
+  },
+  {
+    what: 'a node places a process on another node',
+    who: 'node:node-a',
+    op: () => ops.createProcess({ command: '/bin/true', node: 'node-b' }),
+    fails: 'FORBIDDEN',
+  },
+  { what: 'revoke the viewer', who: 'admin', op: () => ops.revokeUser('viewer') },
+  {
+    what: 'a revoked viewer',
+    who: 'user:viewer',
+    op: () => ops.listNodes(),
+    fails: 'CREDENTIAL_REVOKED',
+    eventually: true,
+  },
   { what: 'drain', who: 'admin', op: () => ops.drain('node-b') },
   { what: 'remove', who: 'admin', op: () => ops.remove('node-b') },
   { what: 'list nodes', who: 'admin', op: () => ops.listNodes() },
@@ -331,14 +429,20 @@ interface Run {
 async function run(t: Test, door: Door): Promise<Run> {
   const ctx: Record<string, string> = {};
   const keys: Record<string, string> = {};
-  for (const name of ['node-a', 'node-b', 'node-c']) {
+  for (const name of ['node-a', 'node-b', 'node-c', 'viewer', 'operator', 'eve']) {
     const { csrPem, keyPem } = await createKeyAndCsr({ commonName: name });
     ctx[`csr:${name}`] = csrPem;
     keys[name] = keyPem;
   }
   const outcomes: Outcome[] = [];
   for (const step of scenario) {
-    const outcome = await door.call(step.who, step.op(ctx));
+    const once = () => door.call(step.who, step.op(ctx));
+    const outcome = step.eventually
+      ? await until(step.what, async () => {
+          const o = await once();
+          return !o.ok && o.code === step.fails ? o : undefined;
+        }).catch(once)
+      : await once();
     outcomes.push(outcome);
     if (step.fails) {
       t.equal(outcome.ok ? 'succeeded' : outcome.code, step.fails, step.what);
@@ -348,9 +452,16 @@ async function run(t: Test, door: Door): Promise<Run> {
       step.keep?.(outcome.value as Record<string, unknown>, ctx);
       const joined = /^join (.+)$/.exec(step.what)?.[1];
       if (joined) {
-        door.learn(joined, {
+        door.learn(`node:${joined}`, {
           keyPem: keys[joined] as string,
           certPem: ctx[`cert:${joined}`] as string,
+        });
+      }
+      if (step.issues) {
+        const name = step.issues.slice(step.issues.indexOf(':') + 1);
+        door.learn(step.issues, {
+          keyPem: keys[name] as string,
+          certPem: ctx[`cert:${name}`] as string,
         });
       }
     }

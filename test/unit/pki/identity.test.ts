@@ -1,6 +1,16 @@
+import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import t from 'tap';
-import { adminSubject, identityOf, nodeSubject } from '../../../services/pki/index.ts';
+import {
+  adminSubject,
+  caCertHash,
+  createClusterCa,
+  identityOf,
+  isClusterdCertificate,
+  issueAdminCredential,
+  nodeSubject,
+  userSubject,
+} from '../../../services/pki/index.ts';
 
 /** What `getPeerCertificate()` reports, reduced to the subject (arrays for repeated attributes). */
 function peer(subject: Record<string, string | string[]>): Pick<PeerCertificate, 'subject'> {
@@ -51,4 +61,47 @@ t.test('nodeSubject takes only valid node names (the core rule)', async (t) => {
   for (const bad of ['', 'Node-1', 'a.b', 'a_b', 'node:a', 'a'.repeat(64)]) {
     t.throws(() => nodeSubject(bad), { code: 'INVALID_ARGUMENT' }, JSON.stringify(bad));
   }
+});
+
+t.test(
+  'user certificates: CN user:<name>, O the role group; keyHash from the public key',
+  async (t) => {
+    t.same(identityOf(peer({ CN: 'user:alice', O: 'amalgam:viewers' })), {
+      kind: 'user',
+      name: 'alice',
+      role: 'viewer',
+    });
+    t.same(identityOf(peer({ CN: 'user:bob', O: 'amalgam:operators' })), {
+      kind: 'user',
+      name: 'bob',
+      role: 'operator',
+    });
+    t.same(identityOf(peer({ CN: 'user:ada', O: 'amalgam:admins' })), {
+      kind: 'user',
+      name: 'ada',
+      role: 'admin',
+    });
+    const subject = userSubject('carol', 'operator');
+    t.same(subject, { commonName: 'user:carol', organization: 'amalgam:operators' });
+    t.equal(identityOf(peer({ CN: 'user:Bad_Name', O: 'amalgam:viewers' })), undefined);
+    t.equal(identityOf(peer({ CN: 'user:alice', O: 'amalgam:nodes' })), undefined);
+    t.equal(identityOf(peer({ CN: 'node:alice', O: 'amalgam:viewers' })), undefined);
+    t.equal(identityOf(peer({ CN: 'clusterd', O: 'amalgam:control-plane' })), undefined);
+
+    const ca = await createClusterCa();
+    const admin = await issueAdminCredential(ca);
+    const der = new X509Certificate(admin.certPem).raw;
+    const withKey = identityOf({
+      subject: { CN: 'node:n1', O: 'amalgam:nodes' } as PeerCertificate['subject'],
+      raw: der,
+    });
+    t.equal(withKey?.keyHash, caCertHash(admin.certPem), 'the SPKI hash, as records hold it');
+  },
+);
+
+t.test("clusterd's subject is the only one isClusterdCertificate takes", async (t) => {
+  t.ok(isClusterdCertificate(peer({ CN: 'clusterd', O: 'amalgam:control-plane' })));
+  t.notOk(isClusterdCertificate(peer({ CN: 'clusterd', O: 'amalgam:nodes' })));
+  t.notOk(isClusterdCertificate(peer({ CN: 'node:localhost', O: 'amalgam:nodes' })));
+  t.notOk(isClusterdCertificate(peer({ CN: 'clusterd' })));
 });

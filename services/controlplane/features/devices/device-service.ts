@@ -25,7 +25,7 @@ import { AmalgamError } from '../../../core/errors.ts';
 import { validateNodeName } from '../../../core/names.ts';
 import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
-import { requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
+import { authorize } from '../../service/authz.ts';
 import type { Caller, DeviceApi } from '../../service/contracts.ts';
 import { putJson, updateAtomically } from '../../service/optimistic.ts';
 import { nodeKeys } from '../nodes/records.ts';
@@ -51,7 +51,7 @@ export class DeviceService implements DeviceApi {
   }
 
   async list(caller: Caller, node?: string): Promise<DeviceView[]> {
-    requireMember(caller);
+    authorize(caller, 'listDevices');
     if (node !== undefined) validateNodeName(node, 'node');
     const mirror = this.#mirror;
     await mirror.sync();
@@ -66,7 +66,7 @@ export class DeviceService implements DeviceApi {
   }
 
   async get(caller: Caller, node: string, device: string): Promise<DeviceView> {
-    requireMember(caller);
+    authorize(caller, 'getDevice');
     validateNodeName(node, 'node');
     validateDeviceName(device, 'device');
     const [record, table] = await Promise.all([
@@ -90,7 +90,7 @@ export class DeviceService implements DeviceApi {
     node: string,
     devices: DeviceInventoryItem[],
   ): Promise<DeviceView[]> {
-    requireSelf(caller, node);
+    authorize(caller, 'reportDevices', node);
     const items = validateInventory(devices, 'devices');
     return this.#updateTable(
       node,
@@ -105,7 +105,7 @@ export class DeviceService implements DeviceApi {
     device: string,
     policy: ExportPolicy,
   ): Promise<DeviceView> {
-    requireAdmin(caller);
+    authorize(caller, 'setDeviceExport');
     validateNodeName(node, 'node');
     validateDeviceName(device, 'device');
     const wanted = validateExportPolicy(policy, 'policy');

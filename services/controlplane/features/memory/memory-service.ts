@@ -24,7 +24,7 @@ import { allocateSegment, freeSegment, type Placement } from '../../../core/segm
 import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
 import { DEFAULT_QUOTAS, type QuotaConfig } from '../../limits.ts';
-import { ownerName, requireMember } from '../../service/authz.ts';
+import { actsOnAnything, authorize, ownerName } from '../../service/authz.ts';
 import type { Caller, MemoryApi } from '../../service/contracts.ts';
 import { putJson, updateAtomically } from '../../service/optimistic.ts';
 import {
@@ -108,7 +108,7 @@ export class MemoryService implements MemoryApi {
   }
 
   async layout(caller: Caller): Promise<MemoryLayoutView> {
-    requireMember(caller);
+    authorize(caller, 'getMemoryLayout');
     const [layout, segments] = await Promise.all([
       this.#readRaw(memoryKeys.layout),
       this.#readSegments(),
@@ -117,7 +117,7 @@ export class MemoryService implements MemoryApi {
   }
 
   async allocateSegment(caller: Caller, request: AllocateSegmentRequest): Promise<SegmentView> {
-    requireMember(caller);
+    authorize(caller, 'allocateSegment');
     validateSize(request.size);
     const placement = validatePlacement(request.placement);
     const id = request.id ?? randomUUID();
@@ -146,12 +146,12 @@ export class MemoryService implements MemoryApi {
   }
 
   async listSegments(caller: Caller): Promise<SegmentView[]> {
-    requireMember(caller);
+    authorize(caller, 'listSegments');
     return toSegmentViews(await this.#readSegments());
   }
 
   async getSegment(caller: Caller, id: string): Promise<SegmentView> {
-    requireMember(caller);
+    authorize(caller, 'getSegment');
     validateSegmentId(id, 'id');
     const record = await this.#readSegments();
     const segment = record.table.segments.find((s) => s.id === id);
@@ -160,12 +160,12 @@ export class MemoryService implements MemoryApi {
   }
 
   async freeSegment(caller: Caller, id: string): Promise<void> {
-    requireMember(caller);
+    authorize(caller, 'freeSegment');
     validateSegmentId(id, 'id');
     await updateAtomically(this.#store, [memoryKeys.segments], (current) => {
       const record = current.get<SegmentsRecord>(memoryKeys.segments) ?? EMPTY_SEGMENTS;
       const owner = record.meta[id]?.owner;
-      if (owner !== undefined && caller.kind !== 'admin' && owner !== ownerName(caller)) {
+      if (owner !== undefined && !actsOnAnything(caller) && owner !== ownerName(caller)) {
         throw new AmalgamError('FORBIDDEN', `segment ${id} belongs to ${owner}`);
       }
       const { table } = freeSegment(record.table, id);

@@ -35,7 +35,7 @@ import { type CsrSigner, loadCsrSigner, nodeSubject } from '../../../pki/index.t
 import type { InformerSource } from '../../../reconcile/index.ts';
 import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
-import { requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
+import { authorize } from '../../service/authz.ts';
 import { createBatcher, type Outcome } from '../../service/batcher.ts';
 import type { Caller, NodeApi } from '../../service/contracts.ts';
 import type { CredentialChecker } from '../../service/credentials.ts';
@@ -179,7 +179,6 @@ export class NodeService implements NodeApi {
     const certificate = await signer.issue(csr, {
       commonName: subject.commonName,
       organization: subject.organization,
-      dnsNames: [name],
       usages: ['client', 'server'],
       validityDays: this.#validityDays(),
     });
@@ -193,7 +192,7 @@ export class NodeService implements NodeApi {
   }
 
   async list(caller: Caller): Promise<NodeView[]> {
-    requireMember(caller);
+    authorize(caller, 'listNodes');
     const mirror = this.#mirror;
     await mirror.sync();
     // Views are rebuilt only when something under the mirror changed; callers share them
@@ -216,7 +215,7 @@ export class NodeService implements NodeApi {
   }
 
   async get(caller: Caller, name: string): Promise<NodeView> {
-    requireMember(caller);
+    authorize(caller, 'getNode');
     validateNodeName(name, 'name');
     return this.#viewOf(name);
   }
@@ -227,7 +226,7 @@ export class NodeService implements NodeApi {
     load: LoadReport,
     pageserver?: PageServerEndpoint,
   ): Promise<NodeView> {
-    requireSelf(caller, name);
+    authorize(caller, 'heartbeatNode', name);
     validateLoad(load);
     const endpoint = pageserver === undefined ? undefined : validatePageServerEndpoint(pageserver);
     if (endpoint)
@@ -255,14 +254,14 @@ export class NodeService implements NodeApi {
   }
 
   async drain(caller: Caller, name: string): Promise<NodeView> {
-    requireAdmin(caller);
+    authorize(caller, 'drainNode');
     validateNodeName(name, 'name');
     await this.#transition(name, () => 'Draining');
     return this.#viewOf(name);
   }
 
   async remove(caller: Caller, name: string): Promise<void> {
-    requireAdmin(caller);
+    authorize(caller, 'removeNode');
     validateNodeName(name, 'name');
     const now = this.#options.now();
     const expired = this.#expiredTombstones(now);

@@ -28,7 +28,7 @@ import {
 import type { Move } from '../../../core/rebalance.ts';
 import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
-import { ownerName, requireAdmin, requireMember, requireSelf } from '../../service/authz.ts';
+import { actsOnAnything, authorize, ownerName } from '../../service/authz.ts';
 import type { Caller, ProcessService } from '../../service/contracts.ts';
 import { type Current, putJson, updateAtomically } from '../../service/optimistic.ts';
 import { nodeKeys } from '../nodes/records.ts';
@@ -99,19 +99,22 @@ export class ProcessSpace implements ProcessServiceInternal {
   }
 
   async claimPidBlock(caller: Caller, request: ClaimPidBlockRequest): Promise<PidBlock> {
-    requireMember(caller);
+    authorize(caller, 'claimPidBlock');
     const block = await this.pids.claim(ownerName(caller), request.size ?? DEFAULT_PID_BLOCK_SIZE);
     this.logger.debug({ block }, 'PID block claimed');
     return block;
   }
 
   async listPidBlocks(caller: Caller): Promise<PidBlock[]> {
-    requireMember(caller);
+    authorize(caller, 'listPidBlocks');
     return this.pids.list();
   }
 
   async create(caller: Caller, request: CreateProcessRequest): Promise<ProcessView> {
-    requireMember(caller);
+    // A node places work only on itself (permissions.ts says why): without a
+    // node in the request its process goes to itself, never elsewhere.
+    const node = request.node ?? (caller.kind === 'node' ? caller.name : undefined);
+    authorize(caller, 'createProcess', node);
     const wanted = newProcessOf(request);
     const owner = ownerName(caller);
     const cpid =
@@ -119,11 +122,11 @@ export class ProcessSpace implements ProcessServiceInternal {
         ? await this.pids.nextOwnPid()
         : await this.checkPidOwner(request.cpid, owner);
     // A pinned process needs no demand figures: skip reading every record.
-    const { nodes } = await this.snapshots.take(request.node === undefined);
+    const { nodes } = await this.snapshots.take(node === undefined);
     const home = placeProcess(nodes, {
       cpus: wanted.cpus,
       labels: wanted.labels,
-      ...(request.node === undefined ? {} : { node: request.node }),
+      ...(node === undefined ? {} : { node }),
     });
     const record = newProcessRecord(wanted, cpid, home, owner, this.now());
     const key = processKeys.process(cpid);
@@ -138,22 +141,22 @@ export class ProcessSpace implements ProcessServiceInternal {
   }
 
   async list(caller: Caller): Promise<ProcessView[]> {
-    requireMember(caller);
+    authorize(caller, 'listProcesses');
     await this.mirror.sync();
     return this.snapshots.records().map(toProcessView);
   }
 
   async get(caller: Caller, cpid: number): Promise<ProcessView> {
-    requireMember(caller);
+    authorize(caller, 'getProcess');
     validateCpid(cpid);
     return toProcessView(await this.read(cpid));
   }
 
   async kill(caller: Caller, cpid: number): Promise<ProcessView> {
-    requireMember(caller);
+    authorize(caller, 'killProcess');
     validateCpid(cpid);
     const next = await this.update(cpid, (record) => {
-      if (caller.kind !== 'admin' && record.owner !== ownerName(caller)) {
+      if (!actsOnAnything(caller) && record.owner !== ownerName(caller)) {
         throw new AmalgamError('FORBIDDEN', `process ${cpid} belongs to ${record.owner}`);
       }
       return killProcess(record, this.now());
@@ -166,7 +169,7 @@ export class ProcessSpace implements ProcessServiceInternal {
     cpid: number,
     request: MigrateProcessRequest,
   ): Promise<ProcessView> {
-    requireAdmin(caller);
+    authorize(caller, 'migrateProcess');
     validateCpid(cpid);
     validateNodeName(request.to, 'to');
     await this.read(cpid);
@@ -183,7 +186,7 @@ export class ProcessSpace implements ProcessServiceInternal {
     cpid: number,
     report: ProcessReport,
   ): Promise<ProcessView> {
-    requireSelf(caller, node);
+    authorize(caller, 'reportProcess', node);
     validateCpid(cpid);
     validateReportEvent(report);
     const context = { node, now: this.now(), sourceAlive: true, fenceMarginMs: this.fenceMarginMs };
@@ -197,7 +200,7 @@ export class ProcessSpace implements ProcessServiceInternal {
     name: string,
     report: ProcessLoadReport,
   ): Promise<ProcessLoadView> {
-    requireSelf(caller, name);
+    authorize(caller, 'reportProcessLoad', name);
     const view: ProcessLoadView = {
       node: name,
       reportedAt: this.now(),
@@ -216,7 +219,7 @@ export class ProcessSpace implements ProcessServiceInternal {
   }
 
   async listLoads(caller: Caller): Promise<ProcessLoadView[]> {
-    requireMember(caller);
+    authorize(caller, 'listProcessLoads');
     await this.mirror.sync();
     return this.snapshots.loads();
   }

@@ -25,7 +25,7 @@ import {
 import { AmalgamError } from '../../../core/errors.ts';
 import { hashTokenSecret, verifyTokenSecret } from '../../../pki/index.ts';
 import type { Store } from '../../../store/store.ts';
-import { requireAdmin } from '../../service/authz.ts';
+import { authorize } from '../../service/authz.ts';
 import type { Caller, TokenApi } from '../../service/contracts.ts';
 import { putJson, updateAtomically } from '../../service/optimistic.ts';
 import {
@@ -91,7 +91,7 @@ export class TokenService implements TokenApi {
   }
 
   async create(caller: Caller, request: CreateTokenRequest): Promise<CreatedToken> {
-    requireAdmin(caller);
+    authorize(caller, 'createToken');
     const { ttlSeconds, description, usages, maxUses } = validateCreate(request);
     for (;;) {
       const token = generateBootstrapToken((n) => randomBytes(n));
@@ -118,13 +118,13 @@ export class TokenService implements TokenApi {
   }
 
   async list(caller: Caller): Promise<TokenView[]> {
-    requireAdmin(caller);
+    authorize(caller, 'listTokens');
     const { kvs } = await this.#store.range(tokenKeys.tokens);
     return kvs.map((kv) => toTokenView(parseToken(kv.value)));
   }
 
   async delete(caller: Caller, id: string): Promise<void> {
-    requireAdmin(caller);
+    authorize(caller, 'deleteToken');
     if (typeof id !== 'string' || !/^[a-z0-9]{6}$/.test(id)) {
       throw invalid('id', '6 characters of [a-z0-9]');
     }

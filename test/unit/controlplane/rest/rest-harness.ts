@@ -1,7 +1,8 @@
 /**
  * The REST app over the real service layer on an embedded store in a temp
  * directory, driven with `inject` (no socket). The caller is given per request
- * in the `x-test-caller` header (`admin`, `node:<name>`, absent = anonymous),
+ * in the `x-test-caller` header (`admin`, `node:<name>`, `user:<name>;<role>;<keyHash>`,
+ * absent = anonymous),
  * through buildApp's `identify` option: what a verified client certificate
  * would have said.
  */
@@ -44,6 +45,13 @@ export function callerFromHeader(request: FastifyRequest): Caller {
   if (header === 'admin') return { kind: 'admin' };
   if (typeof header === 'string' && header.startsWith('node:')) {
     return { kind: 'node', name: header.slice('node:'.length) };
+  }
+  // `user:<name>;<role>;<keyHash>`: what a user certificate would say.
+  if (typeof header === 'string' && header.startsWith('user:')) {
+    const [name = '', role, keyHash] = header.slice('user:'.length).split(';');
+    if (role === 'admin' || role === 'operator' || role === 'viewer') {
+      return { kind: 'user', name, role, ...(keyHash ? { keyHash } : {}) };
+    }
   }
   return { kind: 'anonymous' };
 }

@@ -27,6 +27,8 @@ import type { Store } from '../../../../services/store/store.ts';
 
 const admin: Caller = { kind: 'admin' };
 const node = (name: string): Caller => ({ kind: 'node', name });
+const operator: Caller = { kind: 'user', name: 'olive', role: 'operator' };
+const viewer: Caller = { kind: 'user', name: 'vera', role: 'viewer' };
 const logger = pino({ level: 'silent' });
 
 async function setup(t: Test, clock = { now: 1_000_000 }) {
@@ -76,8 +78,14 @@ t.test('create: placed on the node with the most free CPU, one record per PID', 
   await addNode(store, 'a', 2);
   await addNode(store, 'b', 8);
   await addNode(store, 'c', 64, false); // no heartbeat: not Ready
-  const p = await processes.create(node('a'), { command: '/bin/true' });
-  t.match(p, { home: 'b', state: 'pending', epoch: 1, owner: 'node:a', migratable: 'restart' });
+  const p = await processes.create(operator, { command: '/bin/true' });
+  t.match(p, {
+    home: 'b',
+    state: 'pending',
+    epoch: 1,
+    owner: 'user:olive',
+    migratable: 'restart',
+  });
   t.same(await processes.get(admin, p.cpid), p, 'GET answers the stored record');
   const raw = (await store.get(processKeys.process(p.cpid)))?.value as string;
   t.same(processWatchView.view(`processes/${p.cpid}`, raw), p, 'the watch view is the GET view');
@@ -91,9 +99,24 @@ t.test('create: placed on the node with the most free CPU, one record per PID', 
   await t.rejects(processes.create(node('a'), { command: 'x', cpus: 0 }), {
     code: 'INVALID_ARGUMENT',
   });
-  await t.rejects(processes.create(node('a'), { command: 'x', node: 'c' }), {
+  await t.rejects(processes.create(operator, { command: 'x', node: 'c' }), {
     code: 'NO_PLACEMENT',
   });
+});
+
+t.test('create by a node: on itself only, whatever the request says', async (t) => {
+  const { store, processes } = await setup(t);
+  await addNode(store, 'a', 2);
+  await addNode(store, 'b', 8);
+  const own = await processes.create(node('a'), { command: 'x' });
+  t.equal(own.home, 'a', 'no node in the request: placed on the caller, not the idler b');
+  await t.rejects(
+    processes.create(node('a'), { command: 'x', node: 'b' }),
+    { code: 'FORBIDDEN', message: /node a .*node b/ },
+    'another node: FORBIDDEN naming both',
+  );
+  await t.rejects(processes.create(viewer, { command: 'x' }), { code: 'FORBIDDEN' });
+  t.equal((await processes.create(operator, { command: 'x', node: 'a' })).home, 'a');
 });
 
 t.test('create with a PID of the caller block: idempotent, never two processes', async (t) => {
