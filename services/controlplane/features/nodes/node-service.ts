@@ -20,7 +20,7 @@ import type {
 } from '../../../api/contracts.ts';
 import { checkPublishedEndpoint } from '../../../core/endpoints.ts';
 import { AmalgamError } from '../../../core/errors.ts';
-import { createMemoryLayout, type MemoryLayout } from '../../../core/memory-layout.ts';
+import type { MemoryLayout } from '../../../core/memory-layout.ts';
 import { validateNodeName } from '../../../core/names.ts';
 import {
   decideRemoval,
@@ -36,16 +36,16 @@ import type { InformerSource } from '../../../reconcile/index.ts';
 import type { Mirror } from '../../../store/mirror.ts';
 import type { Store } from '../../../store/store.ts';
 import { authorize } from '../../service/authz.ts';
-import { createBatcher, type Outcome } from '../../service/batcher.ts';
+import { createBatcher } from '../../service/batcher.ts';
 import type { Caller, NodeApi } from '../../service/contracts.ts';
 import type { CredentialChecker } from '../../service/credentials.ts';
 import { putJson, readJson, updateAtomically } from '../../service/optimistic.ts';
 import { storeSource } from '../../service/store-source.ts';
 import { deviceKeys } from '../devices/records.ts';
 import { memoryKeys, parseLayout, type SegmentsRecord } from '../memory/records.ts';
-import { type TokenRecord, tokenKeys } from '../tokens/records.ts';
 import type { TokenService } from '../tokens/token-service.ts';
-import { decideJoins, type JoinClaim } from './join-claims.ts';
+import { type Claimed, claimNodes } from './claim-nodes.ts';
+import type { JoinClaim } from './join-claims.ts';
 import {
   checkContribution,
   DEFAULT_JOIN_LIMITS,
@@ -91,53 +91,7 @@ const PRUNE_PER_REMOVAL = 32;
  */
 const JOIN_BATCH = 25;
 
-interface Claimed {
-  node: NodeRecord;
-  rejoined: boolean;
-  layout: MemoryLayout;
-}
-
 const nodeMissing = (name: string) => new AmalgamError('NODE_NOT_FOUND', name, { field: 'name' });
-
-/**
- * Claims a name and a range and spends a token use for every join of a batch
- * in ONE CAS over the layout and those nodes', tokens' and keys' records
- * (join-claims.ts `decideJoins`). Each join keeps its own outcome: one taken
- * name does not fail its neighbours.
- */
-function claimNodes(
-  options: NodeServiceOptions,
-  joins: readonly JoinClaim[],
-): Promise<Outcome<Claimed>[]> {
-  const unique = (list: string[]) => [...new Set(list)];
-  const nodeKeysRead = unique(joins.map((j) => nodeKeys.node(j.claim.name)));
-  const tokenKeysRead = unique(joins.map((j) => tokenKeys.token(j.tokenId)));
-  const revokedRead = unique(joins.map((j) => nodeKeys.revokedKey(j.claim.identity)));
-  return updateAtomically(
-    options.store,
-    [memoryKeys.layout, ...nodeKeysRead, ...tokenKeysRead, ...revokedRead],
-    (current) => {
-      const state = {
-        layout: current.get<MemoryLayout>(memoryKeys.layout) ?? createMemoryLayout(),
-        node: (name: string) => current.get<NodeRecord>(nodeKeys.node(name)),
-        token: (id: string) => current.get<TokenRecord>(tokenKeys.token(id)),
-        revoked: (hash: string) => current.get<RevokedRecord>(nodeKeys.revokedKey(hash)),
-      };
-      const decision = decideJoins(state, joins, options.now());
-      const writes = decision.created.map((node) => putJson(nodeKeys.node(node.name), node));
-      if (decision.layoutChanged) writes.push(putJson(memoryKeys.layout, decision.layout));
-      for (const token of decision.spent) writes.push(putJson(tokenKeys.token(token.id), token));
-      const result = decision.outcomes.map(
-        (o): Outcome<Claimed> =>
-          o.ok
-            ? { ok: true, value: { node: o.node, rejoined: o.rejoined, layout: decision.layout } }
-            : { ok: false, error: o.error },
-      );
-      return { writes, result };
-    },
-    { mirror: options.mirror },
-  );
-}
 
 export class NodeService implements NodeApi {
   readonly #options: NodeServiceOptions;
