@@ -245,6 +245,32 @@ export const ERRORS = {
     retryable: false,
     message: 'the process was started with --migratable never',
   },
+  CREDENTIAL_REVOKED: {
+    http: 401,
+    grpc: GrpcStatus.UNAUTHENTICATED,
+    retryable: false,
+    message:
+      'the certificate was signed by the cluster CA but its identity is no longer accepted (node removed, or an old key for the name)',
+  },
+  CHECKPOINT_TOO_LARGE: {
+    http: 413,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    retryable: false,
+    message: "the checkpoint is larger than the receiving agent's processes.maxCheckpointBytes",
+  },
+  ROOT_NOT_ALLOWED: {
+    http: 403,
+    grpc: GrpcStatus.PERMISSION_DENIED,
+    retryable: false,
+    message:
+      'the process would run as root: the node must allow it (processes.allowRoot) and an admin must ask',
+  },
+  USER_UNKNOWN: {
+    http: 400,
+    grpc: GrpcStatus.INVALID_ARGUMENT,
+    retryable: false,
+    message: 'the node has no such user to run the process as (its passwd database)',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,143 +1,35 @@
 /**
  * Checkpoint directories between agents, and logs to `clusteradm logs`,
- * over the agent's own HTTPS endpoint with mutual TLS (the node certificates
- * the cluster CA issued: only cluster members connect, and the sender is
- * known by its certificate, CN `node:<name>`).
- *
- * A directory travels as a stream of frames, one per regular file:
- *   u32 BE path length | path (UTF-8, relative, no `..`) | u32 BE size high | u32 BE size low | bytes
- * and a final frame of path length 0. The receiver writes into a fresh
- * directory and renames it into place only after the final frame, so a cut
- * transfer never looks complete.
+ * over the agent's own HTTPS endpoint with mutual TLS (certificates the
+ * cluster CA issued; endpoint-access.ts decides who may do what: checkpoints
+ * only from nodes the cluster still accepts with the key they present, logs
+ * only to admins, operators and this node). A directory travels as the
+ * frames of checkpoint-frames.ts; it is acknowledged (200) only once it is
+ * durable in place, and refused (413 CHECKPOINT_TOO_LARGE) as soon as its
+ * frames declare more than `maxCheckpointBytes`.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { dirname, join, normalize, sep } from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { isAmalgamError } from '../../core/errors.ts';
+import { publicKeyHash } from '../../pki/index.ts';
+import { checkpointTooLarge, packDirectory, unpackDirectory } from './checkpoint-frames.ts';
+import {
+  type Access,
+  checkIdentity,
+  type EndpointPeer,
+  mayPushCheckpoint,
+  mayReadLogs,
+  type PeerIdentities,
+  peerOfSubject,
+} from './endpoint-access.ts';
 
 const NODE_ORGANIZATION = 'amalgam:nodes';
-const MAX_PATH = 4096;
-
-async function listFiles(root: string, prefix = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(join(root, prefix), { withFileTypes: true })) {
-    const rel = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
-    if (entry.isDirectory()) out.push(...(await listFiles(root, rel)));
-    else if (entry.isFile()) out.push(rel);
-  }
-  return out.sort();
-}
-
-/** The frames of `dir`, as a stream of buffers. */
-export async function* packDirectory(dir: string): AsyncGenerator<Buffer> {
-  for (const rel of await listFiles(dir)) {
-    const file = join(dir, rel);
-    const { size } = await stat(file);
-    const path = Buffer.from(rel, 'utf8');
-    const header = Buffer.alloc(12);
-    header.writeUInt32BE(path.length, 0);
-    header.writeUInt32BE(Math.floor(size / 2 ** 32), 4);
-    header.writeUInt32BE(size % 2 ** 32, 8);
-    // path goes between the length and the size: reorder into one buffer
-    yield Buffer.concat([header.subarray(0, 4), path, header.subarray(4)]);
-    let sent = 0;
-    for await (const chunk of createReadStream(file)) {
-      const b = chunk as Buffer;
-      const take = b.subarray(0, Math.max(0, size - sent));
-      sent += take.length;
-      yield take;
-    }
-    if (sent !== size) throw new Error(`${file} changed while it was sent`);
-  }
-  yield Buffer.alloc(4); // path length 0: the end
-}
-
-function safeRelative(rel: string): string {
-  const n = normalize(rel);
-  if (n.startsWith('..') || n.startsWith(sep) || n.includes(`${sep}..${sep}`) || n === '.') {
-    throw new Error(`unsafe path in checkpoint: ${JSON.stringify(rel)}`);
-  }
-  return n;
-}
-
-/** Reads frames from `input` into `target` (replaced atomically once complete). */
-export async function unpackDirectory(
-  input: AsyncIterable<Buffer>,
-  target: string,
-): Promise<number> {
-  const temp = `${target}.incoming-${process.pid}-${Date.now()}`;
-  await rm(temp, { recursive: true, force: true });
-  await mkdir(temp, { recursive: true });
-  let buf: Buffer = Buffer.alloc(0);
-  let files = 0;
-  let done = false;
-  let current: { out: ReturnType<typeof createWriteStream>; left: number } | null = null;
-  const write = (out: ReturnType<typeof createWriteStream>, chunk: Buffer) =>
-    new Promise<void>((resolve, reject) =>
-      out.write(chunk, (err) => (err ? reject(err) : resolve())),
-    );
-  const finish = (out: ReturnType<typeof createWriteStream>) =>
-    new Promise<void>((resolve, reject) => {
-      out.once('error', reject);
-      out.end(() => resolve());
-    });
-  try {
-    for await (const chunk of input) {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      for (;;) {
-        if (done) {
-          if (buf.length > 0) throw new Error('bytes after the end of the checkpoint');
-          break;
-        }
-        if (current) {
-          const take = buf.subarray(0, Math.min(buf.length, current.left));
-          if (take.length > 0) await write(current.out, take);
-          current.left -= take.length;
-          buf = buf.subarray(take.length);
-          if (current.left === 0) {
-            await finish(current.out);
-            current = null;
-            files++;
-            continue;
-          }
-          break;
-        }
-        if (buf.length < 4) break;
-        const pathLength = buf.readUInt32BE(0);
-        if (pathLength === 0) {
-          done = true;
-          buf = buf.subarray(4);
-          continue;
-        }
-        if (pathLength > MAX_PATH) throw new Error('path too long in checkpoint');
-        if (buf.length < 4 + pathLength + 8) break;
-        const rel = safeRelative(buf.subarray(4, 4 + pathLength).toString('utf8'));
-        const size = buf.readUInt32BE(4 + pathLength) * 2 ** 32 + buf.readUInt32BE(8 + pathLength);
-        buf = buf.subarray(12 + pathLength);
-        const file = join(temp, rel);
-        await mkdir(dirname(file), { recursive: true });
-        const out = createWriteStream(file);
-        current = { out, left: size };
-        if (size === 0) {
-          await finish(out);
-          current = null;
-          files++;
-        }
-      }
-    }
-    if (!done || current) throw new Error('the checkpoint stream was cut');
-    await rm(target, { recursive: true, force: true });
-    await rename(temp, target);
-    return files;
-  } catch (err) {
-    current?.out.destroy();
-    await rm(temp, { recursive: true, force: true });
-    throw err;
-  }
-}
 
 export interface Tls {
   ca: string;
@@ -145,17 +37,16 @@ export interface Tls {
   key: string;
 }
 
-/** Who sent a request: `admin`, `node:<name>`, or null (the CA verified the chain already). */
-function peerOf(req: IncomingMessage): string | null {
+/** The verified peer of a request and the hash of its certificate's key, or null. */
+function peerOf(req: IncomingMessage): { peer: EndpointPeer; keyHash: string } | null {
   const socket = req.socket as TLSSocket;
   if (!socket.authorized) return null;
   const cert = socket.getPeerCertificate();
-  const subject = cert?.subject as unknown as Record<string, unknown> | undefined;
-  const cn = subject?.CN;
-  if (typeof cn !== 'string') return null;
-  if (cn.startsWith('node:') && subject?.O === NODE_ORGANIZATION) return cn;
-  if (cn === 'admin') return 'admin';
-  return null;
+  const peer = peerOfSubject(cert?.subject);
+  if (!peer || !cert.raw) return null;
+  const spki = new X509Certificate(cert.raw).publicKey.export({ type: 'spki', format: 'der' });
+  const der = new Uint8Array(spki).buffer;
+  return { peer, keyHash: publicKeyHash(der) };
 }
 
 export interface EndpointHandlers {
@@ -164,7 +55,7 @@ export interface EndpointHandlers {
    * to put it in, or an Error (answered 409) when this agent does not expect it.
    */
   receiveInto(cpid: number, epoch: number, from: string): Promise<string>;
-  /** Called once the directory is complete. */
+  /** Called once the directory is complete and durable. */
   received(cpid: number, epoch: number, dir: string): void;
   /** The log file of a cluster process on this node, or null. */
   logFile(cpid: number): string | null;
@@ -172,66 +63,118 @@ export interface EndpointHandlers {
   running(cpid: number): boolean;
 }
 
+export interface EndpointOptions {
+  tls: Tls;
+  host: string;
+  port: number;
+  /** This agent's node. */
+  node: string;
+  /** The identities the cluster still accepts. */
+  identities: PeerIdentities;
+  /** The most bytes a received checkpoint may hold. */
+  maxCheckpointBytes: number;
+  logger: Logger;
+}
+
 export interface AgentEndpoint {
   address: string;
   close(): Promise<void>;
 }
 
+const answer = (res: ServerResponse, status: number, body: unknown, then?: () => void) => {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body), then);
+};
+
 export async function startAgentEndpoint(
-  tls: Tls,
-  host: string,
-  port: number,
+  options: EndpointOptions,
   handlers: EndpointHandlers,
 ): Promise<AgentEndpoint> {
+  const { tls, logger } = options;
   const server: Server = createServer(
     { ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: true },
     (req, res) => void handle(req, res),
   );
-  const answer = (res: ServerResponse, status: number, body: unknown) => {
-    res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(body));
+  /** A refusal: answered with its code, logged, and the rest of the body not read. */
+  const refuse = (req: IncomingMessage, res: ServerResponse, who: string, a: Access) => {
+    if (a.ok) return;
+    logger.warn({ peer: who, code: a.code, url: req.url }, `agent endpoint refused: ${a.why}`);
+    answer(res, a.status, { code: a.code, error: a.why }, () => req.socket.destroy());
   };
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const peer = peerOf(req);
-      if (!peer) return answer(res, 401, { error: 'a cluster certificate is required' });
+      const from = peerOf(req);
+      if (!from)
+        return answer(res, 401, {
+          code: 'UNAUTHENTICATED',
+          error: 'a cluster certificate is required',
+        });
+      const { peer } = from;
+      const known = checkIdentity(peer, from.keyHash, options.identities);
+      if (!known.ok) return refuse(req, res, peer.commonName, known);
       const url = new URL(req.url ?? '/', 'https://agent');
       const checkpoint = /^\/v1\/checkpoints\/(\d{1,10})\/(\d{1,10})$/.exec(url.pathname);
       if (req.method === 'PUT' && checkpoint) {
-        if (!peer.startsWith('node:')) return answer(res, 403, { error: 'nodes only' });
-        const cpid = Number(checkpoint[1]);
-        const epoch = Number(checkpoint[2]);
-        let dir: string;
-        try {
-          dir = await handlers.receiveInto(cpid, epoch, peer.slice(5));
-        } catch (err) {
-          req.resume();
-          return answer(res, 409, { error: (err as Error).message });
-        }
-        const files = await unpackDirectory(req as AsyncIterable<Buffer>, dir);
-        handlers.received(cpid, epoch, dir);
-        return answer(res, 200, { files });
+        const may = mayPushCheckpoint(peer);
+        if (!may.ok || peer.kind !== 'node') return refuse(req, res, peer.commonName, may);
+        return await receive(req, res, peer.name, Number(checkpoint[1]), Number(checkpoint[2]));
       }
       const logs = /^\/v1\/logs\/(\d{1,10})$/.exec(url.pathname);
       if (req.method === 'GET' && logs) {
+        const may = mayReadLogs(peer, options.node);
+        if (!may.ok) return refuse(req, res, peer.commonName, may);
         const cpid = Number(logs[1]);
         const file = handlers.logFile(cpid);
-        if (!file) return answer(res, 404, { error: `no log of ${cpid} on this node` });
+        if (!file)
+          return answer(res, 404, { code: 'NOT_FOUND', error: `no log of ${cpid} on this node` });
         res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
         await streamLog(file, url.searchParams.get('follow') === '1', res, () =>
           handlers.running(cpid),
         );
         return;
       }
-      answer(res, 404, { error: 'no such route' });
+      answer(res, 404, { code: 'NOT_FOUND', error: 'no such route' });
     } catch (err) {
-      if (!res.headersSent) answer(res, 500, { error: (err as Error).message });
+      if (!res.headersSent) answer(res, 500, { code: 'INTERNAL', error: (err as Error).message });
       else res.destroy();
     }
   }
+  async function receive(
+    req: IncomingMessage,
+    res: ServerResponse,
+    from: string,
+    cpid: number,
+    epoch: number,
+  ): Promise<void> {
+    const max = options.maxCheckpointBytes;
+    const declared = Number(req.headers['content-length'] ?? 0);
+    const tooLarge = (err: unknown) => {
+      const e = isAmalgamError(err, 'CHECKPOINT_TOO_LARGE')
+        ? err
+        : checkpointTooLarge(declared, max);
+      refuse(req, res, `node:${from}`, { ok: false, status: 413, code: e.code, why: e.message });
+    };
+    if (declared > max) return tooLarge(null);
+    let dir: string;
+    try {
+      dir = await handlers.receiveInto(cpid, epoch, from);
+    } catch (err) {
+      req.resume();
+      return answer(res, 409, { code: 'PROCESS_STATE_CONFLICT', error: (err as Error).message });
+    }
+    let files: number;
+    try {
+      files = await unpackDirectory(req as AsyncIterable<Buffer>, dir, max);
+    } catch (err) {
+      if (isAmalgamError(err, 'CHECKPOINT_TOO_LARGE')) return tooLarge(err);
+      throw err;
+    }
+    handlers.received(cpid, epoch, dir);
+    answer(res, 200, { files });
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    server.listen(options.port, options.host, () => resolve());
   });
   const a = server.address() as AddressInfo;
   const address = `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
@@ -290,6 +233,30 @@ function checkPeer(node: string) {
   };
 }
 
+/** A refusal by the receiving agent: its HTTP status and stable code. */
+export class CheckpointRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function refusalOf(to: string, status: number, text: string): CheckpointRefused {
+  let body: { code?: string; error?: string } = {};
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {}
+  const code = body.code ?? 'INTERNAL';
+  return new CheckpointRefused(
+    status,
+    code,
+    `${to} refused the checkpoint: ${status} ${code} ${body.error ?? text}`,
+  );
+}
+
 /** Sends `dir` (or an empty checkpoint when it is null) to node `to`'s agent. */
 export async function pushCheckpoint(
   tls: Tls,
@@ -301,6 +268,7 @@ export async function pushCheckpoint(
   timeoutMs = 30_000,
 ): Promise<number> {
   const { host, port } = splitAddress(address);
+  let answered = false;
   return new Promise<number>((resolve, reject) => {
     const req = request(
       {
@@ -318,23 +286,30 @@ export async function pushCheckpoint(
         agent: false,
       },
       (res) => {
+        answered = true;
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d) => {
           text += d;
         });
+        // A refusal may come before the body is sent: it wins over the cut that follows.
+        if (res.statusCode !== 200) reject(refusalOf(to, res.statusCode ?? 0, text));
         res.on('end', () => {
           if (res.statusCode === 200) resolve((JSON.parse(text) as { files: number }).files);
-          else reject(new Error(`${to} refused the checkpoint: ${res.statusCode} ${text}`));
+          else reject(refusalOf(to, res.statusCode ?? 0, text));
         });
+        res.on('error', reject);
       },
     );
     req.on('timeout', () => req.destroy(new Error('checkpoint transfer timed out')));
-    req.on('error', reject);
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
     void (async () => {
       try {
         if (dir !== null) {
           for await (const frame of packDirectory(dir)) {
+            if (answered || req.destroyed) return;
             if (!req.write(frame)) await new Promise((r) => req.once('drain', r));
           }
         } else req.write(Buffer.alloc(4));

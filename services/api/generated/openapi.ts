@@ -979,7 +979,10 @@ export interface components {
             labels?: components["schemas"]["Labels"];
             node?: components["schemas"]["NodeName"];
             cpid?: components["schemas"]["Cpid"];
+            user?: components["schemas"]["ProcessUser"];
         };
+        /** @description The user the process runs as on its node (uid, gid and supplementary groups from the node's passwd database). Default: the node's processes.defaultUser (nobody). Root runs only when the node allows it (processes.allowRoot) and an admin created the process; otherwise the process fails with ROOT_NOT_ALLOWED. */
+        ProcessUser: string;
         MigrateProcessRequest: {
             to: components["schemas"]["NodeName"];
         };
@@ -1024,6 +1027,9 @@ export interface components {
             lastMovedAt: components["schemas"]["EpochMs"] | null;
             starts: number;
             owner: string;
+            user?: components["schemas"]["ProcessUser"];
+            /** @description The role of the caller that created the process (admin, operator, node). */
+            createdBy?: string;
             createdAt: components["schemas"]["EpochMs"];
             startedAt: components["schemas"]["EpochMs"] | null;
             exitCode: number | null;
