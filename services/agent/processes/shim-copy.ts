@@ -51,7 +51,11 @@ export class ShimCopy {
     this.id = spec.copy;
     this.#shim = spawn(process.execPath, [SHIM, JSON.stringify(spec)], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      // The agent's node flags (NODE_OPTIONS) apply to its shims too; the process gets none.
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        ...(process.env.NODE_OPTIONS ? { NODE_OPTIONS: process.env.NODE_OPTIONS } : {}),
+      },
     });
     this.#shim.stdin?.on('error', () => {});
     let reported: CopyOutcome | null = null;

@@ -86,52 +86,53 @@ const answer = (res: ServerResponse, status: number, body: unknown, then?: () =>
   res.end(JSON.stringify(body), then);
 };
 
-export async function startAgentEndpoint(
-  options: EndpointOptions,
-  handlers: EndpointHandlers,
-): Promise<AgentEndpoint> {
-  const { tls, logger } = options;
-  const server: Server = createServer(
-    { ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: true },
-    (req, res) => void handle(req, res),
-  );
+/** The request handling of the endpoint: who asks, whether they may, and the answer. */
+class EndpointRequests {
+  constructor(
+    readonly options: EndpointOptions,
+    readonly handlers: EndpointHandlers,
+  ) {}
+
   /** A refusal: answered with its code, logged, and the rest of the body not read. */
-  const refuse = (req: IncomingMessage, res: ServerResponse, who: string, a: Access) => {
+  refuse(req: IncomingMessage, res: ServerResponse, who: string, a: Access): void {
     if (a.ok) return;
-    logger.warn({ peer: who, code: a.code, url: req.url }, `agent endpoint refused: ${a.why}`);
+    this.options.logger.warn(
+      { peer: who, code: a.code, url: req.url },
+      `agent endpoint refused: ${a.why}`,
+    );
     answer(res, a.status, { code: a.code, error: a.why }, () => req.socket.destroy());
-  };
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const from = peerOf(req);
-      if (!from)
+      if (!from) {
         return answer(res, 401, {
           code: 'UNAUTHENTICATED',
           error: 'a cluster certificate is required',
         });
+      }
       const { peer } = from;
-      const known = checkIdentity(peer, from.keyHash, options.identities);
-      if (!known.ok) return refuse(req, res, peer.commonName, known);
+      const known = checkIdentity(peer, from.keyHash, this.options.identities);
+      if (!known.ok) return this.refuse(req, res, peer.commonName, known);
       const url = new URL(req.url ?? '/', 'https://agent');
       const checkpoint = /^\/v1\/checkpoints\/(\d{1,10})\/(\d{1,10})$/.exec(url.pathname);
       if (req.method === 'PUT' && checkpoint) {
         const may = mayPushCheckpoint(peer);
-        if (!may.ok || peer.kind !== 'node') return refuse(req, res, peer.commonName, may);
-        return await receive(req, res, peer.name, Number(checkpoint[1]), Number(checkpoint[2]));
+        if (!may.ok || peer.kind !== 'node') return this.refuse(req, res, peer.commonName, may);
+        return await this.receive(
+          req,
+          res,
+          peer.name,
+          Number(checkpoint[1]),
+          Number(checkpoint[2]),
+        );
       }
       const logs = /^\/v1\/logs\/(\d{1,10})$/.exec(url.pathname);
       if (req.method === 'GET' && logs) {
-        const may = mayReadLogs(peer, options.node);
-        if (!may.ok) return refuse(req, res, peer.commonName, may);
-        const cpid = Number(logs[1]);
-        const file = handlers.logFile(cpid);
-        if (!file)
-          return answer(res, 404, { code: 'NOT_FOUND', error: `no log of ${cpid} on this node` });
-        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-        await streamLog(file, url.searchParams.get('follow') === '1', res, () =>
-          handlers.running(cpid),
-        );
-        return;
+        const may = mayReadLogs(peer, this.options.node);
+        if (!may.ok) return this.refuse(req, res, peer.commonName, may);
+        return await this.logs(res, Number(logs[1]), url.searchParams.get('follow') === '1');
       }
       answer(res, 404, { code: 'NOT_FOUND', error: 'no such route' });
     } catch (err) {
@@ -139,25 +140,39 @@ export async function startAgentEndpoint(
       else res.destroy();
     }
   }
-  async function receive(
+
+  async logs(res: ServerResponse, cpid: number, follow: boolean): Promise<void> {
+    const file = this.handlers.logFile(cpid);
+    if (!file)
+      return answer(res, 404, { code: 'NOT_FOUND', error: `no log of ${cpid} on this node` });
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+    await streamLog(file, follow, res, () => this.handlers.running(cpid));
+  }
+
+  async receive(
     req: IncomingMessage,
     res: ServerResponse,
     from: string,
     cpid: number,
     epoch: number,
   ): Promise<void> {
-    const max = options.maxCheckpointBytes;
+    const max = this.options.maxCheckpointBytes;
     const declared = Number(req.headers['content-length'] ?? 0);
     const tooLarge = (err: unknown) => {
       const e = isAmalgamError(err, 'CHECKPOINT_TOO_LARGE')
         ? err
         : checkpointTooLarge(declared, max);
-      refuse(req, res, `node:${from}`, { ok: false, status: 413, code: e.code, why: e.message });
+      this.refuse(req, res, `node:${from}`, {
+        ok: false,
+        status: 413,
+        code: e.code,
+        why: e.message,
+      });
     };
     if (declared > max) return tooLarge(null);
     let dir: string;
     try {
-      dir = await handlers.receiveInto(cpid, epoch, from);
+      dir = await this.handlers.receiveInto(cpid, epoch, from);
     } catch (err) {
       req.resume();
       return answer(res, 409, { code: 'PROCESS_STATE_CONFLICT', error: (err as Error).message });
@@ -169,9 +184,21 @@ export async function startAgentEndpoint(
       if (isAmalgamError(err, 'CHECKPOINT_TOO_LARGE')) return tooLarge(err);
       throw err;
     }
-    handlers.received(cpid, epoch, dir);
+    this.handlers.received(cpid, epoch, dir);
     answer(res, 200, { files });
   }
+}
+
+export async function startAgentEndpoint(
+  options: EndpointOptions,
+  handlers: EndpointHandlers,
+): Promise<AgentEndpoint> {
+  const { tls } = options;
+  const requests = new EndpointRequests(options, handlers);
+  const server: Server = createServer(
+    { ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: true },
+    (req, res) => void requests.handle(req, res),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
