@@ -44,6 +44,13 @@ async function openShippable(file: string, uid: number): Promise<{ fh: FileHandl
   return { fh, size: s.size };
 }
 
+/** The bytes of the files `dir` would ship (the sender declares it before the body). */
+export async function checkpointBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const rel of await listFiles(dir)) total += (await stat(join(dir, rel))).size;
+  return total;
+}
+
 /** The frames of `dir`, as a stream of buffers. */
 export async function* packDirectory(dir: string): AsyncGenerator<Buffer> {
   const owner = (await stat(dir)).uid;

@@ -5,8 +5,11 @@
  * only from nodes the cluster still accepts with the key they present, logs
  * only to admins, operators and this node). A directory travels as the
  * frames of checkpoint-frames.ts; it is acknowledged (200) only once it is
- * durable in place, and refused (413 CHECKPOINT_TOO_LARGE) as soon as its
- * frames declare more than `maxCheckpointBytes`.
+ * durable in place, and refused (413 CHECKPOINT_TOO_LARGE) when it is larger
+ * than `maxCheckpointBytes`. The sender declares the size in a header and asks
+ * `Expect: 100-continue`, so a refusal (size, peer, epoch) comes before a byte
+ * of the body is sent; the frames' sizes are checked as well, for a sender
+ * that lies, and the connection is cut as soon as they pass the limit.
  */
 import { X509Certificate } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -18,7 +21,12 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { isAmalgamError } from '../../core/errors.ts';
 import { publicKeyHash } from '../../pki/index.ts';
-import { checkpointTooLarge, packDirectory, unpackDirectory } from './checkpoint-frames.ts';
+import {
+  checkpointBytes,
+  checkpointTooLarge,
+  packDirectory,
+  unpackDirectory,
+} from './checkpoint-frames.ts';
 import {
   type Access,
   checkIdentity,
@@ -30,6 +38,8 @@ import {
 } from './endpoint-access.ts';
 
 const NODE_ORGANIZATION = 'amalgam:nodes';
+/** The bytes of the checkpoint's files, as the sender declares them. */
+const BYTES_HEADER = 'x-amalgam-checkpoint-bytes';
 
 export interface Tls {
   ca: string;
@@ -100,7 +110,8 @@ class EndpointRequests {
       { peer: who, code: a.code, url: req.url },
       `agent endpoint refused: ${a.why}`,
     );
-    answer(res, a.status, { code: a.code, error: a.why }, () => req.socket.destroy());
+    const { socket } = req; // detached from the request once the answer is out
+    answer(res, a.status, { code: a.code, error: a.why }, () => socket?.destroy());
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -157,7 +168,7 @@ class EndpointRequests {
     epoch: number,
   ): Promise<void> {
     const max = this.options.maxCheckpointBytes;
-    const declared = Number(req.headers['content-length'] ?? 0);
+    const declared = Number(req.headers[BYTES_HEADER] ?? req.headers['content-length'] ?? 0);
     const tooLarge = (err: unknown) => {
       const e = isAmalgamError(err, 'CHECKPOINT_TOO_LARGE')
         ? err
@@ -177,6 +188,8 @@ class EndpointRequests {
       req.resume();
       return answer(res, 409, { code: 'PROCESS_STATE_CONFLICT', error: (err as Error).message });
     }
+    // Accepted: now the sender may send the body (it asked `Expect: 100-continue`).
+    if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
     let files: number;
     try {
       files = await unpackDirectory(req as AsyncIterable<Buffer>, dir, max);
@@ -199,6 +212,8 @@ export async function startAgentEndpoint(
     { ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: true },
     (req, res) => void requests.handle(req, res),
   );
+  // Expect: 100-continue: decided like any request; receive() lets the body come once accepted.
+  server.on('checkContinue', (req, res) => void requests.handle(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
@@ -295,6 +310,7 @@ export async function pushCheckpoint(
   timeoutMs = 30_000,
 ): Promise<number> {
   const { host, port } = splitAddress(address);
+  const bytes = dir === null ? 0 : await checkpointBytes(dir);
   let answered = false;
   return new Promise<number>((resolve, reject) => {
     const req = request(
@@ -309,7 +325,11 @@ export async function pushCheckpoint(
         servername: to,
         checkServerIdentity: checkPeer(to),
         timeout: timeoutMs,
-        headers: { 'content-type': 'application/octet-stream' },
+        headers: {
+          'content-type': 'application/octet-stream',
+          [BYTES_HEADER]: String(bytes),
+          expect: '100-continue',
+        },
         agent: false,
       },
       (res) => {
@@ -319,31 +339,41 @@ export async function pushCheckpoint(
         res.on('data', (d) => {
           text += d;
         });
-        // A refusal may come before the body is sent: it wins over the cut that follows.
-        if (res.statusCode !== 200) reject(refusalOf(to, res.statusCode ?? 0, text));
-        res.on('end', () => {
+        // A refusal may come before the body is sent: it wins over the cut of our upload.
+        const settle = () => {
           if (res.statusCode === 200) resolve((JSON.parse(text) as { files: number }).files);
           else reject(refusalOf(to, res.statusCode ?? 0, text));
+        };
+        res.on('end', () => {
+          settle();
+          req.destroy(); // a refusal: whatever is left of the upload is not wanted
         });
-        res.on('error', reject);
+        res.on('error', settle);
       },
     );
     req.on('timeout', () => req.destroy(new Error('checkpoint transfer timed out')));
     req.on('error', (err) => {
       if (!answered) reject(err);
     });
-    void (async () => {
+    const drained = () =>
+      new Promise((r) => {
+        req.once('drain', r);
+        req.once('close', r);
+      });
+    // The body only once the receiver accepted it (100 Continue).
+    req.once('continue', async () => {
       try {
         if (dir !== null) {
           for await (const frame of packDirectory(dir)) {
             if (answered || req.destroyed) return;
-            if (!req.write(frame)) await new Promise((r) => req.once('drain', r));
+            if (!req.write(frame)) await drained();
           }
         } else req.write(Buffer.alloc(4));
         req.end();
       } catch (err) {
         req.destroy(err as Error);
       }
-    })();
+    });
+    req.flushHeaders();
   });
 }

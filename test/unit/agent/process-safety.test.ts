@@ -107,3 +107,36 @@ t.test('the lease clock is CLOCK_MONOTONIC, not the wall clock', async (t) => {
     Date.now = realNow;
   }
 });
+
+t.test(
+  'a received checkpoint: refused by its declared sizes before the bytes are read',
+  async (t) => {
+    const { mkdtemp, readdir, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { unpackDirectory } = await import(
+      '../../../services/agent/processes/checkpoint-frames.ts'
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'frames-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    let pulled = 0;
+    async function* lying(): AsyncGenerator<Buffer> {
+      const path = Buffer.from('state');
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(path.length);
+      const size = Buffer.alloc(8);
+      size.writeUInt32BE(0, 0);
+      size.writeUInt32BE(64 * 1024 * 1024, 4);
+      yield Buffer.concat([head, path, size]);
+      for (let i = 0; i < 1024; i++) {
+        pulled++;
+        yield Buffer.alloc(64 * 1024);
+      }
+    }
+    await t.rejects(unpackDirectory(lying(), join(dir, 'target'), 1024 * 1024), {
+      code: 'CHECKPOINT_TOO_LARGE',
+    });
+    t.equal(pulled, 0, 'not one byte of the file was read');
+    t.same(await readdir(dir), [], 'nothing left behind');
+  },
+);
