@@ -1,6 +1,6 @@
 /**
  * The directories of this node's copies, `<dataDir>/proc/<cpid>/`:
- * `checkpoint/` (where the running copy writes; `.complete` once it exited 0
+ * `checkpoint/` (where the running copy writes; `checkpoint.complete` beside it once it exited 0
  * after our signal), `received-<epoch>/` (what a source shipped to us),
  * `restore/` (what the copy resumed from), `work/` (its working directory),
  * `output.log`, and `copy.json` (the shim and process of the running copy,
@@ -34,13 +34,17 @@ export interface DirOwner {
   gid: number;
 }
 
-/** chown -R without following links (the agent's part of a tree the user may have written). */
-async function chownTree(path: string, owner: DirOwner): Promise<void> {
+/**
+ * chown -R without following links, of a tree the agent wrote (a received
+ * checkpoint, a fresh directory). A tree the owner already has is left alone:
+ * it may hold what the user made, and walking it as root would race its links.
+ */
+async function chownTree(path: string, owner: DirOwner, top = true): Promise<void> {
   const s = await lstat(path).catch(() => null);
-  if (!s) return;
+  if (!s || (top && s.uid === owner.uid && s.gid === owner.gid)) return;
   await lchown(path, owner.uid, owner.gid);
   if (!s.isDirectory()) return;
-  for (const name of await readdir(path)) await chownTree(join(path, name), owner);
+  for (const name of await readdir(path)) await chownTree(join(path, name), owner, false);
 }
 
 export class CopyDirs {
@@ -84,6 +88,7 @@ export class CopyDirs {
       await rm(restore, { recursive: true, force: true });
     }
     const checkpoint = join(dir, 'checkpoint');
+    await rm(join(dir, 'checkpoint.complete'), { force: true });
     await rm(checkpoint, { recursive: true, force: true });
     await mkdir(checkpoint, { recursive: true });
     const work = join(dir, 'work');
@@ -94,13 +99,14 @@ export class CopyDirs {
 
   /** A checkpoint counts only when the process exited 0 after our signal. */
   async markCheckpointComplete(cpid: number, epoch: number): Promise<void> {
-    await writeFile(join(this.dir(cpid), 'checkpoint', '.complete'), String(epoch)).catch(() => {});
+    // Beside the checkpoint, in the agent's directory: never written into the user's.
+    await writeFile(join(this.dir(cpid), 'checkpoint.complete'), String(epoch)).catch(() => {});
   }
 
   /** What to ship to a migration's target: a complete checkpoint, else the state we resumed from. */
   shippable(cpid: number): string | null {
     const checkpoint = join(this.dir(cpid), 'checkpoint');
-    if (existsSync(join(checkpoint, '.complete'))) return checkpoint;
+    if (existsSync(join(this.dir(cpid), 'checkpoint.complete'))) return checkpoint;
     const restore = join(this.dir(cpid), 'restore');
     return existsSync(restore) ? restore : null;
   }

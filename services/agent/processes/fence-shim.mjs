@@ -23,12 +23,13 @@
 // uid/gid (no supplementary groups).
 //
 // stdout: JSON lines {"pid": n} once spawned, {"exit": code, "signal": s, "fenced": bool} last.
-// argv[2]: JSON {command, args, env, cwd, logFile, intervalLog, cpid, epoch, node, copy, deadline,
-// setpriv, runAs}
+// AMALGAM_SHIM_SPEC (environment: readable by root only, unlike argv, which every user
+// of the machine reads in /proc/<pid>/cmdline): JSON {command, args, env, cwd, logFile,
+// intervalLog, cpid, epoch, node, copy, deadline, setpriv, runAs}
 import { spawn } from 'node:child_process';
 import { appendFileSync, openSync } from 'node:fs';
 
-const spec = JSON.parse(process.argv[2] ?? '{}');
+const spec = JSON.parse(process.env.AMALGAM_SHIM_SPEC ?? '{}');
 /** CLOCK_MONOTONIC in ms, the agent's lease clock (services/agent/processes/monotonic.ts). */
 const monotonicMs = () => Number(process.hrtime.bigint() / 1_000_000n);
 let deadline = Number(spec.deadline) || 0;

@@ -49,11 +49,13 @@ export class ShimCopy {
     this.cpid = spec.cpid;
     this.epoch = spec.epoch;
     this.id = spec.copy;
-    this.#shim = spawn(process.execPath, [SHIM, JSON.stringify(spec)], {
+    // The spec (the process's environment included) in the shim's environment, not its argv.
+    this.#shim = spawn(process.execPath, [SHIM], {
       stdio: ['pipe', 'pipe', 'inherit'],
       // The agent's node flags (NODE_OPTIONS) apply to its shims too; the process gets none.
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
+        AMALGAM_SHIM_SPEC: JSON.stringify(spec),
         ...(process.env.NODE_OPTIONS ? { NODE_OPTIONS: process.env.NODE_OPTIONS } : {}),
       },
     });
