@@ -86,7 +86,7 @@ const failed = (cpid: number) =>
     return r.state === 'failed' ? r : undefined;
   });
 
-t.test('clusteradm run without --user: the process runs as nobody', async (t) => {
+t.test('clusteradm run: as nobody by default, as the user --user names', async (t) => {
   const home = join(cluster.root, 'admin-home');
   const { mkdir } = await import('node:fs/promises');
   await mkdir(home, { recursive: true });
@@ -102,26 +102,35 @@ t.test('clusteradm run without --user: the process runs as nobody', async (t) =>
       keyFile: 'admin.key',
     }),
   );
-  let stdout = '';
-  const code = await runClusteradm(
-    ['run', '--home', home, '--node', 'sb', '-o', 'json', '--', '/bin/sleep', '300'],
-    {
-      stdout: (text) => {
-        stdout += text;
+  const run = async (...words: string[]) => {
+    let stdout = '';
+    const code = await runClusteradm(
+      ['run', '--home', home, '--node', 'sb', '-o', 'json', ...words],
+      {
+        stdout: (text) => {
+          stdout += text;
+        },
+        stderr: () => {},
+        env: {},
+        userHome: tmpdir(),
+        cwd: cluster.root,
+        now: Date.now,
+        hostname,
       },
-      stderr: () => {},
-      env: {},
-      userHome: tmpdir(),
-      cwd: cluster.root,
-      now: Date.now,
-      hostname,
-    },
-  );
-  t.equal(code, 0);
-  const { cpid } = JSON.parse(stdout) as { cpid: number };
+    );
+    t.equal(code, 0);
+    return (JSON.parse(stdout) as { cpid: number }).cpid;
+  };
+  const cpid = await run('--', '/bin/sleep', '300');
   await running(cpid, 'sb');
   t.equal(await uidOf(await copyPid('sb', cpid)), 65534, '/proc/<pid>/status: Uid 65534 (nobody)');
   await admin.kill(cpid);
+  // --user: that user's uid (daemon is uid 1 on Debian).
+  const asDaemon = await run('--user', 'daemon', '--', '/bin/sleep', '300');
+  t.equal((await admin.get(asDaemon)).user, 'daemon', 'the record names the user');
+  await running(asDaemon, 'sb');
+  t.equal(await uidOf(await copyPid('sb', asDaemon)), 1, 'run --user daemon: Uid 1');
+  await admin.kill(asDaemon);
 });
 
 t.test('root: only where the node allows it, and only for an admin', async (t) => {
