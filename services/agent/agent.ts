@@ -184,6 +184,22 @@ async function startPeers(
   return peers;
 }
 
+/** The agent's /metrics; when it cannot start, nothing of this agent may outlive it (no mount, no watch, no client). */
+async function startMetrics(
+  config: AgentConfig,
+  metrics: ReturnType<typeof createAgentMetrics>,
+  undo: () => Promise<void>,
+) {
+  return startMetricsServer(
+    metrics.registry,
+    config.metricsHost ?? '127.0.0.1',
+    config.metricsPort ?? 0,
+  ).catch(async (err: unknown) => {
+    await undo();
+    throw err;
+  });
+}
+
 export async function startAgent(options: AgentOptions): Promise<Agent> {
   const { config } = options;
   const logger = options.logger.child({ node: config.name });
@@ -207,19 +223,19 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const peers = await startPeers(config, { client, identity, stateDir, resyncMs }, logger, () =>
     pageServer?.peersChanged(),
   );
-  const metricsServer = await startMetricsServer(
-    metrics.registry,
-    config.metricsHost ?? '127.0.0.1',
-    config.metricsPort ?? 0,
-  ).catch(async (err: unknown) => {
-    // Nothing of this agent may outlive a failed start: no mount, no watch, no client.
+  const metricsServer = await startMetrics(config, metrics, async () => {
     await Promise.all([peers?.close(), devices.close()]);
     await client.close();
     await removeStateDir();
-    throw err;
   });
   logger.info({ metricsUrl: metricsServer.url, server: config.server }, 'clusteragent started');
-  const processes = await startProcessesFromConfig(config, client, identity, logger);
+  const processes = await startProcessesFromConfig(
+    config,
+    client,
+    identity,
+    logger,
+    peers?.identities,
+  );
   const { controller, heartbeat } = startNodeLoops({ ...options, logger }, identity, {
     client,
     metrics,

@@ -98,6 +98,13 @@ const PROCESSES_SCHEMA = {
         reportMs: positive,
         checkpointTimeoutMs: positive,
         resyncMs: positive,
+        defaultUser: {
+          type: 'string',
+          pattern: '^[a-z_][a-z0-9_.-]{0,31}$',
+          description: 'a user name of this machine is required',
+        },
+        allowRoot: boolean,
+        maxCheckpointBytes: { type: 'integer', minimum: 1, description: 'a number of bytes >= 1' },
       },
     },
     { const: false, description: PROCESSES },

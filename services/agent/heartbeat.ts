@@ -21,6 +21,7 @@ import { WorkQueue } from '../reconcile/index.ts';
 import { type FingerprintEnv, fingerprint } from './fingerprint/index.ts';
 import type { AgentMetrics } from './metrics.ts';
 import type { PageServerController } from './page-server-controller.ts';
+import { monotonicMs } from './processes/monotonic.ts';
 
 export interface HeartbeatOptions {
   node: string;
@@ -33,7 +34,7 @@ export interface HeartbeatOptions {
   logger: Logger;
   /** Every beat's answer (the node as clusterd has it). */
   onNode(node: NodeView): void;
-  /** A beat sent at `sentAt` was acknowledged. */
+  /** A beat sent at `sentAt` (CLOCK_MONOTONIC ms, processes/monotonic.ts) was acknowledged. */
   onAcknowledged(sentAt: number): void;
   /** This machine's devices as the beat probed them. */
   onDevices(items: DeviceInventoryItem[]): void;
@@ -112,7 +113,7 @@ export class Heartbeat {
         logger.warn({ err: error, fingerprinter: name }, 'fingerprinter failed');
       }
       if (inventory.devices) this.#o.onDevices(inventory.devices);
-      const sentAt = Date.now();
+      const sentAt = monotonicMs(); // the lease clock: CLOCK_MONOTONIC, never the wall clock
       const view = await client.nodes.heartbeat(
         node,
         inventory.load,

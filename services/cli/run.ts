@@ -1,4 +1,4 @@
-/** `clusteradm run [--node N|--label K=V] [--cpus C] [--migratable M] -- CMD ARGS`: start a cluster process on the best node. */
+/** `clusteradm run [--node N|--label K=V] [--cpus C] [--migratable M] [--user U] -- CMD ARGS`: start a cluster process on the best node. */
 import { Option } from 'commander';
 import { MIGRATABLE, type Migratable } from '../core/processes.ts';
 import { type AdminOptions, adminOptions, defineCommand, withAdminClient } from './context.ts';
@@ -10,6 +10,7 @@ interface RunOptions extends AdminOptions {
   label: string[];
   cpus?: string;
   migratable: Migratable;
+  user?: string;
 }
 
 export const run = defineCommand<RunOptions, [string[]]>({
@@ -28,6 +29,10 @@ export const run = defineCommand<RunOptions, [string[]]>({
       .option('--cpus <n>', 'CPUs it uses (its weight for placement and rebalancing)', '1')
       .addOption(
         new Option('--migratable <how>', 'how it may move').choices(MIGRATABLE).default('restart'),
+      )
+      .option(
+        '--user <name>',
+        "the user it runs as on its node (default the node's processes.defaultUser, nobody; root only for an admin on a node with processes.allowRoot)",
       )
       .addOption(outputOption());
     adminOptions(command);
@@ -52,6 +57,7 @@ export const run = defineCommand<RunOptions, [string[]]>({
         cpus,
         labels,
         ...(options.node !== undefined ? { node: options.node } : {}),
+        ...(options.user !== undefined ? { user: options.user } : {}),
       }),
     );
     context.stdout(

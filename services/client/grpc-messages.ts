@@ -112,8 +112,11 @@ function migrationFromProto(value: unknown): Migration | null {
 export function processFromProto(value: Message): ProcessView {
   const { migration, lastMovedAt, startedAt, exitCode, failure, args, labels, history, ...rest } =
     value;
+  const { user, createdBy, ...others } = rest;
   return {
-    ...rest,
+    ...others,
+    ...(typeof user === 'string' && user !== '' ? { user } : {}),
+    ...(typeof createdBy === 'string' && createdBy !== '' ? { createdBy } : {}),
     args: Array.isArray(args) ? args : [],
     labels: (labels ?? {}) as Record<string, string>,
     migration: migrationFromProto(migration),

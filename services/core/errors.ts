@@ -305,6 +305,25 @@ export const ERRORS = {
     message:
       'the owner is at its quota (details.quota, details.limit, details.current); free something or ask an admin to raise it',
   },
+  CHECKPOINT_TOO_LARGE: {
+    http: 413,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    retryable: false,
+    message: "the checkpoint is larger than the receiving agent's processes.maxCheckpointBytes",
+  },
+  ROOT_NOT_ALLOWED: {
+    http: 403,
+    grpc: GrpcStatus.PERMISSION_DENIED,
+    retryable: false,
+    message:
+      'the process would run as root: the node must allow it (processes.allowRoot) and an admin must ask',
+  },
+  USER_UNKNOWN: {
+    http: 400,
+    grpc: GrpcStatus.INVALID_ARGUMENT,
+    retryable: false,
+    message: 'the node has no such user to run the process as (its passwd database)',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -75,6 +75,10 @@ export interface ProcessRecord {
   /** Starts of a copy (same or new home). */
   starts: number;
   owner: string;
+  /** The user it runs as on its node (absent: the node's processes.defaultUser). */
+  user?: string;
+  /** The role of the caller that created it: root runs only for an admin's process. */
+  createdBy?: string;
   createdAt: number;
   /** When the current copy started (null while none runs). */
   startedAt: number | null;
@@ -92,6 +96,8 @@ export interface NewProcess {
   migratable: Migratable;
   cpus: number;
   labels: Record<string, string>;
+  /** The user it runs as (absent: the node's default). */
+  user?: string;
 }
 
 export function isTerminal(state: ProcessState): boolean {
@@ -109,6 +115,7 @@ export function newProcessRecord(
   home: string,
   owner: string,
   now: number,
+  createdBy?: string,
 ): ProcessRecord {
   return {
     cpid,
@@ -125,6 +132,8 @@ export function newProcessRecord(
     lastMovedAt: null,
     starts: 0,
     owner,
+    ...(input.user === undefined ? {} : { user: input.user }),
+    ...(createdBy === undefined ? {} : { createdBy }),
     createdAt: now,
     startedAt: null,
     exitCode: null,

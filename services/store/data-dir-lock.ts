@@ -1,14 +1,26 @@
 /**
- * One process per data directory: a lock file created with O_EXCL that holds
- * the owner's pid. A lock whose pid is no longer running was left by a crash
- * and is taken over.
+ * One process per data directory: an flock(2) on `<dataDir>/LOCK`.
+ *
+ * The lock belongs to the open file description, so the kernel drops it when
+ * the holder dies however it dies: no stale lock to take over, and no guess
+ * from a PID written in a file (which a reboot or PID reuse can make name
+ * someone else). Node has no flock, so util-linux's flock(1) (util-linux is
+ * already needed for setpriv) takes it on our descriptor, passed as its fd 3:
+ * the child shares the open file description, so the lock stays with our fd
+ * after flock(1) exits. Our fd is close-on-exec, so no other child of ours
+ * inherits it. The file holds the owner's pid for people to read, never to
+ * decide. Release unlinks the file while still holding the lock; a taker
+ * checks after locking that the path is still the file it locked, else
+ * retries (it locked a file that was just unlinked).
  */
-
-import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { type FileHandle, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AmalgamError } from '../core/errors.ts';
 
 const LOCK_FILE = 'LOCK';
+const CONFLICT = 75;
 
 export interface DataDirLock {
   release(): Promise<void>;
@@ -16,81 +28,64 @@ export interface DataDirLock {
 
 export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   const path = join(dataDir, LOCK_FILE);
-  if (!(await tryCreate(path))) {
-    await takeOverStaleLock(dataDir, path);
-    if (!(await tryCreate(path))) throw locked(dataDir, await readOwner(path));
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    let mine = false;
+    try {
+      if (!(await flockNonBlocking(fh))) throw locked(dataDir, await readOwner(path));
+      if (!(await samePath(fh, path))) continue; // unlinked by a releasing owner: retry
+      await fh.truncate(0);
+      await fh.write(`${process.pid}\n`, 0);
+      mine = true;
+      return {
+        async release() {
+          await unlink(path).catch(() => undefined);
+          await fh.close();
+        },
+      };
+    } finally {
+      if (!mine) await fh.close();
+    }
   }
-  return {
-    async release() {
-      // Only remove the file if it is still ours.
-      if ((await readOwner(path)) === process.pid) await unlink(path);
-    },
-  };
+  throw locked(dataDir, await readOwner(path));
 }
 
-/**
- * Creates the lock with its content in one step (write a private file, then
- * hard-link it into place, which fails if the lock exists), so nobody can
- * read a half-written lock and take it for stale.
- */
-async function tryCreate(path: string): Promise<boolean> {
-  const draft = `${path}.${process.pid}.tmp`;
-  await writeFile(draft, `${process.pid}\n`);
-  try {
-    await link(draft, path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  } finally {
-    await unlink(draft);
-  }
+/** flock(LOCK_EX | LOCK_NB) on `fh`, through flock(1): true when taken, false when held. */
+function flockNonBlocking(fh: FileHandle): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'flock',
+      ['--nonblock', '--exclusive', '--conflict-exit-code', String(CONFLICT), '3'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe', fh.fd],
+      },
+    );
+    let stderr = '';
+    child.stderr?.on('data', (d) => {
+      stderr += String(d);
+    });
+    child.once('error', (err) =>
+      reject(new Error(`flock(1) (util-linux) is needed: ${err.message}`)),
+    );
+    child.once('exit', (code) => {
+      if (code === 0) resolve(true);
+      else if (code === CONFLICT) resolve(false);
+      else reject(new Error(`flock failed (${code}): ${stderr.trim()}`));
+    });
+  });
 }
 
-/**
- * Moves a dead owner's lock aside. The rename is atomic, so of several
- * processes racing for the same stale lock only one moves it; one that finds
- * it moved a live owner's lock instead puts it back and reports the lock held.
- */
-async function takeOverStaleLock(dataDir: string, path: string): Promise<void> {
-  const owner = await readOwner(path);
-  if (owner === undefined) return; // vanished meanwhile: just retry the create
-  if (isRunning(owner)) throw locked(dataDir, owner);
-  const aside = `${path}.stale-${process.pid}`;
-  try {
-    await rename(path, aside);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  const moved = await readOwner(aside);
-  if (moved !== undefined && moved !== owner && isRunning(moved)) {
-    await link(aside, path).catch(() => undefined);
-    await unlink(aside);
-    throw locked(dataDir, moved);
-  }
-  await unlink(aside);
+async function samePath(fh: FileHandle, path: string): Promise<boolean> {
+  const [held, now] = await Promise.all([fh.stat(), stat(path).catch(() => null)]);
+  return now !== null && now.ino === held.ino && now.dev === held.dev;
 }
 
 async function readOwner(path: string): Promise<number | undefined> {
   try {
     const pid = Number.parseInt(await readFile(path, 'utf8'), 10);
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : 0;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-function isRunning(pid: number): boolean {
-  // Unreadable content: not a pid of ours, so no live owner.
-  if (pid === 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,10 @@ export interface ProcNodeSpec {
   cpus?: number;
   cpuSpeed?: number;
   slots?: number;
+  /** More of the agent's `processes` settings (allowRoot, defaultUser, ...). */
+  processes?: Record<string, unknown>;
+  /** More environment for the agent (and its fence shims, which get its NODE_OPTIONS). */
+  env?: Record<string, string>;
 }
 
 export interface ProcCluster {
@@ -68,6 +72,9 @@ export async function startProcCluster(options: {
     extraConfig: { nodeGraceSeconds: grace, processes: options.processes ?? {} },
   });
   const root = await mkdtemp(join(tmpdir(), `amalgam-proc-${process.pid}-`));
+  // Cluster processes run as nobody: they reach their data dirs through root and
+  // write files the tests read (counters) into it, like /tmp.
+  await chmod(root, 0o1777);
   const tracked: Tracked = { root, children: new Set() };
   ownedGroups.add(tracked);
   installHandlers();
@@ -95,6 +102,7 @@ export async function startProcCluster(options: {
         intervalLog,
         reportMs: 500,
         resyncMs: 2000,
+        ...spec.processes,
       },
     };
     const file = join(home, 'agent.json');
@@ -105,8 +113,9 @@ export async function startProcCluster(options: {
   async function start(i: number): Promise<void> {
     const name = options.nodes[i]?.name as string;
     const log = openSync(join(root, `${name}.log`), 'a');
-    const env = { ...process.env };
+    const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.NODE_OPTIONS;
+    Object.assign(env, options.nodes[i]?.env ?? {});
     const args = [
       '--import',
       LOADER,

@@ -3,8 +3,11 @@
 // TypeScript loader.
 //
 // It enforces the agent's lease on the copy even when the agent cannot: the
-// agent writes `deadline <epoch ms>` lines on stdin each time a heartbeat is
-// acknowledged (the lease runs from the send time of that beat). When the
+// agent writes `deadline <ms>` lines on stdin each time a heartbeat is
+// acknowledged (the lease runs from the send time of that beat). Deadlines are
+// CLOCK_MONOTONIC milliseconds (process.hrtime, one clock for every process of
+// the host), never wall-clock time: a step of the wall clock (NTP, an admin's
+// `date -s`) neither shortens nor stretches a lease. When the
 // deadline passes (the agent is partitioned, frozen or dead) or stdin closes
 // (the agent died), the shim SIGKILLs the process. The process itself runs
 // under `setpriv --pdeathsig KILL`, so it also dies with the shim.
@@ -14,12 +17,21 @@
 // (process.hrtime), comparable between processes of one host. The interval is
 // therefore a superset of the time the process really ran.
 //
+// The process runs as `runAs` ({uid, gid, groups}, decided by the agent):
+// through setpriv (ids and supplementary groups, then the death signal, which
+// setpriv sets after changing ids so that it holds), else through spawn's
+// uid/gid (no supplementary groups).
+//
 // stdout: JSON lines {"pid": n} once spawned, {"exit": code, "signal": s, "fenced": bool} last.
-// argv[2]: JSON {command, args, env, cwd, logFile, intervalLog, cpid, epoch, node, copy, deadline, setpriv}
+// AMALGAM_SHIM_SPEC (environment: readable by root only, unlike argv, which every user
+// of the machine reads in /proc/<pid>/cmdline): JSON {command, args, env, cwd, logFile,
+// intervalLog, cpid, epoch, node, copy, deadline, setpriv, runAs}
 import { spawn } from 'node:child_process';
 import { appendFileSync, openSync } from 'node:fs';
 
-const spec = JSON.parse(process.argv[2] ?? '{}');
+const spec = JSON.parse(process.env.AMALGAM_SHIM_SPEC ?? '{}');
+/** CLOCK_MONOTONIC in ms, the agent's lease clock (services/agent/processes/monotonic.ts). */
+const monotonicMs = () => Number(process.hrtime.bigint() / 1_000_000n);
 let deadline = Number(spec.deadline) || 0;
 let fenced = false;
 let child;
@@ -61,20 +73,29 @@ function kill(why) {
 // The agent reads our stdout; when it is gone (EPIPE), so is our lease.
 process.stdout.on('error', () => kill('fence'));
 
-if (Date.now() >= deadline) {
+if (monotonicMs() >= deadline) {
   say({ exit: null, signal: null, fenced: true, error: 'lease already expired' });
   process.exit(0);
 }
 
 const log = openSync(spec.logFile, 'a');
 interval('start');
+const runAs = spec.runAs ?? null;
+const ids = runAs
+  ? [
+      `--reuid=${runAs.uid}`,
+      `--regid=${runAs.gid}`,
+      runAs.groups.length > 0 ? `--groups=${runAs.groups.join(',')}` : '--clear-groups',
+    ]
+  : [];
 const argv = spec.setpriv
-  ? [spec.setpriv, ['--pdeathsig', 'KILL', '--', spec.command, ...spec.args]]
+  ? [spec.setpriv, [...ids, '--pdeathsig', 'KILL', '--', spec.command, ...spec.args]]
   : [spec.command, spec.args];
 child = spawn(argv[0], argv[1], {
   cwd: spec.cwd,
   env: spec.env,
   stdio: ['ignore', log, log],
+  ...(runAs && !spec.setpriv ? { uid: runAs.uid, gid: runAs.gid } : {}),
 });
 child.once('error', (err) => {
   if (exited) return;
@@ -96,7 +117,7 @@ child.once('exit', (code, signal) => {
 // The lease: checked every 25 ms (a timer that fires late under load only
 // makes the shim later, which the target's fence margin covers).
 const timer = setInterval(() => {
-  if (Date.now() >= deadline) kill('fence');
+  if (monotonicMs() >= deadline) kill('fence');
 }, 25);
 timer.unref?.();
 
@@ -111,7 +132,7 @@ process.stdin.on('data', (data) => {
     if (word === 'deadline') {
       const next = Number(value);
       if (Number.isFinite(next)) deadline = next;
-      if (Date.now() >= deadline) kill('fence');
+      if (monotonicMs() >= deadline) kill('fence');
     } else if (word === 'signal' && child && !exited) {
       try {
         child.kill(value);

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import type { Logger } from 'pino';
 import type { ProcessLoadReport } from '../../api/contracts.ts';
+import { monotonicMs } from './monotonic.ts';
 import type { ShimCopy } from './shim-copy.ts';
 
 const TICKS_PER_SECOND = 100;
@@ -18,7 +19,7 @@ async function cpuOf(copy: ShimCopy): Promise<number> {
     const stat = await readFile(`/proc/${copy.pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
-    const now = Date.now();
+    const now = monotonicMs();
     const dt = (now - copy.cpu.at) / 1000;
     if (dt > 0 && copy.cpu.ticks > 0)
       copy.cpu.use = (ticks - copy.cpu.ticks) / TICKS_PER_SECOND / dt;

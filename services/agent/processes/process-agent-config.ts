@@ -23,4 +23,10 @@ export interface ProcessAgentConfig {
   checkpointTimeoutMs?: number;
   /** Full re-list period. Default 3000 ms. */
   resyncMs?: number;
+  /** Whom a process runs as when its request names no user. Default `nobody`. */
+  defaultUser?: string;
+  /** Whether an admin's process may run as root (uid 0). Default false. */
+  allowRoot?: boolean;
+  /** The largest checkpoint this agent receives (bytes). Default 256 MiB. */
+  maxCheckpointBytes?: number;
 }

@@ -7,6 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { CopyOutcome } from './copy-decision.ts';
+import { monotonicMs } from './monotonic.ts';
 
 const SHIM = new URL('./fence-shim.mjs', import.meta.url).pathname;
 
@@ -21,8 +22,11 @@ export interface CopySpec {
   epoch: number;
   node: string;
   copy: string;
+  /** The lease deadline, CLOCK_MONOTONIC ms (monotonic.ts). */
   deadline: number;
   setpriv: string | null;
+  /** Whom the process runs as (null: as the agent). */
+  runAs: { uid: number; gid: number; groups: number[] } | null;
 }
 
 export type EndHow = 'checkpoint' | 'stop' | 'kill';
@@ -30,22 +34,30 @@ export type EndHow = 'checkpoint' | 'stop' | 'kill';
 export class ShimCopy {
   readonly cpid: number;
   readonly epoch: number;
-  readonly startedAt = Date.now();
+  /** The copy's id in the interval log. */
+  readonly id: string;
   pid: number | null = null;
   /** Why we are ending it, if we are. */
   ending: EndHow | null = null;
   /** Set once the shim exited. */
   outcome: CopyOutcome | null = null;
   readonly exited: Promise<CopyOutcome>;
-  readonly cpu = { ticks: 0, at: Date.now(), use: 0 };
+  readonly cpu = { ticks: 0, at: monotonicMs(), use: 0 };
   readonly #shim: ChildProcess;
 
   constructor(spec: CopySpec, onPid: (pid: number) => void) {
     this.cpid = spec.cpid;
     this.epoch = spec.epoch;
-    this.#shim = spawn(process.execPath, [SHIM, JSON.stringify(spec)], {
+    this.id = spec.copy;
+    // The spec (the process's environment included) in the shim's environment, not its argv.
+    this.#shim = spawn(process.execPath, [SHIM], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      // The agent's node flags (NODE_OPTIONS) apply to its shims too; the process gets none.
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        AMALGAM_SHIM_SPEC: JSON.stringify(spec),
+        ...(process.env.NODE_OPTIONS ? { NODE_OPTIONS: process.env.NODE_OPTIONS } : {}),
+      },
     });
     this.#shim.stdin?.on('error', () => {});
     let reported: CopyOutcome | null = null;
@@ -95,6 +107,7 @@ export class ShimCopy {
     this.#send('kill');
   }
 
+  /** `deadline`: CLOCK_MONOTONIC ms (monotonic.ts). */
   setDeadline(deadline: number): void {
     this.#send(`deadline ${deadline}`);
   }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { AmalgamClient } from '../../client/index.ts';
 import type { AgentConfig } from '../config.ts';
 import { SETPRIV } from '../tied-child.ts';
+import type { PeerIdentities } from './endpoint-access.ts';
 import { type ProcessSupervisor, startProcessSupervisor } from './supervisor.ts';
 
 export async function startProcessesFromConfig(
@@ -11,6 +12,8 @@ export async function startProcessesFromConfig(
   client: AmalgamClient,
   tls: { ca: string; cert: string; key: string },
   logger: Logger,
+  /** The identities the cluster still accepts (services/agent/peer-identities.ts). */
+  identities?: PeerIdentities,
 ): Promise<ProcessSupervisor | null> {
   if (!config.processes) return null;
   return startProcessSupervisor({
@@ -20,5 +23,6 @@ export async function startProcessesFromConfig(
     config: { ...config.processes, dataDir: resolve(config.processes.dataDir) },
     logger,
     setpriv: SETPRIV,
+    ...(identities ? { identities } : {}),
   });
 }

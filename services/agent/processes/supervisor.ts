@@ -15,9 +15,10 @@
  * leaseSeconds); `leaseSeconds` must not exceed clusterd's nodeGraceSeconds,
  * so our deadline always comes before the store's lease expires. Each shim
  * holds the deadline and SIGKILLs its process when it passes, even if this
- * agent is frozen (SIGSTOP) or dead.
+ * agent is frozen (SIGSTOP) or dead. Send times and deadlines are
+ * CLOCK_MONOTONIC (monotonic.ts): a step of the wall clock changes no lease.
+ * Copies run as an unprivileged user by default (run-as.ts, spawn-copy.ts).
  */
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { ProcessView } from '../../api/contracts.ts';
@@ -31,20 +32,23 @@ import {
   type Here,
 } from './copy-decision.ts';
 import { CopyDirs } from './copy-dirs.ts';
+import { EVERY_SIGNED_PEER, type PeerIdentities } from './endpoint-access.ts';
 import { startLoadReports } from './load-report.ts';
 import { type ShipDeps, shipCheckpoint } from './migration-source.ts';
+import { monotonicMs } from './monotonic.ts';
 import type { ProcessAgentConfig } from './process-agent-config.ts';
 import { followProcesses } from './process-feed.ts';
 import { KeyedProcesses } from './process-queue.ts';
 import { ProcessViews } from './process-views.ts';
-import { ShimCopy } from './shim-copy.ts';
+import type { ShimCopy } from './shim-copy.ts';
+import { spawnCopy } from './spawn-copy.ts';
 import type { SupervisorClient } from './supervisor-client.ts';
 import { type AgentEndpoint, startAgentEndpoint, type Tls } from './transfer.ts';
 
 export type { ProcessAgentConfig, SupervisorClient };
 
 export interface ProcessSupervisor {
-  /** A heartbeat sent at `sentAt` (ms) was acknowledged. */
+  /** A heartbeat sent at `sentAt` (CLOCK_MONOTONIC ms, monotonic.ts) was acknowledged. */
   leaseRenewed(sentAt: number): void;
   address(): string;
   /** For tests and status. */
@@ -59,7 +63,11 @@ export interface SupervisorOptions {
   config: ProcessAgentConfig;
   logger: Logger;
   setpriv: string | null;
+  /** The identities the cluster still accepts, for the agent endpoint (default: any signed peer). */
+  identities?: PeerIdentities;
 }
+
+const MiB = 1024 * 1024;
 
 const codeOf = (err: unknown): string | undefined => (err as ApiError | undefined)?.code;
 /** The record moved on under us: re-read it and decide again. */
@@ -100,10 +108,17 @@ class Supervisor implements ProcessSupervisor {
   async start(): Promise<void> {
     await this.#dirs.waitForOrphans(this.#logger);
     const { config } = this.#o;
+    if (!this.#o.identities) this.#logger.warn('no peer identities: any signed node is accepted');
     this.#endpoint = await startAgentEndpoint(
-      this.#o.tls,
-      config.listenHost ?? '127.0.0.1',
-      config.listenPort ?? 0,
+      {
+        tls: this.#o.tls,
+        host: config.listenHost ?? '127.0.0.1',
+        port: config.listenPort ?? 0,
+        node: this.#o.node,
+        identities: this.#o.identities ?? EVERY_SIGNED_PEER,
+        maxCheckpointBytes: config.maxCheckpointBytes ?? 256 * MiB,
+        logger: this.#logger,
+      },
       {
         receiveInto: (cpid, epoch, from) => this.#receiveInto(cpid, epoch, from),
         received: (cpid, epoch) => this.#logger.info({ cpid, epoch }, 'checkpoint received'),
@@ -145,7 +160,7 @@ class Supervisor implements ProcessSupervisor {
   leaseRenewed(sentAt: number): void {
     const next = sentAt + (this.#o.config.leaseSeconds ?? 10) * 1000;
     if (next <= this.#deadline) return;
-    const wasValid = Date.now() + 1000 < this.#deadline;
+    const wasValid = monotonicMs() + 1000 < this.#deadline;
     this.#deadline = next;
     for (const c of this.#copies.values()) if (!c.done) c.setDeadline(next);
     if (!wasValid) this.#kickAll();
@@ -193,7 +208,7 @@ class Supervisor implements ProcessSupervisor {
 
   async #pass(cpid: number): Promise<void> {
     const view = this.#views.get(cpid);
-    const action = decideCopyAction(view, this.#copyState(cpid), this.#here(), Date.now());
+    const action = decideCopyAction(view, this.#copyState(cpid), this.#here(), monotonicMs());
     await this.#perform(cpid, view, action);
   }
 
@@ -230,52 +245,41 @@ class Supervisor implements ProcessSupervisor {
         view,
         undefined,
         { ...this.#here(), slotFree: true },
-        Date.now(),
+        monotonicMs(),
       );
       if (this.#closed || !view || again.kind !== 'start') return this.#queue.add(cpid);
-      await this.#spawn(view);
+      if (!(await this.#spawn(view))) return;
     } finally {
       this.#starting--;
     }
     await this.#reportRunning(this.#views.get(cpid) as ProcessView);
   }
 
-  async #spawn(view: ProcessView): Promise<void> {
-    const { node, config } = this.#o;
-    const { checkpoint, restore } = await this.#dirs.prepare(view);
-    const env: Record<string, string> = {
-      ...(process.env as Record<string, string>),
-      AMALGAM_CPID: String(view.cpid),
-      AMALGAM_EPOCH: String(view.epoch),
-      AMALGAM_NODE: node,
-      AMALGAM_CHECKPOINT_DIR: checkpoint,
-      ...(restore ? { AMALGAM_RESTORE_DIR: restore } : {}),
-    };
-    delete env.NODE_OPTIONS;
-    const id = randomUUID();
-    const copy: ShimCopy = new ShimCopy(
-      {
-        command: view.command,
-        args: view.args,
-        env,
-        cwd: this.#dirs.dir(view.cpid),
-        logFile: this.#dirs.logFile(view.cpid),
-        intervalLog: config.intervalLog ?? null,
-        cpid: view.cpid,
-        epoch: view.epoch,
-        node,
-        copy: id,
-        deadline: this.#deadline,
-        setpriv: this.#o.setpriv,
-      },
-      (pid) => this.#dirs.recordCopy(view.cpid, { shim: copy.shimPid, pid, epoch: view.epoch, id }),
-    );
+  /** Starts a copy; false when this node refuses to run it (recorded as the process's failure). */
+  async #spawn(view: ProcessView): Promise<boolean> {
+    const started = await spawnCopy(view, {
+      node: this.#o.node,
+      config: this.#o.config,
+      dirs: this.#dirs,
+      setpriv: this.#o.setpriv,
+      deadline: this.#deadline,
+      onPid: (copy, pid) => void this.#dirs.recordCopy(copy, pid),
+    });
+    if (!started.ok) {
+      const { code, why } = started;
+      this.#logger.warn({ cpid: view.cpid, epoch: view.epoch, code }, `process refused: ${why}`);
+      const failure = `${code}: ${why}`;
+      await this.#reportOrReread(view.cpid, { epoch: view.epoch, event: 'failed', failure });
+      return false;
+    }
+    const { copy } = started;
     this.#copies.set(view.cpid, copy);
     void copy.exited.then(() => this.#onExit(copy));
     this.#logger.info(
-      { cpid: view.cpid, epoch: view.epoch, restore: restore !== null },
+      { cpid: view.cpid, epoch: view.epoch, user: started.user },
       'process copy started',
     );
+    return true;
   }
 
   async #onExit(copy: ShimCopy): Promise<void> {

@@ -1,143 +1,45 @@
 /**
  * Checkpoint directories between agents, and logs to `clusteradm logs`,
- * over the agent's own HTTPS endpoint with mutual TLS (the node certificates
- * the cluster CA issued: only cluster members connect, and the sender is
- * known by its certificate, CN `node:<name>`).
- *
- * A directory travels as a stream of frames, one per regular file:
- *   u32 BE path length | path (UTF-8, relative, no `..`) | u32 BE size high | u32 BE size low | bytes
- * and a final frame of path length 0. The receiver writes into a fresh
- * directory and renames it into place only after the final frame, so a cut
- * transfer never looks complete.
+ * over the agent's own HTTPS endpoint with mutual TLS (certificates the
+ * cluster CA issued; endpoint-access.ts decides who may do what: checkpoints
+ * only from nodes the cluster still accepts with the key they present, logs
+ * only to admins, operators and this node). A directory travels as the
+ * frames of checkpoint-frames.ts; it is acknowledged (200) only once it is
+ * durable in place, and refused (413 CHECKPOINT_TOO_LARGE) when it is larger
+ * than `maxCheckpointBytes`. The sender declares the size in a header and asks
+ * `Expect: 100-continue`, so a refusal (size, peer, epoch) comes before a byte
+ * of the body is sent; the frames' sizes are checked as well, for a sender
+ * that lies, and the connection is cut as soon as they pass the limit.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { dirname, join, normalize, sep } from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { isAmalgamError } from '../../core/errors.ts';
+import { publicKeyHash } from '../../pki/index.ts';
+import {
+  checkpointBytes,
+  checkpointTooLarge,
+  packDirectory,
+  unpackDirectory,
+} from './checkpoint-frames.ts';
+import {
+  type Access,
+  checkIdentity,
+  type EndpointPeer,
+  mayPushCheckpoint,
+  mayReadLogs,
+  type PeerIdentities,
+  peerOfSubject,
+} from './endpoint-access.ts';
 
 const NODE_ORGANIZATION = 'amalgam:nodes';
-const MAX_PATH = 4096;
-
-async function listFiles(root: string, prefix = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(join(root, prefix), { withFileTypes: true })) {
-    const rel = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
-    if (entry.isDirectory()) out.push(...(await listFiles(root, rel)));
-    else if (entry.isFile()) out.push(rel);
-  }
-  return out.sort();
-}
-
-/** The frames of `dir`, as a stream of buffers. */
-export async function* packDirectory(dir: string): AsyncGenerator<Buffer> {
-  for (const rel of await listFiles(dir)) {
-    const file = join(dir, rel);
-    const { size } = await stat(file);
-    const path = Buffer.from(rel, 'utf8');
-    const header = Buffer.alloc(12);
-    header.writeUInt32BE(path.length, 0);
-    header.writeUInt32BE(Math.floor(size / 2 ** 32), 4);
-    header.writeUInt32BE(size % 2 ** 32, 8);
-    // path goes between the length and the size: reorder into one buffer
-    yield Buffer.concat([header.subarray(0, 4), path, header.subarray(4)]);
-    let sent = 0;
-    for await (const chunk of createReadStream(file)) {
-      const b = chunk as Buffer;
-      const take = b.subarray(0, Math.max(0, size - sent));
-      sent += take.length;
-      yield take;
-    }
-    if (sent !== size) throw new Error(`${file} changed while it was sent`);
-  }
-  yield Buffer.alloc(4); // path length 0: the end
-}
-
-function safeRelative(rel: string): string {
-  const n = normalize(rel);
-  if (n.startsWith('..') || n.startsWith(sep) || n.includes(`${sep}..${sep}`) || n === '.') {
-    throw new Error(`unsafe path in checkpoint: ${JSON.stringify(rel)}`);
-  }
-  return n;
-}
-
-/** Reads frames from `input` into `target` (replaced atomically once complete). */
-export async function unpackDirectory(
-  input: AsyncIterable<Buffer>,
-  target: string,
-): Promise<number> {
-  const temp = `${target}.incoming-${process.pid}-${Date.now()}`;
-  await rm(temp, { recursive: true, force: true });
-  await mkdir(temp, { recursive: true });
-  let buf: Buffer = Buffer.alloc(0);
-  let files = 0;
-  let done = false;
-  let current: { out: ReturnType<typeof createWriteStream>; left: number } | null = null;
-  const write = (out: ReturnType<typeof createWriteStream>, chunk: Buffer) =>
-    new Promise<void>((resolve, reject) =>
-      out.write(chunk, (err) => (err ? reject(err) : resolve())),
-    );
-  const finish = (out: ReturnType<typeof createWriteStream>) =>
-    new Promise<void>((resolve, reject) => {
-      out.once('error', reject);
-      out.end(() => resolve());
-    });
-  try {
-    for await (const chunk of input) {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      for (;;) {
-        if (done) {
-          if (buf.length > 0) throw new Error('bytes after the end of the checkpoint');
-          break;
-        }
-        if (current) {
-          const take = buf.subarray(0, Math.min(buf.length, current.left));
-          if (take.length > 0) await write(current.out, take);
-          current.left -= take.length;
-          buf = buf.subarray(take.length);
-          if (current.left === 0) {
-            await finish(current.out);
-            current = null;
-            files++;
-            continue;
-          }
-          break;
-        }
-        if (buf.length < 4) break;
-        const pathLength = buf.readUInt32BE(0);
-        if (pathLength === 0) {
-          done = true;
-          buf = buf.subarray(4);
-          continue;
-        }
-        if (pathLength > MAX_PATH) throw new Error('path too long in checkpoint');
-        if (buf.length < 4 + pathLength + 8) break;
-        const rel = safeRelative(buf.subarray(4, 4 + pathLength).toString('utf8'));
-        const size = buf.readUInt32BE(4 + pathLength) * 2 ** 32 + buf.readUInt32BE(8 + pathLength);
-        buf = buf.subarray(12 + pathLength);
-        const file = join(temp, rel);
-        await mkdir(dirname(file), { recursive: true });
-        const out = createWriteStream(file);
-        current = { out, left: size };
-        if (size === 0) {
-          await finish(out);
-          current = null;
-          files++;
-        }
-      }
-    }
-    if (!done || current) throw new Error('the checkpoint stream was cut');
-    await rm(target, { recursive: true, force: true });
-    await rename(temp, target);
-    return files;
-  } catch (err) {
-    current?.out.destroy();
-    await rm(temp, { recursive: true, force: true });
-    throw err;
-  }
-}
+/** The bytes of the checkpoint's files, as the sender declares them. */
+const BYTES_HEADER = 'x-amalgam-checkpoint-bytes';
 
 export interface Tls {
   ca: string;
@@ -145,17 +47,16 @@ export interface Tls {
   key: string;
 }
 
-/** Who sent a request: `admin`, `node:<name>`, or null (the CA verified the chain already). */
-function peerOf(req: IncomingMessage): string | null {
+/** The verified peer of a request and the hash of its certificate's key, or null. */
+function peerOf(req: IncomingMessage): { peer: EndpointPeer; keyHash: string } | null {
   const socket = req.socket as TLSSocket;
   if (!socket.authorized) return null;
   const cert = socket.getPeerCertificate();
-  const subject = cert?.subject as unknown as Record<string, unknown> | undefined;
-  const cn = subject?.CN;
-  if (typeof cn !== 'string') return null;
-  if (cn.startsWith('node:') && subject?.O === NODE_ORGANIZATION) return cn;
-  if (cn === 'admin') return 'admin';
-  return null;
+  const peer = peerOfSubject(cert?.subject);
+  if (!peer || !cert.raw) return null;
+  const spki = new X509Certificate(cert.raw).publicKey.export({ type: 'spki', format: 'der' });
+  const der = new Uint8Array(spki).buffer;
+  return { peer, keyHash: publicKeyHash(der) };
 }
 
 export interface EndpointHandlers {
@@ -164,7 +65,7 @@ export interface EndpointHandlers {
    * to put it in, or an Error (answered 409) when this agent does not expect it.
    */
   receiveInto(cpid: number, epoch: number, from: string): Promise<string>;
-  /** Called once the directory is complete. */
+  /** Called once the directory is complete and durable. */
   received(cpid: number, epoch: number, dir: string): void;
   /** The log file of a cluster process on this node, or null. */
   logFile(cpid: number): string | null;
@@ -172,66 +73,150 @@ export interface EndpointHandlers {
   running(cpid: number): boolean;
 }
 
+export interface EndpointOptions {
+  tls: Tls;
+  host: string;
+  port: number;
+  /** This agent's node. */
+  node: string;
+  /** The identities the cluster still accepts. */
+  identities: PeerIdentities;
+  /** The most bytes a received checkpoint may hold. */
+  maxCheckpointBytes: number;
+  logger: Logger;
+}
+
 export interface AgentEndpoint {
   address: string;
   close(): Promise<void>;
 }
 
-export async function startAgentEndpoint(
-  tls: Tls,
-  host: string,
-  port: number,
-  handlers: EndpointHandlers,
-): Promise<AgentEndpoint> {
-  const server: Server = createServer(
-    { ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: true },
-    (req, res) => void handle(req, res),
-  );
-  const answer = (res: ServerResponse, status: number, body: unknown) => {
-    res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(body));
-  };
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+const answer = (res: ServerResponse, status: number, body: unknown, then?: () => void) => {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body), then);
+};
+
+/** The request handling of the endpoint: who asks, whether they may, and the answer. */
+class EndpointRequests {
+  constructor(
+    readonly options: EndpointOptions,
+    readonly handlers: EndpointHandlers,
+  ) {}
+
+  /** A refusal: answered with its code, logged, and the rest of the body not read. */
+  refuse(req: IncomingMessage, res: ServerResponse, who: string, a: Access): void {
+    if (a.ok) return;
+    this.options.logger.warn(
+      { peer: who, code: a.code, url: req.url },
+      `agent endpoint refused: ${a.why}`,
+    );
+    const { socket } = req; // detached from the request once the answer is out
+    answer(res, a.status, { code: a.code, error: a.why }, () => socket?.destroy());
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const peer = peerOf(req);
-      if (!peer) return answer(res, 401, { error: 'a cluster certificate is required' });
+      const from = peerOf(req);
+      if (!from) {
+        return answer(res, 401, {
+          code: 'UNAUTHENTICATED',
+          error: 'a cluster certificate is required',
+        });
+      }
+      const { peer } = from;
+      const known = checkIdentity(peer, from.keyHash, this.options.identities);
+      if (!known.ok) return this.refuse(req, res, peer.commonName, known);
       const url = new URL(req.url ?? '/', 'https://agent');
       const checkpoint = /^\/v1\/checkpoints\/(\d{1,10})\/(\d{1,10})$/.exec(url.pathname);
       if (req.method === 'PUT' && checkpoint) {
-        if (!peer.startsWith('node:')) return answer(res, 403, { error: 'nodes only' });
-        const cpid = Number(checkpoint[1]);
-        const epoch = Number(checkpoint[2]);
-        let dir: string;
-        try {
-          dir = await handlers.receiveInto(cpid, epoch, peer.slice(5));
-        } catch (err) {
-          req.resume();
-          return answer(res, 409, { error: (err as Error).message });
-        }
-        const files = await unpackDirectory(req as AsyncIterable<Buffer>, dir);
-        handlers.received(cpid, epoch, dir);
-        return answer(res, 200, { files });
+        const may = mayPushCheckpoint(peer);
+        if (!may.ok || peer.kind !== 'node') return this.refuse(req, res, peer.commonName, may);
+        return await this.receive(
+          req,
+          res,
+          peer.name,
+          Number(checkpoint[1]),
+          Number(checkpoint[2]),
+        );
       }
       const logs = /^\/v1\/logs\/(\d{1,10})$/.exec(url.pathname);
       if (req.method === 'GET' && logs) {
-        const cpid = Number(logs[1]);
-        const file = handlers.logFile(cpid);
-        if (!file) return answer(res, 404, { error: `no log of ${cpid} on this node` });
-        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-        await streamLog(file, url.searchParams.get('follow') === '1', res, () =>
-          handlers.running(cpid),
-        );
-        return;
+        const may = mayReadLogs(peer, this.options.node);
+        if (!may.ok) return this.refuse(req, res, peer.commonName, may);
+        return await this.logs(res, Number(logs[1]), url.searchParams.get('follow') === '1');
       }
-      answer(res, 404, { error: 'no such route' });
+      answer(res, 404, { code: 'NOT_FOUND', error: 'no such route' });
     } catch (err) {
-      if (!res.headersSent) answer(res, 500, { error: (err as Error).message });
+      if (!res.headersSent) answer(res, 500, { code: 'INTERNAL', error: (err as Error).message });
       else res.destroy();
     }
   }
+
+  async logs(res: ServerResponse, cpid: number, follow: boolean): Promise<void> {
+    const file = this.handlers.logFile(cpid);
+    if (!file)
+      return answer(res, 404, { code: 'NOT_FOUND', error: `no log of ${cpid} on this node` });
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+    await streamLog(file, follow, res, () => this.handlers.running(cpid));
+  }
+
+  async receive(
+    req: IncomingMessage,
+    res: ServerResponse,
+    from: string,
+    cpid: number,
+    epoch: number,
+  ): Promise<void> {
+    const max = this.options.maxCheckpointBytes;
+    const declared = Number(req.headers[BYTES_HEADER] ?? req.headers['content-length'] ?? 0);
+    const tooLarge = (err: unknown) => {
+      const e = isAmalgamError(err, 'CHECKPOINT_TOO_LARGE')
+        ? err
+        : checkpointTooLarge(declared, max);
+      this.refuse(req, res, `node:${from}`, {
+        ok: false,
+        status: 413,
+        code: e.code,
+        why: e.message,
+      });
+    };
+    if (declared > max) return tooLarge(null);
+    let dir: string;
+    try {
+      dir = await this.handlers.receiveInto(cpid, epoch, from);
+    } catch (err) {
+      req.resume();
+      return answer(res, 409, { code: 'PROCESS_STATE_CONFLICT', error: (err as Error).message });
+    }
+    // Accepted: now the sender may send the body (it asked `Expect: 100-continue`).
+    if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
+    let files: number;
+    try {
+      files = await unpackDirectory(req as AsyncIterable<Buffer>, dir, max);
+    } catch (err) {
+      if (isAmalgamError(err, 'CHECKPOINT_TOO_LARGE')) return tooLarge(err);
+      throw err;
+    }
+    this.handlers.received(cpid, epoch, dir);
+    answer(res, 200, { files });
+  }
+}
+
+export async function startAgentEndpoint(
+  options: EndpointOptions,
+  handlers: EndpointHandlers,
+): Promise<AgentEndpoint> {
+  const { tls } = options;
+  const requests = new EndpointRequests(options, handlers);
+  const server: Server = createServer(
+    { ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: true },
+    (req, res) => void requests.handle(req, res),
+  );
+  // Expect: 100-continue: decided like any request; receive() lets the body come once accepted.
+  server.on('checkContinue', (req, res) => void requests.handle(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    server.listen(options.port, options.host, () => resolve());
   });
   const a = server.address() as AddressInfo;
   const address = `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
@@ -290,6 +275,30 @@ function checkPeer(node: string) {
   };
 }
 
+/** A refusal by the receiving agent: its HTTP status and stable code. */
+export class CheckpointRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function refusalOf(to: string, status: number, text: string): CheckpointRefused {
+  let body: { code?: string; error?: string } = {};
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {}
+  const code = body.code ?? 'INTERNAL';
+  return new CheckpointRefused(
+    status,
+    code,
+    `${to} refused the checkpoint: ${status} ${code} ${body.error ?? text}`,
+  );
+}
+
 /** Sends `dir` (or an empty checkpoint when it is null) to node `to`'s agent. */
 export async function pushCheckpoint(
   tls: Tls,
@@ -301,6 +310,8 @@ export async function pushCheckpoint(
   timeoutMs = 30_000,
 ): Promise<number> {
   const { host, port } = splitAddress(address);
+  const bytes = dir === null ? 0 : await checkpointBytes(dir);
+  let answered = false;
   return new Promise<number>((resolve, reject) => {
     const req = request(
       {
@@ -314,34 +325,55 @@ export async function pushCheckpoint(
         servername: to,
         checkServerIdentity: checkPeer(to),
         timeout: timeoutMs,
-        headers: { 'content-type': 'application/octet-stream' },
+        headers: {
+          'content-type': 'application/octet-stream',
+          [BYTES_HEADER]: String(bytes),
+          expect: '100-continue',
+        },
         agent: false,
       },
       (res) => {
+        answered = true;
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d) => {
           text += d;
         });
-        res.on('end', () => {
+        // A refusal may come before the body is sent: it wins over the cut of our upload.
+        const settle = () => {
           if (res.statusCode === 200) resolve((JSON.parse(text) as { files: number }).files);
-          else reject(new Error(`${to} refused the checkpoint: ${res.statusCode} ${text}`));
+          else reject(refusalOf(to, res.statusCode ?? 0, text));
+        };
+        res.on('end', () => {
+          settle();
+          req.destroy(); // a refusal: whatever is left of the upload is not wanted
         });
+        res.on('error', settle);
       },
     );
     req.on('timeout', () => req.destroy(new Error('checkpoint transfer timed out')));
-    req.on('error', reject);
-    void (async () => {
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    const drained = () =>
+      new Promise((r) => {
+        req.once('drain', r);
+        req.once('close', r);
+      });
+    // The body only once the receiver accepted it (100 Continue).
+    req.once('continue', async () => {
       try {
         if (dir !== null) {
           for await (const frame of packDirectory(dir)) {
-            if (!req.write(frame)) await new Promise((r) => req.once('drain', r));
+            if (answered || req.destroyed) return;
+            if (!req.write(frame)) await drained();
           }
         } else req.write(Buffer.alloc(4));
         req.end();
       } catch (err) {
         req.destroy(err as Error);
       }
-    })();
+    });
+    req.flushHeaders();
   });
 }

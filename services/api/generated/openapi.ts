@@ -732,7 +732,7 @@ export interface components {
              * @description The stable error code; the catalogue is services/core/errors.ts.
              * @enum {string}
              */
-            code: "NO_QUORUM" | "WATCH_COMPACTED" | "LEASE_NOT_FOUND" | "INVALID_ARGUMENT" | "STORE_CLOSED" | "WAL_CORRUPT" | "DATA_DIR_LOCKED" | "RANGE_EXHAUSTED" | "NODE_NOT_FOUND" | "SEGMENT_NOT_FOUND" | "TOKEN_INVALID" | "TOKEN_MALFORMED" | "TOKEN_NOT_FOUND" | "TOKEN_EXPIRED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NODE_IN_USE" | "CSR_INVALID" | "CONTENDED" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL" | "NAME_TAKEN" | "ADDRESS_UNMAPPED" | "LOCK_TIMEOUT" | "LOCK_NOT_HELD" | "DEVICE_NOT_FOUND" | "PROCESS_NOT_FOUND" | "PID_SPACE_EXHAUSTED" | "NO_PLACEMENT" | "STALE_EPOCH" | "PROCESS_STATE_CONFLICT" | "PROCESS_NOT_MIGRATABLE" | "CREDENTIAL_REVOKED" | "TOKEN_EXHAUSTED" | "RATE_LIMITED" | "REQUEST_TIMEOUT" | "TOO_MANY_WATCHES" | "WATCH_SLOW_CONSUMER" | "QUOTA_EXCEEDED";
+            code: "NO_QUORUM" | "WATCH_COMPACTED" | "LEASE_NOT_FOUND" | "INVALID_ARGUMENT" | "STORE_CLOSED" | "WAL_CORRUPT" | "DATA_DIR_LOCKED" | "RANGE_EXHAUSTED" | "NODE_NOT_FOUND" | "SEGMENT_NOT_FOUND" | "TOKEN_INVALID" | "TOKEN_MALFORMED" | "TOKEN_NOT_FOUND" | "TOKEN_EXPIRED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NODE_IN_USE" | "CSR_INVALID" | "CONTENDED" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL" | "NAME_TAKEN" | "ADDRESS_UNMAPPED" | "LOCK_TIMEOUT" | "LOCK_NOT_HELD" | "DEVICE_NOT_FOUND" | "PROCESS_NOT_FOUND" | "PID_SPACE_EXHAUSTED" | "NO_PLACEMENT" | "STALE_EPOCH" | "PROCESS_STATE_CONFLICT" | "PROCESS_NOT_MIGRATABLE" | "CREDENTIAL_REVOKED" | "TOKEN_EXHAUSTED" | "RATE_LIMITED" | "REQUEST_TIMEOUT" | "TOO_MANY_WATCHES" | "WATCH_SLOW_CONSUMER" | "QUOTA_EXCEEDED" | "CHECKPOINT_TOO_LARGE" | "ROOT_NOT_ALLOWED" | "USER_UNKNOWN";
             detail: string;
             instance?: string;
             requestId: string;
@@ -1074,7 +1074,10 @@ export interface components {
             labels?: components["schemas"]["Labels"];
             node?: components["schemas"]["NodeName"];
             cpid?: components["schemas"]["Cpid"];
+            user?: components["schemas"]["ProcessUser"];
         };
+        /** @description The user the process runs as on its node (uid, gid and supplementary groups from the node's passwd database). Default: the node's processes.defaultUser (nobody). Root runs only when the node allows it (processes.allowRoot) and an admin created the process; otherwise the process fails with ROOT_NOT_ALLOWED. */
+        ProcessUser: string;
         MigrateProcessRequest: {
             to: components["schemas"]["NodeName"];
         };
@@ -1119,6 +1122,9 @@ export interface components {
             lastMovedAt: components["schemas"]["EpochMs"] | null;
             starts: number;
             owner: string;
+            user?: components["schemas"]["ProcessUser"];
+            /** @description The role of the caller that created the process (admin, operator, node). */
+            createdBy?: string;
             createdAt: components["schemas"]["EpochMs"];
             startedAt: components["schemas"]["EpochMs"] | null;
             exitCode: number | null;

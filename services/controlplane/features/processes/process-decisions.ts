@@ -3,6 +3,7 @@
  * step of the state machine (core/processes.ts) a report or a create is. No
  * I/O: the service reads, calls these, and commits the result in one CAS.
  */
+
 import type { CreateProcessRequest, ProcessReport } from '../../../api/contracts.ts';
 import { AmalgamError } from '../../../core/errors.ts';
 import { validateLabels, validateNodeName } from '../../../core/names.ts';
@@ -16,6 +17,8 @@ import {
   reportEnded,
   reportRunning,
 } from '../../../core/processes.ts';
+import { roleOf } from '../../service/authz.ts';
+import type { Caller } from '../../service/contracts.ts';
 
 export function invalid(field: string, rule: string): AmalgamError {
   return new AmalgamError('INVALID_ARGUMENT', `${field}: ${rule}`, { field });
@@ -37,6 +40,12 @@ export function validateCpid(cpid: unknown, field = 'cpid'): asserts cpid is num
 }
 
 /** A create request with its defaults filled in, or INVALID_ARGUMENT naming the field. */
+const PROCESS_USER = /^[a-z_][a-z0-9_.-]{0,31}$/;
+
+/** The role recorded as a process's creator (`createdBy`): the agent runs root only for `admin`. */
+/** The role recorded as the process's creator (the agent runs root only for 'admin'). */
+export const creatorRole = (caller: Caller): string => roleOf(caller) ?? 'anonymous';
+
 export function newProcessOf(request: CreateProcessRequest): NewProcess {
   if (typeof request.command !== 'string' || request.command.length === 0) {
     throw invalid('command', 'a non-empty string');
@@ -49,7 +58,17 @@ export function newProcessOf(request: CreateProcessRequest): NewProcess {
   validateLabels(labels, 'labels');
   if (request.node !== undefined) validateNodeName(request.node, 'node');
   if (request.cpid !== undefined) validateCpid(request.cpid);
-  return { command: request.command, args: request.args ?? [], migratable, cpus, labels };
+  if (request.user !== undefined && !PROCESS_USER.test(request.user)) {
+    throw invalid('user', 'a user name ([a-z_][a-z0-9_.-]{0,31})');
+  }
+  return {
+    command: request.command,
+    args: request.args ?? [],
+    migratable,
+    cpus,
+    labels,
+    ...(request.user === undefined ? {} : { user: request.user }),
+  };
 }
 
 /**

@@ -59,6 +59,8 @@ function createRequest(r: Record<string, unknown>): CreateProcessRequest {
   if (node !== undefined) out.node = node;
   const cpid = present(r.cpid as number | undefined);
   if (cpid !== undefined) out.cpid = cpid;
+  const user = present(r.user as string | undefined);
+  if (user !== undefined) out.user = user;
   return out;
 }
 

@@ -35,6 +35,7 @@ import { nodeKeys } from '../nodes/records.ts';
 import { PidBlockService } from './pid-block-service.ts';
 import {
   applyReport,
+  creatorRole,
   existingOnCreate,
   newProcessOf,
   processNotFound,
@@ -128,7 +129,7 @@ export class ProcessSpace implements ProcessServiceInternal {
       labels: wanted.labels,
       ...(node === undefined ? {} : { node }),
     });
-    const record = newProcessRecord(wanted, cpid, home, owner, this.now());
+    const record = newProcessRecord(wanted, cpid, home, owner, this.now(), creatorRole(caller));
     const key = processKeys.process(cpid);
     const result = await updateAtomically(this.store, [key], (current) => {
       const existing = processIn(current, cpid);
