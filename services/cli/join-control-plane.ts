@@ -107,7 +107,7 @@ export function controlPlaneOptions(command: Command): void {
     )
     .option(
       '--advertise-address <ip>',
-      "with --control-plane: this machine's address for etcd peers and clients",
+      "this machine's address: with --control-plane for etcd peers and clients; as a node, where its page server listens and what it publishes (default: the local address of the route to clusterd)",
       parseIp,
     )
     .option(

@@ -8,12 +8,15 @@
  * The node key is made (or reused) and saved before the join is sent, so a
  * join whose answer was lost can be repeated as the same identity.
  */
+
 import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join as joinPath } from 'node:path';
 import { InvalidArgumentError, Option } from 'commander';
 import type { JoinRequest, JoinResult, NodeView } from '../api/contracts.ts';
 import { ClientError, createClient } from '../client/index.ts';
 import { parseBootstrapToken } from '../core/bootstrap-token.ts';
+import { isLoopbackHost } from '../core/endpoints.ts';
 import { isValidNodeName } from '../core/names.ts';
 import { verifyCaCertHash } from '../pki/index.ts';
 import {
@@ -177,7 +180,7 @@ async function writeAgentFiles(
   ca: string,
   result: JoinResult,
   keyFile: string,
-  options: Pick<Options, 'metricsPort'>,
+  options: Pick<Options, 'metricsPort'> & { pageServerHost: string | undefined },
 ): Promise<string> {
   const files: AgentConfig = {
     server: [server],
@@ -186,6 +189,9 @@ async function writeAgentFiles(
     keyFile,
     caFile: joinPath(home, 'ca.crt'),
     ...(options.metricsPort === undefined ? {} : { metricsPort: options.metricsPort }),
+    ...(options.pageServerHost === undefined
+      ? {}
+      : { pageserver: { listenHost: options.pageServerHost } }),
   };
   await writeFileAtomic(files.certFile, result.certificate, PUBLIC);
   await writeFileAtomic(files.caFile, ca, PUBLIC);
@@ -333,7 +339,12 @@ export const join = defineCommand<Options, [string]>({
     const request = { token: options.token, name, csr: key.csrPem, capacity };
     const result = await sendJoin(server, ca, request, key.keyPem, options.caCertHash);
     // 4. The agent's credentials and configuration.
-    const agentFile = await writeAgentFiles(home, server, ca, result, key.keyFile, options);
+    const pageServerHost = options.advertiseAddress ?? (await localAddressTowards(server));
+    if (pageServerHost !== undefined) progress(`the page server will listen on ${pageServerHost}`);
+    const agentFile = await writeAgentFiles(home, server, ca, result, key.keyFile, {
+      ...options,
+      pageServerHost,
+    });
     // 5. The agent: replaced when one runs from this home (the credentials may be new).
     const agent = await startAgentFor(
       home,
@@ -358,3 +369,26 @@ export const join = defineCommand<Options, [string]>({
     }
   },
 });
+
+/**
+ * The address other machines reach this one at, for its page server: the
+ * local end of a connection to clusterd (the interface the route to the
+ * control plane uses). Undefined when clusterd is on this machine's loopback
+ * (a one-machine cluster: the page server stays on 127.0.0.1) or unreachable
+ * (join fails on its own then). A page server on loopback or a wildcard is
+ * refused in heartbeats unless the cluster is single-machine.
+ */
+export function localAddressTowards(serverUrl: string): Promise<string | undefined> {
+  const url = new URL(serverUrl);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve) => {
+    const socket = connect({ host, port: Number(url.port || 443), timeout: 5000 });
+    const done = (address: string | undefined) => {
+      socket.destroy();
+      resolve(address === undefined || isLoopbackHost(address) ? undefined : address);
+    };
+    socket.once('connect', () => done(socket.localAddress?.replace(/^::ffff:/, '')));
+    socket.once('timeout', () => done(undefined));
+    socket.once('error', () => done(undefined));
+  });
+}
