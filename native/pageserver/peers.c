@@ -1,6 +1,7 @@
 /* peers.c - see peers.h. */
 #include "peers.h"
 
+#include "../common/readfile.h"
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -123,36 +124,14 @@ int peertable_parse(const char *text, const char *name, struct peertable **out, 
 
 int peertable_load(const char *file, struct peertable **out, char *err, size_t errlen) {
   *out = NULL;
-  FILE *f = fopen(file, "re");
-  if (!f) {
-    int e = errno;
-    snprintf(err, errlen, "cannot read --peers %s: %s", file, strerror(e));
-    return -e;
+  char *buf;
+  int rc = amc_read_file(file, MAX_FILE, &buf);
+  if (rc < 0) {
+    snprintf(err, errlen, "cannot read --peers %s: %s", file,
+             rc == -EFBIG ? "larger than the limit" : strerror(-rc));
+    return rc;
   }
-  size_t cap = 4096, len = 0, n;
-  char *buf = malloc(cap);
-  while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-    len += n;
-    if (cap - len - 1 == 0) {
-      char *p = cap >= MAX_FILE ? NULL : realloc(buf, cap * 2);
-      if (!p) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = p;
-      cap *= 2;
-    }
-  }
-  int ferr = ferror(f);
-  fclose(f);
-  if (!buf || ferr) {
-    free(buf);
-    snprintf(err, errlen, "cannot read --peers %s (too large or unreadable)", file);
-    return -EIO;
-  }
-  buf[len] = '\0';
-  int rc = peertable_parse(buf, file, out, err, errlen);
+  rc = peertable_parse(buf, file, out, err, errlen);
   free(buf);
   return rc;
 }

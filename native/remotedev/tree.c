@@ -1,6 +1,7 @@
 /* tree.c - see tree.h. */
 #include "tree.h"
 
+#include "../common/readfile.h"
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -147,37 +148,15 @@ int tree_parse(const char *text, const char *name, struct tree **out, char *err,
 }
 
 int tree_load(const char *file, struct tree **out, char *err, size_t errlen) {
-  FILE *f = fopen(file, "re");
-  if (!f) {
-    int e = errno;
-    snprintf(err, errlen, "cannot read --tree %s: %s", file, strerror(e));
-    return -e;
+  *out = NULL;
+  char *buf;
+  int rc = amc_read_file(file, (size_t)64 << 20, &buf);
+  if (rc < 0) {
+    snprintf(err, errlen, "cannot read --tree %s: %s", file,
+             rc == -EFBIG ? "larger than the limit" : strerror(-rc));
+    return rc;
   }
-  size_t cap = 4096, len = 0;
-  char *buf = malloc(cap);
-  size_t n;
-  while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-    len += n;
-    if (cap - len - 1 == 0) {
-      char *p = cap > (64u << 20) ? NULL : realloc(buf, cap * 2);
-      if (!p) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = p;
-      cap *= 2;
-    }
-  }
-  int ferr = ferror(f);
-  fclose(f);
-  if (!buf || ferr) {
-    free(buf);
-    snprintf(err, errlen, "cannot read --tree %s", file);
-    return -EIO;
-  }
-  buf[len] = '\0';
-  int rc = tree_parse(buf, file, out, err, errlen);
+  rc = tree_parse(buf, file, out, err, errlen);
   free(buf);
   return rc;
 }

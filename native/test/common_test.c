@@ -1,9 +1,12 @@
 /* common_test.c - unit tests of native/common: number and address parsing, the member/node subject rules. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "../common/numparse.h"
+#include "../common/readfile.h"
 #include "../common/tls_peer.h"
 
 #include "check.h"
@@ -61,7 +64,25 @@ static void subjects(void) {
   CHECK(amc_node_name_valid("a-1") && !amc_node_name_valid("a-") && !amc_node_name_valid(""));
 }
 
+static void read_files(void) {
+  char path[] = "/tmp/amc_read_file_XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  if (fd < 0) return;
+  char big[10000];
+  memset(big, 'x', sizeof big);
+  CHECK(write(fd, big, sizeof big) == (ssize_t)sizeof big);
+  close(fd);
+  char *buf = NULL;
+  CHECK(amc_read_file(path, sizeof big, &buf) == 0 && buf && strlen(buf) == sizeof big);
+  free(buf);
+  CHECK(amc_read_file(path, sizeof big - 1, &buf) == -EFBIG && buf == NULL);
+  unlink(path);
+  CHECK(amc_read_file(path, 1 << 20, &buf) == -ENOENT && buf == NULL);
+}
+
 int main(void) {
+  read_files();
   numbers();
   host_ports();
   subjects();
