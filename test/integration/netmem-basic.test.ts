@@ -101,7 +101,13 @@ t.test('netmem against three page servers', async (t) => {
     );
     t.equal(r.code, 0, `exit status 0 (stderr: ${r.stderr})`);
     const dead = readLine(r.lines, s2);
-    t.match(dead, /error ECONNRESET \(-104\)/, 'the dropped connection: ECONNRESET');
+    // ECONNRESET when the read meets the dropped connection; ECONNREFUSED when netmem
+    // already saw it closed (it checks a pooled connection before a call) and redialled.
+    t.match(
+      dead,
+      /error (ECONNRESET \(-104\)|ECONNREFUSED \(-111\))/,
+      'the dropped connection: reset, or refused on the redial',
+    );
     t.ok(elapsedMs(dead) < TIMEOUT_MS, `within the timeout (${elapsedMs(dead)} ms)`);
     t.match(readLine(r.lines, s0), / ok$/, 'a live range still reads');
     const across = readLine(r.lines, boundary);

@@ -90,7 +90,12 @@ export async function startHarness(
     runtime,
     logger: log,
     registry: new Registry(),
-    identify: callerFromHeader,
+    // As the TLS door does: a user's key must still be the one its record names
+    // (service/credentials.ts). Header nodes carry no key, so only users are checked.
+    identify: (request) => {
+      const caller = callerFromHeader(request);
+      return caller.kind === 'user' ? runtime.credentials.verify(caller, caller.keyHash) : caller;
+    },
     ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
   });
   await app.ready();
