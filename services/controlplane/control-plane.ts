@@ -31,7 +31,7 @@ import { authorize } from './service/authz.ts';
 import type { Caller, ControlPlaneRuntime, ControlPlaneStats } from './service/contracts.ts';
 import { Credentials } from './service/credentials.ts';
 import { keys } from './service/keys.ts';
-import { readJson } from './service/optimistic.ts';
+import { putJson, updateAtomically } from './service/optimistic.ts';
 import { ResourceWatchService } from './service/watch-service.ts';
 
 export interface ControlPlaneOptions {
@@ -63,6 +63,7 @@ export interface ControlPlaneOptions {
 interface ClusterRecord {
   name: string;
   caCertHash: string;
+  createdAt?: number;
 }
 
 /** The features' services, built once per replica. */
@@ -85,17 +86,13 @@ async function recordCluster(
   hash: string,
   now: number,
 ): Promise<ClusterRecord | undefined> {
-  await store.txn({
-    compares: [{ key: keys.cluster, target: 'version', op: '==', value: 0 }],
-    onSuccess: [
-      {
-        type: 'put',
-        key: keys.cluster,
-        value: JSON.stringify({ name: clusterName, caCertHash: hash, createdAt: now }),
-      },
-    ],
+  // Created once, by whichever replica comes first; the others read it.
+  const cluster = await updateAtomically(store, [keys.cluster], (current) => {
+    const existing = current.get<ClusterRecord>(keys.cluster);
+    if (existing) return { writes: [], result: existing };
+    const created: ClusterRecord = { name: clusterName, caCertHash: hash, createdAt: now };
+    return { writes: [putJson(keys.cluster, created)], result: created };
   });
-  const cluster = await readJson<ClusterRecord>(store, keys.cluster);
   if (cluster && cluster.caCertHash !== hash) {
     throw new Error(
       `this store belongs to cluster ${cluster.name} with CA ${cluster.caCertHash}; clusterd was given CA ${hash}`,
